@@ -1,0 +1,120 @@
+"""The capture SDK: record production events without ever slowing or breaking the caller.
+
+    client = feedback.Client("path/to/workspace")
+    client.prediction("req-123", text="where is my card?", label="card_arrival", score=0.91)
+    client.correction("req-123", label="card_delivery_estimate", by="user-42")
+
+Every call validates the event, appends one line to this process's spool segment
+and returns True, in microseconds. It never opens the store and never raises: a bad
+event or a failed write (a full disk) returns False, is logged, and is counted in
+`client.stats`. Safe from many threads; each process writes its own segment.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+from pathlib import Path
+
+from . import events
+from .errors import InvalidEvent
+from .spool import SegmentWriter
+from .workspace import ENV_VAR, Workspace, find_workspace
+
+log = logging.getLogger("feedback.capture")
+
+
+class Client:
+    """Captures events into a workspace's spool."""
+
+    def __init__(self, workspace: str | Path | Workspace | None = None):
+        ws = workspace if isinstance(workspace, Workspace) else find_workspace(workspace)
+        conf = ws.config["capture"]
+        self.max_text_chars = conf["max_text_chars"]
+        self._spool = ws.path("spool")
+        self._writer_options = {"max_bytes": conf["segment_max_bytes"], "max_seconds": conf["segment_max_seconds"]}
+        self._writer = SegmentWriter(self._spool, **self._writer_options)
+        self._pid = os.getpid()
+        self._count_lock = threading.Lock()
+        self.stats = {"accepted": 0, "rejected": 0, "dropped": 0}
+        atexit.register(self.close)
+
+    def capture(self, event: dict) -> bool:
+        """Record one event (a dict of the v1 contract). True when it is safely spooled."""
+        return self.capture_checked(event)[0]
+
+    def capture_checked(self, event: dict) -> tuple[bool, dict]:
+        """Record one event; return (accepted, detail) where detail names the event or the problem."""
+        try:
+            normalised = events.validate(event, max_text_chars=self.max_text_chars)
+        except InvalidEvent as exc:
+            self._count("rejected")
+            log.warning("event rejected (%s): %s", exc.reason, exc)
+            return False, {"reason": exc.reason, "field": exc.field, "message": str(exc)}
+        try:
+            self._writer_for_this_process().append(events.to_line(normalised))
+        except OSError as exc:
+            self._count("dropped")
+            log.error("event %s not spooled: %s", normalised["event_id"], exc)
+            return False, {"reason": "spool_write_failed", "field": None, "message": str(exc)}
+        self._count("accepted")
+        return True, {"event_id": normalised["event_id"], "item_id": normalised["item_id"]}
+
+    def prediction(self, item_id: str | None, *, text: str | None = None, label: str, score: float | None = None,
+                   probs: dict | None = None, model: str | None = None, model_version: str | None = None,
+                   features: dict | None = None, **extra) -> bool:
+        """Record what the model predicted for one request."""
+        prediction = {"label": label, "score": score, "probs": probs, "model": model, "model_version": model_version}
+        return self.capture({"type": "prediction", "item_id": item_id, "input": _input(text, features),
+                             "prediction": prediction, **extra})
+
+    def correction(self, item_id: str, *, label: str, by: str | None = None, note: str | None = None, **extra) -> bool:
+        """Record a user's correction of the prediction for `item_id`."""
+        return self.capture({"type": "correction", "item_id": item_id,
+                             "correction": {"label": label, "by": by, "note": note}, **extra})
+
+    def error(self, item_id: str | None, *, kind: str, message: str | None = None, text: str | None = None,
+              features: dict | None = None, **extra) -> bool:
+        """Record a failed request."""
+        return self.capture({"type": "error", "item_id": item_id, "input": _input(text, features),
+                             "error": {"kind": kind, "message": message}, **extra})
+
+    def flush(self) -> None:
+        """Seal the current segment so the next ingest takes everything captured so far."""
+        self._writer.seal()
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def _writer_for_this_process(self) -> SegmentWriter:
+        if os.getpid() != self._pid:  # forked: never share the parent's segment
+            self._writer = SegmentWriter(self._spool, **self._writer_options)
+            self._pid = os.getpid()
+        return self._writer
+
+    def _count(self, key: str) -> None:
+        with self._count_lock:
+            self.stats[key] += 1
+
+
+def _input(text, features) -> dict | None:
+    if text is None and features is None:
+        return None
+    return {"text": text, "features": features}
+
+
+_default: dict[str, Client] = {}
+
+
+def capture(event: dict) -> bool:
+    """Record one event with the default client (the workspace from $FEEDBACK_WORKSPACE or the current folder)."""
+    client = _default.get("client")
+    if client is None:
+        try:
+            client = _default.setdefault("client", Client())
+        except Exception as exc:  # never raise into the caller's request path
+            log.error("feedback capture is not configured (%s); set %s", exc, ENV_VAR)
+            return False
+    return client.capture(event)

@@ -1,0 +1,42 @@
+"""The demo: a workspace seeded from the repository's sample_data/, and the app on top of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import FeedbackError
+from .ingest import ingest_files
+from .workspace import CONFIG_NAME, Workspace, init_workspace
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO / "sample_data"
+APP = REPO / "app.py"
+
+
+def prepare_demo(directory: str | Path, *, sample_data: Path = SAMPLE_DATA) -> Workspace:
+    """Create the demo workspace (or reuse it) and ingest the sample log; re-running adds nothing twice."""
+    events = sample_data / "events.jsonl"
+    if not events.is_file():
+        raise FeedbackError(f"{events} is missing; regenerate it with `python sample_data/make_sample.py`")
+    root = Path(directory)
+    if (root / CONFIG_NAME).exists():
+        ws = Workspace(root)
+    else:
+        labels = json.loads((sample_data / "taxonomy.json").read_text(encoding="utf-8"))
+        ws = init_workspace(root, dataset="banking77", labels=labels)
+    ingest_files(ws, [events])
+    return ws
+
+
+def run_app(ws: Workspace, *, port: int) -> None:
+    """Run the Streamlit app on the workspace until interrupted."""
+    if not APP.is_file():
+        raise FeedbackError(f"{APP} is missing: the app ships with the repository checkout")
+    env = {**os.environ, "FEEDBACK_WORKSPACE": str(ws.root)}
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    subprocess.run(command, env=env, check=False)

@@ -1,0 +1,250 @@
+"""The capture event contract, version 1 (published as `feedback/schema/event-v1.json`).
+
+An event is a JSON object: `type` (prediction, correction, error), `item_id` (or an
+`input` it is derived from), optional `event_id`, `ts`, `input`, `prediction`,
+`correction`, `error`, `meta` and `schema_version`. `validate` checks one event and
+returns its normalised form, or raises `InvalidEvent` with a stable reason code.
+
+A normalised event is what the spool and the store hold: the producer's fields plus
+`event_id` (generated when absent), `item_id` (derived when absent), `ts` (capture
+time when absent), `received_at` and `content_hash` (a hash of what the producer
+sent, so a retried event is recognised and a reused id with other content is not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+
+from .errors import InvalidEvent
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schema" / "event-v1.json"
+TYPES = ("prediction", "correction", "error")
+MAX_ID_CHARS = 200
+DEFAULT_MAX_TEXT_CHARS = 100_000
+
+#: Stable reason codes for rejected events, with what each means.
+REASONS = {
+    "invalid_json": "the line is not valid JSON",
+    "invalid_utf8": "the bytes are not valid UTF-8",
+    "not_an_object": "the event is not a JSON object",
+    "missing_field": "a required field is absent",
+    "wrong_type": "a field has the wrong JSON type",
+    "invalid_value": "a field's value is not allowed (empty, out of range, not finite)",
+    "invalid_time": "a timestamp is not ISO 8601 with a time zone, nor epoch seconds",
+    "unknown_field": "a field the contract does not define (is the producer on a newer schema?)",
+    "unsupported_schema_version": "the event was written for a schema version this store does not know",
+    "too_large": "a text or the whole event exceeds the configured size limit",
+    "unknown_label": "a label is not in the workspace's fixed taxonomy",
+    "duplicate_event_conflict": "an event with this event_id but different content is already stored",
+}
+
+_FIELDS = {
+    "schema_version", "event_id", "type", "item_id", "ts", "input",
+    "prediction", "correction", "error", "meta",
+}
+_SECTIONS = {
+    "input": {"text": str, "features": dict},
+    "prediction": {"label": str, "score": float, "probs": dict, "model": str, "model_version": str},
+    "correction": {"label": str, "by": str, "note": str},
+    "error": {"kind": str, "message": str},
+}
+_REQUIRED = {"prediction": ("label",), "correction": ("label",), "error": ("kind",)}
+_REQUIRED_TEXTS = {"label", "kind"}
+_LONG_TEXTS = {"text", "message", "note"}
+_NUMBER = (float, int)
+_ids = {}
+
+
+def _reseed_ids() -> None:
+    _ids.update(prefix=f"{os.urandom(6).hex()}-", counter=itertools.count())
+
+
+_reseed_ids()
+os.register_at_fork(after_in_child=_reseed_ids)
+
+
+def new_event_id() -> str:
+    """A unique event id: a random per-process prefix and a counter (fast, no syscalls)."""
+    return _ids["prefix"] + str(next(_ids["counter"]))
+
+
+def derive_item_id(inp: dict) -> str:
+    """An item id from a content hash of the input, for producers that have no request id."""
+    return "in-" + hashlib.blake2b(orjson.dumps(inp, option=orjson.OPT_SORT_KEYS), digest_size=10).hexdigest()
+
+
+def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, received_at: float | None = None) -> dict:
+    """Check one event against the contract; return its normalised form or raise `InvalidEvent`."""
+    if not isinstance(event, dict):
+        raise InvalidEvent("not_an_object", f"expected a JSON object, got {_json_type(event)}")
+    unknown = event.keys() - _FIELDS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidEvent("unknown_field", f"is not part of schema v{SCHEMA_VERSION}", name)
+    version = event.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+            raise InvalidEvent(
+                "unsupported_schema_version",
+                f"is {version}; this store reads v{SCHEMA_VERSION}: upgrade feedback-workbench before sending v{version} events",
+                "schema_version",
+            )
+        raise InvalidEvent("invalid_value", f"must be {SCHEMA_VERSION}", "schema_version")
+    kind = event.get("type")
+    if kind is None:
+        raise InvalidEvent("missing_field", "is required (one of prediction, correction, error)", "type")
+    if kind not in TYPES:
+        raise InvalidEvent("invalid_value", f"{kind!r} is not one of prediction, correction, error", "type")
+    for section, spec in _SECTIONS.items():
+        value = event.get(section)
+        if value is not None:
+            _check_section(section, value, spec, max_text_chars)
+    if event.get(kind) is None:
+        raise InvalidEvent("missing_field", f"is required for a {kind} event", kind)
+    if kind == "prediction" and event.get("input") is None:
+        raise InvalidEvent("missing_field", "is required for a prediction event", "input")
+    for section in ("meta", "input"):
+        value = event.get(section)
+        if section == "meta" and value is not None and not isinstance(value, dict):
+            raise InvalidEvent("wrong_type", f"must be an object, got {_json_type(value)}", "meta")
+        if value and _has_nonfinite(value):
+            raise InvalidEvent("invalid_value", "numbers must be finite (no NaN or Infinity)", section)
+    content = {
+        k: ({n: x for n, x in v.items() if x is not None} if k in _SECTIONS else v)
+        for k, v in event.items()
+        if v is not None and k not in ("event_id", "schema_version")
+    }
+    item_id = content.get("item_id")
+    if item_id is None:
+        if "input" not in content:
+            raise InvalidEvent("missing_field", "is required when the event has no input to derive it from", "item_id")
+        content["item_id"] = derive_item_id(content["input"])
+    else:
+        _check_id(item_id, "item_id")
+    event_id = event.get("event_id")
+    if event_id is None:
+        event_id = new_event_id()
+    else:
+        _check_id(event_id, "event_id")
+    received_at = received_at or time.time()
+    content["ts"] = received_at if "ts" not in content else _check_time(content["ts"])
+    try:
+        body = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" in str(exc):
+            raise InvalidEvent("invalid_utf8", "contains an unpaired surrogate, which is not valid UTF-8") from None
+        raise InvalidEvent("invalid_value", f"holds a value the store cannot keep ({exc})") from None
+    content["schema_version"] = SCHEMA_VERSION
+    content["event_id"] = event_id
+    content["received_at"] = received_at
+    content["content_hash"] = hashlib.blake2b(body, digest_size=12).hexdigest()
+    return content
+
+
+def to_line(normalised: dict) -> bytes:
+    """The spool line of a normalised event: compact UTF-8 JSON and a newline."""
+    return orjson.dumps(normalised, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def _has_nonfinite(value) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_nonfinite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_nonfinite(v) for v in value)
+    return False
+
+
+def _check_section(section: str, value, spec: dict, max_text_chars: int) -> None:
+    if not isinstance(value, dict):
+        raise InvalidEvent("wrong_type", f"must be an object, got {_json_type(value)}", section)
+    for key, item in value.items():
+        expected = spec.get(key)
+        if expected is None:
+            raise InvalidEvent("unknown_field", f"is not part of schema v{SCHEMA_VERSION}", f"{section}.{key}")
+        if item is None:
+            continue
+        if expected is float:
+            if not (item.__class__ in _NUMBER and 0.0 <= item <= 1.0):
+                _check_probability(item, f"{section}.{key}")
+        elif item.__class__ is not expected and not isinstance(item, expected):
+            raise InvalidEvent("wrong_type", f"must be {_json_name(expected)}, got {_json_type(item)}", f"{section}.{key}")
+        elif expected is str:
+            limit = max_text_chars if key in _LONG_TEXTS else MAX_ID_CHARS
+            if len(item) > limit or (not item and key in _REQUIRED_TEXTS):
+                _check_text(item, f"{section}.{key}", limit)
+    for key in _REQUIRED.get(section, ()):
+        if value.get(key) is None:
+            raise InvalidEvent("missing_field", "is required", f"{section}.{key}")
+    if section == "input" and value.get("text") is None and value.get("features") is None:
+        raise InvalidEvent("missing_field", "input needs a text or features", "input.text")
+    for label, p in (value.get("probs") or {}).items():
+        if not (p.__class__ in _NUMBER and 0.0 <= p <= 1.0):
+            _check_probability(p, f"{section}.probs.{label}")
+
+
+def _check_text(text: str, where: str, limit: int) -> None:
+    if not text:
+        raise InvalidEvent("invalid_value", "must not be empty", where)
+    raise InvalidEvent("too_large", f"has {len(text):,} characters; the limit is {limit:,}", where)
+
+
+def _check_probability(value, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidEvent("wrong_type", f"must be a number, got {_json_type(value)}", where)
+    raise InvalidEvent("invalid_value", f"must be a finite number in [0, 1], got {value!r}", where)
+
+
+def _check_id(value, where: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidEvent("wrong_type", f"must be a string, got {_json_type(value)}", where)
+    if not value or len(value) > MAX_ID_CHARS:
+        raise InvalidEvent("invalid_value", f"must have 1 to {MAX_ID_CHARS} characters", where)
+
+
+def _check_time(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed.isoformat()
+    raise InvalidEvent("invalid_time", f"{value!r} is not ISO 8601 with a time zone (e.g. 2026-11-01T12:00:00Z) nor epoch seconds", "ts")
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "array", str: "string", int: "number", float: "number"}.get(type(value), type(value).__name__)
+
+
+def _json_name(kind: type) -> str:
+    return {dict: "an object", str: "a string"}[kind]
+
+
+def parse_line(raw: bytes) -> dict:
+    """Decode one JSONL line (bytes) into an object, raising `InvalidEvent` for bad UTF-8 or JSON."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent("invalid_utf8", f"byte {exc.start} is not valid UTF-8") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidEvent("invalid_json", f"{exc.msg} at column {exc.colno}") from None

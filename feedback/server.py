@@ -1,0 +1,80 @@
+"""The HTTP capture endpoint: events in, spool lines out. It never opens the store.
+
+POST /v1/events takes one event, a JSON list of events, or {"events": [...]} and
+answers 202 with a result per event (accepted with its event_id, or rejected with
+reason, field and message). A bearer token is required when the environment
+variable named by `server.token_env` (default FEEDBACK_TOKEN) is set.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from .capture import Client
+from .events import SCHEMA_PATH
+from .workspace import Workspace
+
+
+def create_app(ws: Workspace) -> FastAPI:
+    """The ASGI app for one workspace."""
+    conf = ws.config["server"]
+    token = os.environ.get(conf["token_env"]) or None
+    limit = int(conf["max_body_bytes"])
+    client = Client(ws)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        client.close()
+
+    app = FastAPI(title="feedback-workbench capture", version="1", lifespan=lifespan)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"ok": True, "stats": client.stats}
+
+    @app.get("/v1/schema")
+    def schema():
+        return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+    @app.post("/v1/events", status_code=202)
+    async def post_events(request: Request):
+        if token and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}"):
+            return _problem(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+        if int(request.headers.get("content-length") or 0) > limit:
+            return _problem(413, f"body over {limit:,} bytes; send smaller batches")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return _problem(413, f"body over {limit:,} bytes; send smaller batches")
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _problem(400, f"body is not valid JSON: {exc}")
+        batch = payload.get("events") if isinstance(payload, dict) and "events" in payload else payload
+        batch = batch if isinstance(batch, list) else [batch]
+        results = []
+        for index, event in enumerate(batch):
+            accepted, detail = client.capture_checked(event)
+            results.append({"index": index, "status": "accepted" if accepted else "rejected", **detail})
+        accepted = sum(r["status"] == "accepted" for r in results)
+        return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
+
+    return app
+
+
+def _problem(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def run(ws: Workspace, *, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(ws), host=host, port=port, log_level="info")

@@ -1,0 +1,154 @@
+"""The store: the only module that imports duckdb.
+
+A `Store` opens a connection for one unit of work and closes it at once, so other
+processes (ingest, the sampler, the app) can get in. DuckDB lets one process hold a
+file at a time; a conflict is retried with jittered backoff up to a deadline, then
+raises `StoreBusy`. Results come back as plain data (lists of dicts, Arrow tables),
+never as cursors or relations, and every value goes in as a parameter.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import pyarrow as pa
+
+from .errors import StoreBusy, StoreError
+from .migrations import MIGRATIONS
+
+DEFAULT_BUSY_TIMEOUT = 15.0
+
+
+def quote(identifier: str) -> str:
+    """Quote an SQL identifier (table or column name)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class Tx:
+    """One open unit of work. Every call runs to completion and returns plain data."""
+
+    def __init__(self, con):
+        self._con = con
+        self._registered = 0
+
+    def execute(self, sql: str, params=None) -> None:
+        self._run(sql, params)
+
+    def rows(self, sql: str, params=None) -> list[dict]:
+        result = self._run(sql, params)
+        names = [d[0] for d in result.description]
+        return [dict(zip(names, row)) for row in result.fetchall()]
+
+    def value(self, sql: str, params=None):
+        row = self._run(sql, params).fetchall()
+        return row[0][0] if row else None
+
+    def arrow(self, sql: str, params=None) -> pa.Table:
+        return self._run(sql, params).to_arrow_table()
+
+    def _run(self, sql: str, params):
+        try:
+            return self._con.execute(sql, params)
+        except duckdb.Error as exc:
+            raise StoreError(str(exc)) from exc
+
+    @contextmanager
+    def registered(self, table: pa.Table) -> Iterator[str]:
+        """Make an Arrow table queryable under a temporary name for the duration of the block."""
+        self._registered += 1
+        name = f"_arrow_{self._registered}"
+        self._con.register(name, table)
+        try:
+            yield name
+        finally:
+            self._con.unregister(name)
+
+    def insert(self, table: str, data: pa.Table) -> None:
+        """Append an Arrow table to `table`, matching columns by name."""
+        with self.registered(data) as name:
+            columns = ", ".join(quote(c) for c in data.column_names)
+            self._run(f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM {name}", None)
+
+
+class Store:
+    """A DuckDB file, opened briefly for each unit of work."""
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT):
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    @contextmanager
+    def connect(self) -> Iterator[Tx]:
+        """A connection for one unit of work, without a transaction of its own."""
+        con = self._open()
+        try:
+            yield Tx(con)
+        finally:
+            con.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[Tx]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+        with self.connect() as tx:
+            tx.execute("BEGIN TRANSACTION")
+            try:
+                yield tx
+            except BaseException:
+                tx.execute("ROLLBACK")
+                raise
+            tx.execute("COMMIT")
+
+    def rows(self, sql: str, params=None) -> list[dict]:
+        with self.connect() as tx:
+            return tx.rows(sql, params)
+
+    def value(self, sql: str, params=None):
+        with self.connect() as tx:
+            return tx.value(sql, params)
+
+    def arrow(self, sql: str, params=None) -> pa.Table:
+        with self.connect() as tx:
+            return tx.arrow(sql, params)
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet recorded, in order; return their names."""
+        with self.atomic() as tx:
+            tx.execute("CREATE TABLE IF NOT EXISTS migrations (name VARCHAR, applied_at TIMESTAMP)")
+            done = {r["name"] for r in tx.rows("SELECT name FROM migrations")}
+            applied = []
+            for name, sql in MIGRATIONS:
+                if name in done:
+                    continue
+                for statement in sql.split(";\n"):
+                    if statement.strip():
+                        tx.execute(statement)
+                tx.execute("INSERT INTO migrations VALUES (?, now())", [name])
+                applied.append(name)
+        return applied
+
+    def _open(self):
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                con.execute("SET TimeZone = 'UTC'")
+                return con
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise StoreBusy(
+                        f"the store {self.path} is busy: another process held it for over "
+                        f"{self.busy_timeout:g} s; try again, or stop the process holding it"
+                    ) from None
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.25)

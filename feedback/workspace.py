@@ -1,0 +1,154 @@
+"""A workspace: one folder holding `feedback.toml`, the store file and the spool.
+
+Commands find it from an explicit path, the `FEEDBACK_WORKSPACE` environment
+variable, or the current folder and its parents, in that order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import WorkspaceError
+
+CONFIG_NAME = "feedback.toml"
+ENV_VAR = "FEEDBACK_WORKSPACE"
+DEFAULTS = {
+    "dataset": {"name": "default"},
+    "taxonomy": {"mode": "open", "labels": []},
+    "paths": {"store": "feedback.duckdb", "spool": "spool", "releases": "releases"},
+    "capture": {"max_text_chars": 100_000, "segment_max_bytes": 8 << 20, "segment_max_seconds": 2.0},
+    "server": {"token_env": "FEEDBACK_TOKEN", "max_body_bytes": 1 << 20},
+}
+
+
+@dataclass(frozen=True)
+class Label:
+    name: str
+    description: str = ""
+    hotkey: str = ""
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """The label set. `fixed`: only these labels are accepted; `open`: any label is."""
+
+    mode: str = "open"
+    labels: tuple[Label, ...] = field(default_factory=tuple)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(label.name for label in self.labels)
+
+    def accepts(self, name: str) -> bool:
+        return self.mode == "open" or name in self.names
+
+
+class Workspace:
+    """A workspace folder and its parsed config."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        path = self.root / CONFIG_NAME
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise WorkspaceError(f"{self.root} is not a workspace (no {CONFIG_NAME}); create one with `feedback init {self.root}`") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise WorkspaceError(f"{path}: {exc}; fix the file or recreate it with `feedback init`") from None
+        self.config = {section: {**values, **raw.get(section, {})} for section, values in DEFAULTS.items()}
+        self.config.update({k: v for k, v in raw.items() if k not in DEFAULTS})
+        self.taxonomy = _parse_taxonomy(self.config["taxonomy"], path)
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
+
+    @property
+    def dataset(self) -> str:
+        return self.config["dataset"]["name"]
+
+    def path(self, name: str) -> Path:
+        """A configured path (`store`, `spool`, `releases`), resolved against the root."""
+        return self.root / self.config["paths"][name]
+
+    def store(self):
+        from .store import Store
+
+        return Store(self.path("store"))
+
+
+def _parse_taxonomy(section: dict, path: Path) -> Taxonomy:
+    mode = section.get("mode", "open")
+    if mode not in ("open", "fixed"):
+        raise WorkspaceError(f"{path}: taxonomy.mode is {mode!r}; use 'open' or 'fixed'")
+    labels = []
+    for i, entry in enumerate(section.get("labels", [])):
+        entry = {"name": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
+            raise WorkspaceError(f"{path}: taxonomy.labels[{i}] needs a non-empty 'name'")
+        labels.append(Label(entry["name"], entry.get("description", ""), entry.get("hotkey", "")))
+    return Taxonomy(mode, tuple(labels))
+
+
+def find_workspace(path: str | Path | None = None) -> Workspace:
+    """The workspace at `path`, else at $FEEDBACK_WORKSPACE, else in the current folder or a parent."""
+    if path is None:
+        path = os.environ.get(ENV_VAR) or None
+    if path is not None:
+        return Workspace(path)
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return Workspace(folder)
+    raise WorkspaceError(
+        f"no workspace found in {here} or its parents; pass --workspace DIR, set {ENV_VAR}, "
+        "or create one with `feedback init DIR`"
+    )
+
+
+def read_labels_file(path: str | Path) -> list[dict]:
+    """Labels from a JSON list (names or {name, description, hotkey}) or a text file, one name per line."""
+    text = Path(path).read_text(encoding="utf-8")
+    if Path(path).suffix == ".json":
+        entries = json.loads(text)
+        return [{"name": e} if isinstance(e, str) else e for e in entries]
+    return [{"name": line.strip()} for line in text.splitlines() if line.strip()]
+
+
+def init_workspace(root: str | Path, *, dataset: str = "default", labels: list | None = None) -> Workspace:
+    """Create a workspace: config, store (migrated) and spool. A fixed taxonomy when `labels` are given."""
+    root = Path(root)
+    if (root / CONFIG_NAME).exists():
+        raise WorkspaceError(f"{root} is already a workspace; use it, or choose another folder")
+    root.mkdir(parents=True, exist_ok=True)
+    entries = [{"name": e} if isinstance(e, str) else dict(e) for e in labels or []]
+    (root / CONFIG_NAME).write_text(_render_config(dataset, entries), encoding="utf-8")
+    workspace = Workspace(root)
+    workspace.path("spool").mkdir(exist_ok=True)
+    workspace.store().migrate()
+    return workspace
+
+
+def _render_config(dataset: str, labels: list[dict]) -> str:
+    q = json.dumps  # a JSON string literal is a valid TOML basic string
+    lines = [
+        "# feedback-workbench workspace",
+        "[dataset]",
+        f"name = {q(dataset)}",
+        "",
+        "[taxonomy]",
+        "# fixed: events with other labels go to quarantine; open: any label is accepted",
+        f"mode = {q('fixed' if labels else 'open')}",
+        "",
+    ]
+    for entry in labels:
+        lines.append("[[taxonomy.labels]]")
+        lines += [f"{key} = {q(entry[key])}" for key in ("name", "description", "hotkey") if entry.get(key)]
+        lines.append("")
+    lines += ["[paths]"] + [f"{k} = {q(v)}" for k, v in DEFAULTS["paths"].items()] + [""]
+    lines += ["[capture]"] + [f"{k} = {v}" for k, v in DEFAULTS["capture"].items()] + [""]
+    lines += ["[server]"] + [f"{k} = {q(v) if isinstance(v, str) else v}" for k, v in DEFAULTS["server"].items()]
+    return "\n".join(lines) + "\n"
