@@ -5,10 +5,11 @@ An event is a JSON object: `type` (prediction, correction, error), `item_id` (or
 `correction`, `error`, `meta` and `schema_version`. `validate` checks one event and
 returns its normalised form, or raises `InvalidEvent` with a stable reason code.
 
-A normalised event is what the spool and the store hold: the producer's fields plus
-`event_id` (generated when absent), `item_id` (derived when absent), `ts` (capture
-time when absent), `received_at` and `content_hash` (a hash of what the producer
-sent, so a retried event is recognised and a reused id with other content is not).
+A normalised event is what the spool holds: the producer's fields plus `event_id`
+(generated when absent), `item_id` (derived when absent), `received_at` (capture
+time, which the store also uses as `ts` when the producer gave none) and
+`content_hash` (a hash of what the producer sent, so a retried event is recognised
+and a reused id with other content is not).
 """
 
 from __future__ import annotations
@@ -136,8 +137,8 @@ def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, received_at
         event_id = new_event_id()
     else:
         _check_id(event_id, "event_id")
-    received_at = received_at or time.time()
-    content["ts"] = received_at if "ts" not in content else _check_time(content["ts"])
+    if "ts" in content:
+        content["ts"] = _check_time(content["ts"])
     try:
         body = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:
@@ -146,7 +147,7 @@ def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, received_at
         raise InvalidEvent("invalid_value", f"holds a value the store cannot keep ({exc})") from None
     content["schema_version"] = SCHEMA_VERSION
     content["event_id"] = event_id
-    content["received_at"] = received_at
+    content["received_at"] = received_at or time.time()
     content["content_hash"] = hashlib.blake2b(body, digest_size=12).hexdigest()
     return content
 

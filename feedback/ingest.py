@@ -159,9 +159,18 @@ def _ingest_segments(ws: Workspace, segments: list[Path]) -> IngestReport:
                 report.add(_ingest_segments(ws, [segment]))
             return report
     segment = segments[0]
-    report = _ingest_records(ws, read_records(segment), source=f"spool:{segment.name}", id_prefix=None)
+    report = _ingest_records(ws, _spool_records(segment), source=f"spool:{segment.name}", id_prefix=None)
     _record_source(ws, f"spool:{segment.name}", "spool", None, report)
     return report
+
+
+def _spool_records(segment: Path) -> Iterable[Record]:
+    """A segment's lines as producer events again (without the fields capture added)."""
+    for record in read_records(segment):
+        if isinstance(record.event, dict):
+            record.event.pop("received_at", None)
+            record.event.pop("content_hash", None)
+        yield record
 
 
 def _ingest_records(ws: Workspace, records: Iterable[Record], *, source: str, id_prefix: str | None,
@@ -206,6 +215,7 @@ def _absorb_batch(ws: Workspace, good: list[dict], bad: list[dict], quarantine: 
         report, rejected = _absorb(tx, ws)
         raw = {(g["source"], g["line"]): g for g in good}
         for row in rejected:
+            del row["content_hash"]
             row["raw"] = events.to_line(_public(raw[(row["source"], row["line"])])).decode().rstrip("\n")
         if quarantine:
             _quarantine(tx, bad + rejected)
@@ -247,7 +257,8 @@ def _absorb(tx, ws: Workspace) -> tuple[IngestReport, list[dict]]:
         """
         INSERT INTO events
         SELECT ? + row_number() OVER (ORDER BY received_at, source, line, event_id), event_id, type, item_id,
-               CASE WHEN json_type(ts) = 'VARCHAR' THEN (ts->>'$')::TIMESTAMPTZ ELSE to_timestamp(ts::DOUBLE) END::TIMESTAMP,
+               coalesce(CASE WHEN json_type(ts) = 'VARCHAR' THEN (ts->>'$')::TIMESTAMPTZ ELSE to_timestamp(ts::DOUBLE) END,
+                        to_timestamp(received_at))::TIMESTAMP,
                to_timestamp(received_at)::TIMESTAMP, now()::TIMESTAMP,
                input->>'text', input, pred_label, (prediction->>'score')::DOUBLE, prediction->'probs',
                prediction->>'model', prediction->>'model_version', corr_label, correction->>'by',
@@ -258,7 +269,7 @@ def _absorb(tx, ws: Workspace) -> tuple[IngestReport, list[dict]]:
     )
     counts = {r["verdict"]: r["n"] for r in tx.rows("SELECT verdict, count(*) AS n FROM judged GROUP BY verdict")}
     rejected = tx.rows(
-        "SELECT source, line, event_id, verdict, pred_label, corr_label FROM judged "
+        "SELECT source, line, event_id, content_hash, verdict, pred_label, corr_label FROM judged "
         "WHERE verdict NOT IN ('ok', 'duplicate')"
     )
     tx.execute("DROP TABLE judged")
@@ -275,7 +286,7 @@ def _verdict_rejection(row: dict, taxonomy) -> dict:
     else:
         message = f"{row['event_id']!r} is already stored with different content; give the new event its own id"
     error = InvalidEvent(reason, message, where)
-    return _rejection(row["source"], row["line"], row["event_id"], error, None)
+    return {**_rejection(row["source"], row["line"], row["event_id"], error, None), "content_hash": row["content_hash"]}
 
 
 def _suggest(label: str, names) -> str:
@@ -292,10 +303,10 @@ def _rejection(source, line, event_id, error: InvalidEvent, raw) -> dict:
 
 def _locate(row: dict, folder: Path) -> dict:
     """Find the line and text of a rejected spool event in its segment (rare, so a scan is fine)."""
-    needle = orjson.dumps(row["event_id"])
+    needle = row.pop("content_hash").encode()
     with open(folder / row["source"].removeprefix("spool:"), "rb") as f:
         for number, raw in enumerate(f, start=1):
-            if needle in raw and orjson.loads(raw).get("event_id") == row["event_id"]:
+            if needle in raw and orjson.loads(raw).get("content_hash") == needle.decode():
                 return {**row, "line": number, "raw": raw.decode().rstrip("\n")}
     return row
 

@@ -19,7 +19,7 @@ from .workspace import Workspace
 
 _OPEN = """
     NOT EXISTS (SELECT 1 FROM quarantine_resolutions r WHERE r.qid = q.qid)
-    AND NOT (q.reason <> 'duplicate_event_conflict' AND q.event_id IN (SELECT event_id FROM events))
+    AND NOT (q.reason <> 'duplicate_event_conflict' AND coalesce(q.event_id IN (SELECT event_id FROM events), false))
 """
 
 

@@ -1,0 +1,89 @@
+"""Capture and ingest throughput.
+
+capture: `Client.capture` in one thread against `os.write` of the same kind of lines, pre-serialised.
+ingest:  `ingest_spool` of SDK-written segments against DuckDB's own `read_json` load of the same files.
+Events are the sample events cycled without their `event_id`, so the SDK gives each a fresh one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from itertools import cycle, islice
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from bench import result
+from feedback import Client, ingest_spool, init_workspace
+from feedback.spool import sealed_segments
+
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+CAPTURE_EVENTS = 200_000
+CAPTURE_TARGET = 100_000  # events/s, one thread
+INGEST_EVENTS = 1_000_000
+INGEST_TARGET = 0.5  # of DuckDB's own load rate
+
+
+def run(scale: float) -> list[dict]:
+    lines = (SAMPLE / "events.jsonl").read_bytes().splitlines(keepends=True)
+    events = [{k: v for k, v in orjson.loads(line).items() if k != "event_id"} for line in lines]
+    labels = json.loads((SAMPLE / "taxonomy.json").read_text())
+    with tempfile.TemporaryDirectory(prefix="feedback-bench-") as tmp:
+        tmp = Path(tmp)
+        return [
+            capture_rate(tmp, events, lines, labels, max(1, round(CAPTURE_EVENTS * scale))),
+            *ingest_rate(tmp, events, labels, max(1, round(INGEST_EVENTS * scale))),
+        ]
+
+
+def capture_rate(tmp: Path, events: list[dict], lines: list[bytes], labels: list[str], n: int) -> dict:
+    fd = os.open(tmp / "raw.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    write = os.write
+    start = time.perf_counter()
+    for line in islice(cycle(lines), n):
+        write(fd, line)
+    raw = n / (time.perf_counter() - start)
+    os.close(fd)
+
+    client = Client(init_workspace(tmp / "capture", dataset="bench", labels=labels))
+    capture = client.capture
+    start = time.perf_counter()
+    for event in islice(cycle(events), n):
+        capture(event)
+    sdk = n / (time.perf_counter() - start)
+    client.close()
+    assert client.stats["accepted"] == n, client.stats
+    return result("capture", f"Client.capture, 1 thread, {n:,} events", sdk, "events/s", baseline=raw,
+                  target=f">= {CAPTURE_TARGET:,} events/s", ok=sdk >= CAPTURE_TARGET)
+
+
+def ingest_rate(tmp: Path, events: list[dict], labels: list[str], n: int) -> list[dict]:
+    ws = init_workspace(tmp / "ingest", dataset="bench", labels=labels)
+    client = Client(ws)
+    for event in islice(cycle(events), n):
+        client.capture(event)
+    client.close()
+    files = [str(path) for path in sealed_segments(ws.path("spool"))]
+
+    start = time.perf_counter()  # DuckDB first: ingest moves the segments to spool/done/
+    con = duckdb.connect(str(tmp / "baseline.duckdb"))
+    con.execute("CREATE TABLE t AS SELECT * FROM read_json(?, format = 'newline_delimited')", [files])
+    con.close()
+    duck = n / (time.perf_counter() - start)
+
+    start = time.perf_counter()
+    report = ingest_spool(ws)
+    ours = n / (time.perf_counter() - start)
+
+    stored, distinct = ws.store().rows("SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM events")[0].values()
+    exact = stored == distinct == report.events == n and not report.quarantined
+    return [
+        result("ingest", f"ingest_spool, {n:,} events in {len(files)} segments", ours, "events/s", baseline=duck,
+               target=f">= {INGEST_TARGET}x DuckDB read_json", ok=ours >= INGEST_TARGET * duck),
+        result("ingest", f"stored after ingest: {stored:,} rows, {distinct:,} distinct event_id", stored, "events",
+               target=f"exactly {n:,}", ok=exact),
+    ]
