@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no benchmark named {', '.join(sorted(unknown))}; choose from {', '.join(modules)}")
     selected = {name: m for name, m in modules.items() if not args.only or name in args.only}
 
-    print(f"scale {args.scale:g} | {os.cpu_count()} CPUs | Python {platform.python_version()} | {platform.platform()}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"scale {args.scale:g} | {os.cpu_count()} CPUs, load {load} | Python {platform.python_version()} | {platform.platform()}")
     rows, failed = [], []
     for name, module in selected.items():
         print(f"running {name} ...", file=sys.stderr, flush=True)
