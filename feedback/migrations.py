@@ -61,4 +61,81 @@ CREATE TABLE ingested_sources (
 )
 """,
     ),
+    (
+        "002_review",
+        """
+CREATE TABLE items (
+    item_id VARCHAR,
+    text VARCHAR,
+    pred_label VARCHAR,
+    pred_score DOUBLE,
+    model_version VARCHAR,
+    corr_label VARCHAR,
+    has_error BOOLEAN,
+    source VARCHAR,
+    first_ts TIMESTAMP,
+    last_ts TIMESTAMP,
+    reasons VARCHAR[],
+    priority DOUBLE
+);
+CREATE INDEX items_item_id ON items (item_id);
+CREATE TABLE reviews (
+    item_id VARCHAR,
+    status VARCHAR,
+    current_label VARCHAR,
+    label_decision_id VARCHAR,
+    label_reviewer VARCHAR,
+    reviewers VARCHAR[],
+    last_decision_id VARCHAR,
+    last_decided_at TIMESTAMP,
+    claimed_by VARCHAR,
+    claim_expires TIMESTAMP
+);
+CREATE TABLE decisions (
+    decision_id VARCHAR,
+    item_id VARCHAR,
+    kind VARCHAR,
+    label VARCHAR,
+    reviewer VARCHAR,
+    role VARCHAR,
+    decided_at TIMESTAMP,
+    note VARCHAR,
+    based_on VARCHAR,
+    batch_id VARCHAR,
+    undoes VARCHAR
+);
+CREATE TABLE queue_reasons (
+    item_id VARCHAR,
+    reason VARCHAR,
+    score DOUBLE,
+    queued_at TIMESTAMP,
+    actor VARCHAR,
+    detail JSON
+);
+CREATE TABLE claims (
+    item_id VARCHAR,
+    reviewer VARCHAR,
+    claimed_at TIMESTAMP,
+    expires_at TIMESTAMP
+);
+CREATE TABLE gold (
+    item_id VARCHAR,
+    label VARCHAR,
+    set_by VARCHAR,
+    set_at TIMESTAMP
+);
+CREATE TABLE purges (
+    item_id VARCHAR,
+    purged_at TIMESTAMP,
+    actor VARCHAR,
+    why VARCHAR,
+    match VARCHAR
+);
+CREATE TABLE state_marks (
+    name VARCHAR,
+    value BIGINT,
+    marked_at TIMESTAMP
+)
+""",
+    ),
 ]

@@ -9,7 +9,9 @@ never as cursors or relations, and every value goes in as a parameter.
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +24,7 @@ from .errors import StoreBusy, StoreError
 from .migrations import MIGRATIONS
 
 DEFAULT_BUSY_TIMEOUT = 15.0
+_LOCKS: dict[Path, threading.RLock] = {}
 
 
 def quote(identifier: str) -> str:
@@ -96,8 +99,13 @@ class Store:
 
     @contextmanager
     def atomic(self) -> Iterator[Tx]:
-        """A transaction: committed when the block ends, rolled back if it raises."""
-        with self.connect() as tx:
+        """A transaction: committed when the block ends, rolled back if it raises.
+
+        Transactions on one file are serialised within this process (DuckDB's file lock
+        already serialises processes), so read-then-write steps such as claiming the next
+        item cannot interleave.
+        """
+        with _LOCKS.setdefault(self.path.resolve(), threading.RLock()), self.connect() as tx:
             tx.execute("BEGIN TRANSACTION")
             try:
                 yield tx
@@ -133,6 +141,18 @@ class Store:
                 tx.execute("INSERT INTO migrations VALUES (?, now())", [name])
                 applied.append(name)
         return applied
+
+    def compact(self) -> None:
+        """Rewrite the file from its live rows, so nothing deleted or overwritten lingers in free blocks."""
+        fresh = self.path.with_name(self.path.name + ".compact")
+        fresh.unlink(missing_ok=True)
+        with self.connect() as tx:
+            tx.execute("CHECKPOINT")
+            tx.execute(f"ATTACH '{fresh}' AS fresh")
+            tx.execute(f"COPY FROM DATABASE {quote(self.path.stem)} TO fresh")
+            tx.execute("DETACH fresh")
+        os.replace(fresh, self.path)
+        self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
 
     def _open(self):
         deadline = time.monotonic() + self.busy_timeout

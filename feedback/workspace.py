@@ -15,6 +15,7 @@ from pathlib import Path
 from .errors import WorkspaceError
 
 CONFIG_NAME = "feedback.toml"
+_MIGRATED: set[Path] = set()
 ENV_VAR = "FEEDBACK_WORKSPACE"
 DEFAULTS = {
     "dataset": {"name": "default"},
@@ -75,9 +76,14 @@ class Workspace:
         return self.root / self.config["paths"][name]
 
     def store(self):
+        """The workspace's store, migrated to the current schema on first use in this process."""
         from .store import Store
 
-        return Store(self.path("store"))
+        store = Store(self.path("store"))
+        if store.path not in _MIGRATED:
+            store.migrate()
+            _MIGRATED.add(store.path)
+        return store
 
 
 def _parse_taxonomy(section: dict, path: Path) -> Taxonomy:
@@ -128,7 +134,7 @@ def init_workspace(root: str | Path, *, dataset: str = "default", labels: list |
     (root / CONFIG_NAME).write_text(_render_config(dataset, entries), encoding="utf-8")
     workspace = Workspace(root)
     workspace.path("spool").mkdir(exist_ok=True)
-    workspace.store().migrate()
+    workspace.store()
     return workspace
 
 

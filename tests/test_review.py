@@ -1,0 +1,275 @@
+"""The review core on a real store: queue, claims, decisions with provenance, undo, overlap, roles."""
+
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+
+from feedback import ingest_files, Workspace
+from feedback.errors import FeedbackError, NotFound
+from feedback.labels import (StaleDecision, adjudicate, decide, history, preview_group, relabel_group, set_gold,
+                             undo, undo_batch, undo_last)
+from feedback.roles import Actor, PermissionDenied, actor, add_user, authenticate
+from feedback.state import derive_review
+from feedback.triage import QueueFilter, add_to_queue, item, next_item, queue, queue_counts
+from conftest import prediction
+
+ALICE, BOB, CAROL = Actor("alice", "reviewer"), Actor("bob", "reviewer"), Actor("carol", "reviewer")
+LEAD = Actor("lena", "lead")
+
+
+def load(ws, tmp_path, events):
+    import json
+
+    path = tmp_path / f"events-{len(list(tmp_path.glob('events-*')))}.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    assert ingest_files(ws, [path]).quarantined == 0
+    return ws
+
+
+def correction(item_id, label, **extra):
+    return {"type": "correction", "item_id": item_id, "correction": {"label": label, "by": "user"}, **extra}
+
+
+def error(item_id):
+    return {"type": "error", "item_id": item_id, "input": {"text": f"text of {item_id}"}, "error": {"kind": "timeout"}}
+
+
+@pytest.fixture
+def queued(ws, tmp_path):
+    """Five items: a correction that disagrees, an error, two low-confidence predictions, one confident."""
+    events = [
+        prediction("c1", text="my card has not come", **{"meta": {"channel": "app"}}),
+        correction("c1", "card_linking"),
+        error("e1"),
+        {**prediction("low1", text="link my card"), "prediction": {"label": "card_linking", "score": 0.2, "model_version": "v2"}},
+        {**prediction("low2", text="stolen?"), "prediction": {"label": "lost_or_stolen_card", "score": 0.45, "model_version": "v1"}},
+        {**prediction("sure", text="card arrived?"), "prediction": {"label": "card_arrival", "score": 0.99}},
+    ]
+    return load(ws, tmp_path, events)
+
+
+def ids(rows):
+    return [r["item_id"] for r in rows]
+
+
+def test_items_enter_the_queue_for_reasons_and_are_ordered_by_the_documented_priority(queued):
+    rows = queue(queued)
+    assert ids(rows) == ["c1", "e1", "low1", "low2"]
+    by_id = {r["item_id"]: r for r in rows}
+    assert by_id["c1"]["reasons"] == ["correction"] and by_id["c1"]["priority"] == pytest.approx(1.0)
+    assert by_id["e1"]["reasons"] == ["error"] and by_id["e1"]["priority"] == pytest.approx(0.8)
+    assert by_id["low1"]["priority"] == pytest.approx(0.6 * 0.8)
+    assert by_id["low2"]["priority"] == pytest.approx(0.6 * 0.55)
+    assert by_id["c1"]["corr_label"] == "card_linking" and by_id["c1"]["source"] == "app"
+
+
+def test_correction_before_its_prediction_still_queues_the_item(ws, tmp_path):
+    load(ws, tmp_path, [correction("late", "card_linking")])
+    load(ws, tmp_path, [prediction("late")])
+    (row,) = queue(ws)
+    assert (row["item_id"], row["pred_label"], row["corr_label"], row["reasons"]) == (
+        "late", "card_arrival", "card_linking", ["correction"])
+
+
+def test_config_weights_change_the_priority(queued):
+    path = queued.root / "feedback.toml"
+    path.write_text(path.read_text() + "\n[queue.weights]\nerror = 5.0\n")
+    ws = Workspace(queued.root)
+    from feedback.state import refresh_items
+
+    with ws.store().atomic() as tx:
+        refresh_items(tx, ws, ["e1"])
+    assert ids(queue(ws))[0] == "e1"
+
+
+def test_filters_and_counts(queued):
+    assert ids(queue(queued, QueueFilter(reason="error"))) == ["e1"]
+    assert ids(queue(queued, QueueFilter(model_version="v2"))) == ["low1"]
+    assert ids(queue(queued, QueueFilter(pred_label="lost_or_stolen_card"))) == ["low2"]
+    assert ids(queue(queued, QueueFilter(corr_label="card_linking"))) == ["c1"]
+    assert ids(queue(queued, QueueFilter(text="LINK my"))) == ["low1"]
+    assert ids(queue(queued, QueueFilter(text="100%"))) == []
+    assert ids(queue(queued, QueueFilter(source="app"))) == ["c1"]
+    assert ids(queue(queued, QueueFilter(since=datetime.utcnow() + timedelta(days=1)))) == []
+    decide(queued, ALICE, "low1", "card_linking")
+    assert ids(queue(queued, QueueFilter(status="labeled"))) == ["low1"]
+    assert ids(queue(queued, QueueFilter(current_label="card_linking"))) == ["low1"]
+    counts = queue_counts(queued)
+    assert counts["total"] == {"items": 4}
+    assert counts["status"] == {"new": 3, "labeled": 1}
+    assert counts["reason"]["low_confidence"] >= 2 and counts["reason"]["error"] == 1
+    assert ids(queue(queued, sort="time", limit=2)) != [] and len(queue(queued, limit=2, offset=3)) == 1
+    with pytest.raises(FeedbackError, match="status 'done' is not one of"):
+        QueueFilter(status="done")
+
+
+def test_claims_never_give_two_reviewers_the_same_item(queued):
+    a, b = next_item(queued, ALICE), next_item(queued, BOB)
+    assert a["item_id"] == "c1" and b["item_id"] == "e1"
+    assert next_item(queued, ALICE)["item_id"] == "c1"  # a reload returns the held item
+    assert item(queued, "c1")["status"] == "in review" and item(queued, "c1")["claimed_by"] == "alice"
+    decide(queued, ALICE, "c1", "card_linking")
+    assert next_item(queued, ALICE)["item_id"] == "low1"
+
+
+def test_claims_from_threads_at_once_are_all_different(queued):
+    got = {}
+
+    def take(name):
+        got[name] = next_item(queued, Actor(name, "reviewer"))["item_id"]
+
+    threads = [threading.Thread(target=take, args=(f"r{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(got.values()) == ["c1", "e1", "low1", "low2"]
+
+
+def test_an_expired_lease_returns_the_item_to_the_queue(queued):
+    path = queued.root / "feedback.toml"
+    path.write_text(path.read_text() + "\n[review]\nlease_seconds = 0\n")
+    ws = Workspace(queued.root)
+    assert next_item(ws, ALICE)["item_id"] == "c1"
+    assert next_item(ws, BOB)["item_id"] == "c1"
+
+
+def test_a_decision_records_provenance_and_sets_the_current_label(queued):
+    d = decide(queued, ALICE, "c1", "card_linking", note="user was right")
+    assert d["kind"] == "label" and d["reviewer"] == "alice" and d["role"] == "reviewer"
+    row = item(queued, "c1")
+    assert (row["status"], row["current_label"], row["label_reviewer"]) == ("labeled", "card_linking", "alice")
+    stored = queued.store().rows("SELECT * FROM decisions")
+    assert len(stored) == 1 and stored[0]["note"] == "user was right"
+
+
+def test_skip_junk_unsure_statuses(queued):
+    decide(queued, ALICE, "c1", "skip")
+    decide(queued, ALICE, "e1", "junk")
+    decide(queued, ALICE, "low1", "unsure")
+    assert [item(queued, i)["status"] for i in ("c1", "e1", "low1")] == ["skipped", "junk", "disputed"]
+    assert next_item(queued, ALICE)["item_id"] == "low2"  # alice skipped c1: not offered to her again
+    assert next_item(queued, BOB)["item_id"] == "c1"  # but to bob
+
+
+def test_a_user_correction_is_never_the_current_label(queued):
+    assert item(queued, "c1")["current_label"] is None
+
+
+def test_unknown_labels_and_items_are_refused_with_a_hint(queued):
+    with pytest.raises(FeedbackError, match="label 'card_arival' is not in the taxonomy \\(did you mean 'card_arrival'\\?\\)"):
+        decide(queued, ALICE, "c1", "card_arival")
+    with pytest.raises(NotFound, match="item 'nope' is not in the store"):
+        decide(queued, ALICE, "nope", "card_arrival")
+
+
+def test_a_stale_write_is_refused(queued):
+    seen = item(queued, "c1")["last_decision_id"]
+    first = decide(queued, BOB, "c1", "card_arrival", based_on=seen, check_stale=True)
+    with pytest.raises(StaleDecision, match="was decided by bob after you loaded it"):
+        decide(queued, ALICE, "c1", "card_linking", based_on=seen, check_stale=True)
+    decide(queued, ALICE, "c1", "card_linking", based_on=first["decision_id"], check_stale=True)
+    assert item(queued, "c1")["current_label"] == "card_linking"
+
+
+def test_undo_is_a_new_event_and_restores_the_previous_state(queued):
+    first = decide(queued, ALICE, "c1", "card_arrival")
+    decide(queued, ALICE, "c1", "card_linking")
+    undo_last(queued, ALICE)
+    assert item(queued, "c1")["current_label"] == "card_arrival"
+    undo(queued, ALICE, first["decision_id"])
+    assert item(queued, "c1")["status"] == "new"
+    kinds = [r["kind"] for r in queued.store().rows("SELECT kind FROM decisions ORDER BY decided_at")]
+    assert kinds == ["label", "label", "undo", "undo"]
+    with pytest.raises(FeedbackError, match="already undone"):
+        undo(queued, ALICE, first["decision_id"])
+    with pytest.raises(PermissionDenied):
+        undo(queued, BOB, decide(queued, ALICE, "e1", "junk")["decision_id"])
+
+
+def test_history_is_one_ordered_list(queued):
+    next_item(queued, ALICE)
+    decide(queued, ALICE, "c1", "card_linking")
+    add_to_queue(queued, LEAD, ["c1"], reason="suspected_label_error", scores=[0.7])
+    kinds = [r["kind"] for r in history(queued, "c1")]
+    assert kinds[:2] == ["prediction", "correction"]
+    assert kinds[2:] == ["claim", "decision:label", "queued:suspected_label_error"]
+    labels = {r["kind"]: (r["label"], r["reviewer"]) for r in history(queued, "c1")}
+    assert labels["decision:label"] == ("card_linking", "alice")
+    row = item(queued, "c1")
+    assert row["reasons"] == ["correction", "suspected_label_error"]
+    assert row["priority"] == pytest.approx(1.0 + 0.9 * 0.7)
+
+
+def test_overlap_items_collect_independent_decisions_and_disagreement_goes_to_adjudication(queued):
+    path = queued.root / "feedback.toml"
+    path.write_text(path.read_text() + "\n[review]\noverlap = 2\noverlap_share = 1.0\n")
+    ws = Workspace(queued.root)
+    decide(ws, ALICE, "c1", "card_linking")
+    assert item(ws, "c1")["status"] == "new"
+    assert next_item(ws, ALICE)["item_id"] != "c1"
+    decide(ws, BOB, "c1", "card_linking", based_on=None, check_stale=True)  # independent: not stale
+    assert item(ws, "c1")["status"] == "labeled"
+    decide(ws, ALICE, "e1", "card_arrival")
+    decide(ws, BOB, "e1", "card_linking")
+    assert item(ws, "e1")["status"] == "disputed"
+    assert ids(queue(ws, QueueFilter(status="disputed"))) == ["e1"]
+    with pytest.raises(PermissionDenied, match="alice is a reviewer; adjudicate needs the lead role"):
+        adjudicate(ws, ALICE, "e1", "card_arrival")
+    adjudicate(ws, LEAD, "e1", "card_arrival")
+    row = item(ws, "e1")
+    assert (row["status"], row["current_label"], row["label_reviewer"]) == ("labeled", "card_arrival", "lena")
+
+
+def test_gold_items_need_overlap_and_only_leads_set_them(queued):
+    with pytest.raises(PermissionDenied):
+        set_gold(queued, ALICE, "low2", "lost_or_stolen_card")
+    set_gold(queued, LEAD, "low2", "lost_or_stolen_card")
+    decide(queued, ALICE, "low2", "lost_or_stolen_card")
+    assert item(queued, "low2")["status"] == "new"
+    decide(queued, BOB, "low2", "lost_or_stolen_card")
+    assert item(queued, "low2")["status"] == "labeled"
+
+
+def test_group_relabel_preview_apply_and_undo_as_a_batch(queued):
+    decide(queued, ALICE, "low1", "card_arrival")
+    preview = preview_group(queued, ["low1", "low2"])
+    assert [(r["item_id"], r["current_label"]) for r in preview] == [("low1", "card_arrival"), ("low2", None)]
+    batch = relabel_group(queued, BOB, ["low1", "low2"], "lost_or_stolen_card")
+    rows = queued.store().rows("SELECT item_id, label FROM decisions WHERE batch_id = ? ORDER BY item_id", [batch])
+    assert rows == [{"item_id": "low1", "label": "lost_or_stolen_card"}, {"item_id": "low2", "label": "lost_or_stolen_card"}]
+    assert item(queued, "low2")["current_label"] == "lost_or_stolen_card"
+    assert undo_batch(queued, BOB, batch) == 2
+    assert item(queued, "low1")["current_label"] == "card_arrival" and item(queued, "low2")["status"] == "new"
+
+
+def test_roles_come_from_the_config_and_passwords_are_salted(queued):
+    assert actor(queued, "anyone").role == "admin"  # open workspace: a single local user
+    ws = add_user(queued, None, "ann", role="admin", password="pw-ann")
+    ws = add_user(ws, actor(ws, "ann"), "bob", role="reviewer", password="pw-bob")
+    assert actor(ws, "bob") == Actor("bob", "reviewer")
+    with pytest.raises(PermissionDenied, match="'mallory' is not a user"):
+        actor(ws, "mallory")
+    with pytest.raises(PermissionDenied):
+        add_user(ws, actor(ws, "bob"), "eve", role="admin")
+    assert authenticate(ws, "bob", "pw-bob") == Actor("bob", "reviewer")
+    with pytest.raises(PermissionDenied, match="unknown user or wrong password"):
+        authenticate(ws, "bob", "wrong")
+    config = (ws.root / "feedback.toml").read_text()
+    assert "pw-bob" not in config and config.count("scrypt$") == 2
+
+
+def test_derive_review_rules_on_hand_made_histories():
+    def d(i, kind, label=None, reviewer="a", undoes=None):
+        return {"decision_id": f"d{i}", "kind": kind, "label": label, "reviewer": reviewer, "undoes": undoes,
+                "decided_at": i}
+
+    assert derive_review([], overlap=None)["status"] == "new"
+    assert derive_review([d(1, "label", "x"), d(2, "label", "y")], overlap=None)["current_label"] == "y"
+    assert derive_review([d(1, "label", "x"), d(2, "label", "y"), d(3, "undo", undoes="d2")], overlap=None)["current_label"] == "x"
+    assert derive_review([d(1, "label", "x", "a"), d(2, "label", "x", "b")], overlap=2)["status"] == "labeled"
+    assert derive_review([d(1, "label", "x", "a"), d(2, "label", "y", "b")], overlap=3)["status"] == "disputed"
+    assert derive_review([d(1, "label", "x", "a"), d(2, "unsure", None, "b")], overlap=2)["status"] == "disputed"
+    adjudicated = derive_review([d(1, "label", "x", "a"), d(2, "label", "y", "b"), d(3, "adjudicate", "y", "l")], overlap=2)
+    assert (adjudicated["status"], adjudicated["current_label"], adjudicated["label_reviewer"]) == ("labeled", "y", "l")
