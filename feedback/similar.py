@@ -31,7 +31,8 @@ Nothing here samples, and ties are broken by position, so results are determinis
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from numbers import Real
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -41,8 +42,9 @@ _KEY_BYTES = 24  # bytes of each rotation compared when sorting keys
 _CELLS = 1 << 23  # score-matrix cells computed at once (64 MB of float64)
 _SMALL = 32  # components up to this size have their pairs listed, larger ones get cdist
 
-_APOSTROPHES = str.maketrans("", "", "'\u2019`")
 _NOT_WORD = re.compile(r"[\W_]+")
+# The same rule for ASCII text, several times faster: letters and digits stay, the rest is a space.
+_ASCII_WORD = bytes(c if chr(c).isalnum() else 32 for c in range(128)).ljust(256, b" ")
 
 
 def normalise(text: str) -> str:
@@ -51,8 +53,11 @@ def normalise(text: str) -> str:
     >>> normalise("  My bread-sit order   ISN'T here!! ")
     'my bread sit order isnt here'
     """
-    folded = unicodedata.normalize("NFKC", text).casefold().translate(_APOSTROPHES)
-    return _NOT_WORD.sub(" ", folded).strip()
+    if text.isascii():
+        return " ".join(text.lower().encode().translate(_ASCII_WORD, b"'`").decode().split())
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = text.replace("'", "").replace("\u2019", "").replace("`", "")
+    return _NOT_WORD.sub(" ", text).strip()
 
 
 def near_duplicate_pairs(texts: Sequence[str], *, threshold: float = 90.0, scorer: str = "ratio",
@@ -81,7 +86,7 @@ def group(texts: Sequence[str], *, threshold: float = 90.0, min_size: int = 2, s
     prepared = _prepare(texts, threshold=threshold, scorer=scorer, window=window)
     uniq, inverse = _collapse(prepared)
     labels = _components(len(uniq), *_edges(uniq, threshold, window)[:2])[inverse]
-    size = np.bincount(labels)[labels] if len(labels) else labels
+    size = np.bincount(labels)[labels]
     kept = np.flatnonzero(size >= min_size)
     kept = kept[np.argsort(labels[kept], kind="stable")]  # by group, positions ascending
     groups = [g.tolist() for g in np.split(kept, np.flatnonzero(np.diff(labels[kept])) + 1) if len(g)]
@@ -122,12 +127,13 @@ def more_like_this(query: str, texts: Sequence[str], *, limit: int = 10,
 
 def _prepare(texts, *, threshold, scorer, window=1) -> list[str]:
     """Check the public arguments; return the texts as compared (normalised, maybe word-sorted)."""
-    if isinstance(texts, str) or not isinstance(texts, Sequence):
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
         raise ValueError(f"texts must be a sequence of strings, got {type(texts).__name__}")
+    texts = list(texts)
     for position, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"texts[{position}] must be a string, got {type(text).__name__}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 100:
+    if isinstance(threshold, bool) or not isinstance(threshold, Real) or not 0 < threshold <= 100:
         raise ValueError(f"threshold must be a number in (0, 100], got {threshold!r}")
     if scorer not in SCORERS:
         raise ValueError(f"scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
@@ -149,45 +155,40 @@ def _collapse(texts: list[str]) -> tuple[list[str], np.ndarray]:
     return list(index), inverse
 
 
-def _candidates(texts: list[str], window: int) -> tuple[np.ndarray, np.ndarray]:
+def _candidates(texts: list[str], threshold: float, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs `(i, j)`, `i < j`: neighbours among the sorted word rotations of the texts."""
     n = len(texts)
     # All texts as UTF-8, each followed by a 0 byte, which sorts before any character.
     encoded = [text.encode() for text in texts]
-    length = np.fromiter((len(b) + 1 for b in encoded), dtype=np.int64, count=n)
+    size = np.fromiter((len(b) + 1 for b in encoded), dtype=np.int64, count=n)
     data = np.frombuffer(b"\0".join(encoded) + b"\0", dtype=np.uint8)
-    start = np.cumsum(length) - length
+    start = np.cumsum(size) - size
     # A key starts at each word: a byte after a space or after the end of the previous text.
     previous = np.r_[np.uint8(0), data[:-1]]
     at = np.flatnonzero((data != 0) & ((previous == 32) | (previous == 0)))
     doc = np.searchsorted(start, at, side="right") - 1
-    offset, base, size = at - start[doc], start[doc], length[doc]
-    # Pack the first _KEY_BYTES bytes of each rotation into big-endian uint64 words.
+    # Pack the first _KEY_BYTES bytes of each rotation into big-endian uint64 words, sort.
     words = np.zeros((_KEY_BYTES // 8, len(at)), dtype=np.uint64)
     for k in range(_KEY_BYTES):
-        byte = data[base + (offset + k) % size].astype(np.uint64)
+        byte = data[start[doc] + (at - start[doc] + k) % size[doc]].astype(np.uint64)
         words[k // 8] |= byte << np.uint64(8 * (7 - k % 8))
     doc = doc[np.lexsort(words[::-1])]
-    first, second = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    # Pair each key with the next `window` keys; drop pairs whose lengths rule them out:
+    # ratio = 100 * (1 - indel / (len_i + len_j)) and indel >= |len_i - len_j|.
+    length = np.fromiter(map(len, texts), dtype=np.int64, count=n)
+    codes = [np.empty(0, np.int64)]
     for k in range(1, window + 1):
-        a, b = doc[:-k], doc[k:]
-        first.append(np.minimum(a, b))
-        second.append(np.maximum(a, b))
-    code = _unique(np.concatenate(first) * n + np.concatenate(second))
-    i, j = code // n, code % n
-    keep = i != j
-    return i[keep], j[keep]
+        a, b = np.minimum(doc[:-k], doc[k:]), np.maximum(doc[:-k], doc[k:])
+        total = length[a] + length[b]
+        keep = (a != b) & (100 * (total - np.abs(length[a] - length[b])) >= threshold * total)
+        codes.append(a[keep] * n + b[keep])
+    code = _unique(np.concatenate(codes))
+    return code // n, code % n
 
 
 def _edges(texts: list[str], threshold: float, window: int):
-    """Verified candidate pairs `(i, j, score)` with score >= threshold."""
-    i, j = _candidates(texts, window)
-    length = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    # ratio = 100 * (1 - indel / (len_i + len_j)) and indel >= |len_i - len_j|.
-    total = length[i] + length[j]
-    keep = 100 * (total - np.abs(length[i] - length[j])) >= threshold * total
-    i, j = i[keep], j[keep]
-    return _verify(texts, i, j, threshold)
+    """Candidate pairs that score >= threshold, with their scores."""
+    return _verify(texts, *_candidates(texts, threshold, window), threshold)
 
 
 def _verify(texts: list[str], i: np.ndarray, j: np.ndarray, threshold: float):

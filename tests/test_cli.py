@@ -69,7 +69,7 @@ def test_csv_mapping_option_and_misuse_exit_2(cli, ws, tmp_path):
                  "--map", "prediction.label=intent", "--type", "prediction", "--json")
     assert json.loads(result.output)["events"] == 1
     bad = cli("ingest", path, "-w", ws.root, "--map", "input.text")
-    assert bad.exit_code == 2 and "is not FIELD=COLUMN" in bad.output
+    assert bad.exit_code == 2 and "Invalid value for --map: 'input.text' is not FIELD=VALUE" in bad.output
     assert cli("nonsense").exit_code == 2
 
 

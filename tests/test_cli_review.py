@@ -1,0 +1,71 @@
+"""The review commands through the CLI runner, with the JSON shapes scripts rely on."""
+
+import json
+
+from conftest import prediction
+
+
+def seed(cli, ws, tmp_path):
+    events = [prediction(f"r{i}", text=f"my bread sit order {i} is missing", label="card_arrival") for i in range(4)]
+    events += [{"type": "correction", "item_id": f"r{i}", "correction": {"label": "card_linking"}} for i in range(4)]
+    events += [{"type": "error", "item_id": "boom", "input": {"text": "totally different words here"},
+                "error": {"kind": "timeout"}}]
+    path = tmp_path / "seed.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    assert cli("ingest", path, "-w", ws.root).exit_code == 0
+
+
+def test_queue_json_has_item_reasons_priority_and_filters(cli, ws, tmp_path):
+    seed(cli, ws, tmp_path)
+    rows = json.loads(cli("queue", "-w", ws.root, "--json").output)
+    assert [r["item_id"] for r in rows] == ["r0", "r1", "r2", "r3", "boom"]
+    assert rows[0]["reasons"] == ["correction"] and rows[0]["priority"] == 1.0
+    only = json.loads(cli("queue", "-w", ws.root, "--json", "--reason", "error", "--limit", "1").output)
+    assert [(r["item_id"], r["reasons"]) for r in only] == [("boom", ["error"])]
+    assert json.loads(cli("queue", "-w", ws.root, "--json", "--limit", "2").output)[1]["item_id"] == "r1"
+    counts = json.loads(cli("queue", "-w", ws.root, "--counts", "--json").output)
+    assert counts["reason"] == {"correction": 4, "error": 1}
+    assert cli("queue", "-w", ws.root, "--reason", "nope").exit_code == 2
+
+
+def test_label_history_undo_with_reviewer_from_env(cli, ws, tmp_path):
+    seed(cli, ws, tmp_path)
+    result = cli("label", "r0", "card_linking", "-w", ws.root, "--note", "agree with user", env={"FEEDBACK_USER": "ann"})
+    assert result.exit_code == 0 and "r0 -> card_linking by ann" in result.output
+    history = json.loads(cli("history", "r0", "-w", ws.root, "--json").output)
+    assert [h["kind"] for h in history] == ["prediction", "correction", "decision:label"]
+    assert (history[-1]["label"], history[-1]["reviewer"]) == ("card_linking", "ann")
+    assert cli("undo", "--last", "-w", ws.root, "--reviewer", "ann").output.startswith("Undid d-")
+    missing = cli("label", "r0", "card_linking", "-w", ws.root, env={"FEEDBACK_USER": ""})
+    assert missing.exit_code == 1 and "pass --reviewer NAME or set FEEDBACK_USER" in missing.output
+    bad = cli("label", "r0", "card_linkin", "-w", ws.root, "-r", "ann")
+    assert bad.exit_code == 1 and "did you mean 'card_linking'" in bad.output
+    stale = cli("label", "r0", "junk", "-w", ws.root, "-r", "ann", "--expect", "d-0000")
+    assert stale.exit_code == 1 and "reload it before deciding" in stale.output
+
+
+def test_groups_json_and_relabel_a_group(cli, ws, tmp_path):
+    seed(cli, ws, tmp_path)
+    groups = json.loads(cli("groups", "-w", ws.root, "--json").output)
+    assert len(groups) == 1 and groups[0]["item_ids"] == ["r0", "r1", "r2", "r3"] and groups[0]["group_id"]
+    preview = cli("relabel", "card_linking", *groups[0]["item_ids"], "--preview", "-w", ws.root)
+    assert preview.output.count("-> card_linking") == 4
+    done = json.loads(cli("relabel", "card_linking", *groups[0]["item_ids"], "-w", ws.root, "-r", "ann", "--json").output)
+    labeled = json.loads(cli("queue", "-w", ws.root, "--json", "--status", "labeled").output)
+    assert sorted(r["item_id"] for r in labeled) == ["r0", "r1", "r2", "r3"]
+    assert cli("undo", "--batch", done["batch_id"], "-w", ws.root, "-r", "ann").output == \
+        f"Undid 4 decisions of {done['batch_id']}.\n"
+
+
+def test_roles_through_the_cli(cli, ws, tmp_path):
+    seed(cli, ws, tmp_path)
+    assert cli("user-add", "ann", "--role", "admin", "-w", ws.root).exit_code == 0
+    assert cli("user-add", "bob", "-w", ws.root, "-r", "ann").exit_code == 0
+    refused = cli("adjudicate", "r0", "card_linking", "-w", ws.root, "-r", "bob")
+    assert refused.exit_code == 1 and "bob is a reviewer; adjudicate needs the lead role" in refused.output
+    assert cli("next", "-w", ws.root, "-r", "bob", "--json").exit_code == 0
+    stranger = cli("next", "-w", ws.root, "-r", "eve")
+    assert stranger.exit_code == 1 and "'eve' is not a user of this workspace" in stranger.output
+    assert cli("agreement", "-w", ws.root, "--json").exit_code == 0
+    forgot = json.loads(cli("forget", "boom", "--why", "ticket 1", "-w", ws.root, "-r", "ann", "--json").output)
+    assert forgot["items"] == ["boom"] and forgot["events"] == 1
