@@ -19,7 +19,7 @@ import orjson
 
 from bench import result
 from feedback import Client, ingest_spool, init_workspace
-from feedback.spool import sealed_segments
+from feedback.spool import DONE, sealed_segments
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 CAPTURE_EVENTS = 200_000
@@ -65,7 +65,7 @@ def ingest_rate(tmp: Path, events: list[dict], labels: list[str], n: int) -> lis
     start = time.perf_counter()
     report = ingest_spool(ws)
     ours = n / (time.perf_counter() - start)
-    done = ws.path("spool") / "done"
+    done = ws.path("spool") / DONE
     after = n / duckdb_load([str(done / Path(f).name) for f in files], tmp / "after.duckdb")
     duck = (before + after) / 2
 

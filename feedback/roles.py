@@ -8,6 +8,7 @@ as admin. The library checks roles itself, so a bypassed UI changes nothing.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import hmac
 import os
@@ -63,6 +64,11 @@ def actor(ws: Workspace, name: str | None) -> Actor:
     if name not in configured:
         raise PermissionDenied(f"{name!r} is not a user of this workspace; an admin can add them with `feedback user-add`")
     return Actor(name, configured[name].get("role", "reviewer"))
+
+
+def local_actor() -> Actor:
+    """The single local user of an open workspace: $FEEDBACK_USER, else the login name; an admin."""
+    return Actor(os.environ.get("FEEDBACK_USER") or getpass.getuser(), "admin")
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:

@@ -39,7 +39,7 @@ from rapidfuzz import fuzz, process
 
 SCORERS = ("ratio", "token_sort_ratio")
 _KEY_BYTES = 24  # bytes of each rotation compared when sorting keys
-_CELLS = 1 << 23  # score-matrix cells computed at once (64 MB of float64)
+_CELLS = 1 << 25  # score-matrix cells computed at once (32 MB of uint8)
 _SMALL = 32  # components up to this size have their pairs listed, larger ones get cdist
 
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -247,19 +247,20 @@ def _pairs_in_runs(nodes: np.ndarray, run: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def _all_pairs(texts: list[str], threshold: float):
-    """Every pair `(i, j, score)` with `i < j` and score >= threshold, scoring the upper triangle."""
+    """Every pair `(i, j, score)` with `i < j` and score >= threshold: cdist over the upper triangle."""
     n = len(texts)
     rows = max(1, _CELLS // max(n, 1))
-    found = [(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0))]
+    # Scores below the cutoff come back as 0; uint8 (rounded scores) is the fastest to write.
+    dtype = np.uint8 if threshold >= 1 else np.float32
+    first, second = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
     for start in range(0, n - 1, rows):
-        stop = min(start + rows, n)
-        block = process.cdist(texts[start:stop], texts[start:], scorer=fuzz.ratio,
-                              score_cutoff=threshold, dtype=np.float64, workers=-1)
-        i, j = np.nonzero(block >= threshold)
+        block = process.cdist(texts[start:start + rows], texts[start:], scorer=fuzz.ratio,
+                              score_cutoff=threshold, dtype=dtype, workers=-1)
+        i, j = np.nonzero(block)
         keep = j > i  # columns start at `start`: j > i is the upper triangle
-        i, j = i[keep], j[keep]
-        found.append((i + start, j + start, block[i, j]))
-    return tuple(np.concatenate(parts) for parts in zip(*found))
+        first.append(i[keep] + start)
+        second.append(j[keep] + start)
+    return _verify(texts, np.concatenate(first), np.concatenate(second), threshold)  # exact scores
 
 
 def _expand_pairs(inverse: np.ndarray, i: np.ndarray, j: np.ndarray, score: np.ndarray):

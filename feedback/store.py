@@ -52,7 +52,10 @@ class Tx:
         return row[0][0] if row else None
 
     def arrow(self, sql: str, params=None) -> pa.Table:
-        return self._run(sql, params).to_arrow_table()
+        try:
+            return self._con.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise StoreError(str(exc)) from exc
 
     def _run(self, sql: str, params):
         try:

@@ -112,10 +112,16 @@ def item(ws: Workspace, item_id: str) -> dict:
     return rows[0]
 
 
-def next_item(ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter()) -> dict | None:
-    """Claim and return the next item for this reviewer: the one they hold, else the top unclaimed one."""
+def next_item(ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter(), *,
+              exclude: list[str] | tuple = ()) -> dict | None:
+    """Claim and return the next item for this reviewer: the one they hold, else the top unclaimed one.
+
+    `exclude` names items the reviewer passed over in this session.
+    """
     actor.require("decide")
     where, params = flt.where()
+    where += " AND i.item_id NOT IN (SELECT unnest(?::VARCHAR[]))"
+    params = params + [list(exclude)]
     lease = timedelta(seconds=review_config(ws)["lease_seconds"])
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
@@ -134,6 +140,17 @@ def next_item(ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter()) -> 
         tx.execute("INSERT INTO claims VALUES (?, ?, ?, ?)", [rows[0]["item_id"], actor.name, now, now + lease])
         write_reviews(tx, ws, [rows[0]["item_id"]])
         return {**rows[0], "status": "in review", "claimed_by": actor.name}
+
+
+def release_claim(ws: Workspace, actor: Actor, item_id: str) -> None:
+    """Give a claimed item back to the queue without deciding it."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    with ws.store().atomic() as tx:
+        holder = tx.value("SELECT claimed_by FROM reviews WHERE item_id = ? AND claim_expires > ?", [item_id, now])
+        if holder != actor.name:
+            return
+        tx.execute("INSERT INTO claims VALUES (?, ?, ?, ?)", [item_id, actor.name, now, now])
+        write_reviews(tx, ws, [item_id])
 
 
 def add_to_queue(ws: Workspace, actor: Actor, item_ids: list[str], *, reason: str = "manual", scores=None,

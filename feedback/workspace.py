@@ -23,6 +23,7 @@ DEFAULTS = {
     "paths": {"store": "feedback.duckdb", "spool": "spool", "releases": "releases"},
     "capture": {"max_text_chars": 100_000, "segment_max_bytes": 8 << 20, "segment_max_seconds": 2.0},
     "server": {"token_env": "FEEDBACK_TOKEN", "max_body_bytes": 1 << 20},
+    "store": {"busy_timeout": 15.0},
 }
 
 
@@ -79,7 +80,7 @@ class Workspace:
         """The workspace's store, migrated to the current schema on first use in this process."""
         from .store import Store
 
-        store = Store(self.path("store"))
+        store = Store(self.path("store"), busy_timeout=float(self.config["store"]["busy_timeout"]))
         if store.path not in _MIGRATED:
             store.migrate()
             _MIGRATED.add(store.path)
@@ -154,7 +155,6 @@ def _render_config(dataset: str, labels: list[dict]) -> str:
         lines.append("[[taxonomy.labels]]")
         lines += [f"{key} = {q(entry[key])}" for key in ("name", "description", "hotkey") if entry.get(key)]
         lines.append("")
-    lines += ["[paths]"] + [f"{k} = {q(v)}" for k, v in DEFAULTS["paths"].items()] + [""]
-    lines += ["[capture]"] + [f"{k} = {v}" for k, v in DEFAULTS["capture"].items()] + [""]
-    lines += ["[server]"] + [f"{k} = {q(v) if isinstance(v, str) else v}" for k, v in DEFAULTS["server"].items()]
-    return "\n".join(lines) + "\n"
+    for section in ("paths", "capture", "server", "store"):
+        lines += [f"[{section}]"] + [f"{k} = {q(v)}" for k, v in DEFAULTS[section].items()] + [""]
+    return "\n".join(lines)

@@ -17,3 +17,12 @@ def test_only_the_store_imports_duckdb():
 def test_library_code_never_prints():
     offenders = [p.name for p in python_files() if p.name != "cli.py" and re.search(r"^\s*print\(", p.read_text(), re.M)]
     assert offenders == []
+
+
+def test_the_app_imports_only_streamlit_and_feedback():
+    imports = re.findall(r"^(?:import|from)\s+([\w.]+)", (REPO / "app.py").read_text(), re.M)
+    assert {name.split(".")[0] for name in imports} == {"streamlit", "feedback"}
+
+
+def test_the_app_holds_no_sql():
+    assert not re.search(r"\b(SELECT|INSERT|UPDATE|DELETE)\b", (REPO / "app.py").read_text())

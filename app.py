@@ -1,0 +1,283 @@
+"""The feedback workbench: triage, relabel, review and release in a browser.
+
+Run it with `feedback demo`, or `FEEDBACK_WORKSPACE=ws streamlit run app.py`. Every action is
+one library call; this script composes pages, caches data (never connections) and renders.
+"""
+
+import streamlit as st
+
+import feedback
+from feedback import dashboard, groups, labels, roles, screens, triage, views
+from feedback.errors import FeedbackError, StoreBusy
+
+st.set_page_config(page_title="Feedback workbench", page_icon=":material/rate_review:", layout="wide")
+
+
+@st.cache_resource
+def workspace(root: str | None = None) -> feedback.Workspace:
+    """The workspace ($FEEDBACK_WORKSPACE or the current folder); a config object, not a connection."""
+    return feedback.find_workspace(root)
+
+
+ws = workspace()
+ROOT = str(ws.root)
+state = st.session_state
+state.setdefault("passed", [])
+state.setdefault("flash", None)
+
+
+def sign_in() -> roles.Actor | None:
+    """The signed-in reviewer; a workspace without users runs open for the local user."""
+    if not roles.users(ws):
+        return roles.local_actor()
+    if "actor" in state:
+        return state.actor
+    with st.form("sign-in", width=420):
+        st.subheader("Sign in")
+        name = st.text_input("User")
+        password = st.text_input("Password", type="password")
+        if st.form_submit_button("Sign in", type="primary"):
+            try:
+                state.actor = roles.authenticate(ws, name, password)
+                st.rerun()
+            except FeedbackError as exc:
+                st.error(str(exc))
+    return None
+
+
+def act(action, *args, **kwargs):
+    """Run a library action from a widget callback; keep its outcome for the next render."""
+    try:
+        result = action(*args, **kwargs)
+        state.flash = None
+        return result
+    except StoreBusy:
+        state.flash = ("warning", "The store is busy (an ingest or export is running); try again in a moment.")
+    except FeedbackError as exc:
+        state.flash = ("error", str(exc))
+
+
+def show_flash() -> None:
+    if state.flash:
+        kind, message = state.flash
+        getattr(st, kind)(message)
+        state.flash = None
+
+
+def decide(actor, item_id, label, based_on):
+    if act(labels.decide, ws, actor, item_id, label, based_on=based_on, check_stale=True):
+        state.last_item = item_id
+
+
+def undo(actor):
+    done = act(labels.undo_last, ws, actor)
+    if done:
+        state.passed = [i for i in state.passed if i != done["item_id"]]
+        state.flash = ("info", f"Undid your last decision on {done['item_id']}.")
+
+
+def pass_over(actor, item_id):
+    act(triage.release_claim, ws, actor, item_id)
+    state.passed = [*state.passed, item_id]
+
+
+def review_page():
+    actor = state.current_actor
+    st.title("Review")
+    show_flash()
+    screen = screens.review_screen(ws, actor, exclude=state.passed)
+    if screen is None:
+        st.success("Nothing left in the queue for you. New items arrive with the next ingest or sampler run.")
+        st.button("Undo my last decision", shortcut="Z", on_click=undo, args=(actor,))
+        return
+    item = screen["item"]
+    st.caption(f"Item {item['item_id']} · priority {item['priority']:.2f} · claimed by {item['claimed_by']}")
+    views.badges(item["reasons"], item["status"])
+    views.item_text(item["text"])
+    views.prediction_panel(item, screen["probs"])
+    quick = screens.quick_labels(ws, item, screen["probs"])
+    hotkeys = {label.name: label.hotkey for label in ws.taxonomy.labels if label.hotkey}
+    st.caption("Label it: press the key shown on a button")
+    with st.container(horizontal=True, key="quick-labels"):
+        for number, label in enumerate(quick, start=1):
+            st.button(views.escape(label), key=f"quick-{number}", shortcut=str(number),
+                      type="primary" if number == 1 else "secondary",
+                      on_click=decide, args=(actor, item["item_id"], label, item["last_decision_id"]))
+        for name, key in hotkeys.items():
+            if name not in quick:
+                st.button(views.escape(name), key=f"hot-{name}", shortcut=key,
+                          on_click=decide, args=(actor, item["item_id"], name, item["last_decision_id"]))
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        choice = st.selectbox("Any label", sorted(ws.taxonomy.names) or quick, index=None, key="any-label",
+                              placeholder="Search the taxonomy", width=360)
+        st.button("Label", shortcut="L", disabled=choice is None, on_click=decide,
+                  args=(actor, item["item_id"], choice, item["last_decision_id"]))
+        for text, key, kind in (("Skip", "S", "skip"), ("Junk", "J", "junk"), ("Unsure", "U", "unsure")):
+            st.button(text, shortcut=key, on_click=decide, args=(actor, item["item_id"], kind, item["last_decision_id"]))
+        st.button("Undo", shortcut="Z", on_click=undo, args=(actor,))
+        st.button("Next", shortcut="N", on_click=pass_over, args=(actor, item["item_id"]))
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Similar items")
+        views.similar_table(screen["similar"], key="similar")
+    with right:
+        st.subheader("History")
+        views.history_table(screen["history"], key="history")
+
+
+def queue_page():
+    st.title("Queue")
+    counts = triage.queue_counts(ws)
+    with st.sidebar:
+        st.header("Filters")
+        flt = triage.QueueFilter(
+            reason=st.selectbox("Reason", list(counts["reason"]), index=None),
+            status=st.selectbox("Status", triage.STATUSES, index=None),
+            pred_label=st.selectbox("Predicted label", list(counts["pred_label"]), index=None),
+            corr_label=st.selectbox("Corrected label", list(counts["corr_label"]), index=None),
+            model_version=st.selectbox("Model version", list(counts["model_version"]), index=None),
+            source=st.selectbox("Source", list(counts["source"]), index=None),
+            text=st.text_input("Text contains") or None,
+        )
+        sort = st.segmented_control("Sort by", ["priority", "time"], default="priority") or "priority"
+    matching = triage.queue_counts(ws, flt)
+    with st.sidebar:
+        views.counts_sidebar(matching)
+    size = 50
+    pages = max(1, -(-matching["total"]["items"] // size))
+    page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, width=200)
+    views.queue_table(triage.queue(ws, flt, sort=sort, limit=size, offset=(page - 1) * size), key="queue")
+
+
+@st.cache_data(ttl=60, show_spinner="Finding near-duplicates...")
+def cached_groups(root: str, threshold: float) -> list[dict]:
+    return groups.groups(workspace(root), threshold=threshold, queued_only=False)
+
+
+def relabel(actor, item_ids, label):
+    batch = act(labels.relabel_group, ws, actor, item_ids, label)
+    if batch:
+        state.flash = ("success", f"Labeled {len(item_ids)} items as {label} (batch {batch}).")
+
+
+def undo_batch(actor, batch_id):
+    if act(labels.undo_batch, ws, actor, batch_id):
+        state.flash = ("info", f"Undid batch {batch_id}.")
+
+
+def groups_page():
+    actor = state.current_actor
+    st.title("Near-duplicate groups")
+    show_flash()
+    threshold = st.slider("Similarity threshold", 70, 100, 90, width=360)
+    found = cached_groups(ROOT, float(threshold))
+    if not found:
+        st.info("No near-duplicate groups at this threshold.")
+        return
+    summary = [{"group": g["group_id"], "size": g["size"], "disputed": g["disputed"], "unlabeled": g["unlabeled"],
+                "example": g["text"], "predicted": ", ".join(g["predicted"])} for g in found]
+    st.dataframe(summary, hide_index=True, width="stretch")
+    chosen = st.selectbox("Group", [g["group_id"] for g in found],
+                          format_func=lambda gid: f"{gid} ({next(g['size'] for g in found if g['group_id'] == gid)} items)")
+    group = next(g for g in found if g["group_id"] == chosen)
+    preview = labels.preview_group(ws, group["item_ids"])
+    st.dataframe(preview, hide_index=True, width="stretch", key="group-preview")
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        label = st.selectbox("Label for the whole group", sorted(ws.taxonomy.names) or list(group["predicted"]),
+                             index=None, key="group-label", width=360)
+        st.button(f"Relabel {len(preview)} items", type="primary", disabled=label is None, key="relabel-group",
+                  on_click=relabel, args=(actor, group["item_ids"], label))
+    st.subheader("Recent batches")
+    for batch in screens.recent_batches(ws):
+        with st.container(horizontal=True, vertical_alignment="center"):
+            st.text(f"{batch['batch_id']} · {batch['live']} live decisions · {batch['reviewer']}")
+            st.button("Undo batch", key=f"undo-{batch['batch_id']}", disabled=batch["live"] <= 0,
+                      on_click=undo_batch, args=(actor, batch["batch_id"]))
+
+
+def adjudicate(actor, item_id, key):
+    label = state.get(key)
+    if label and act(labels.adjudicate, ws, actor, item_id, label):
+        state.flash = ("success", f"{item_id} settled as {label}.")
+
+
+def adjudication_page():
+    actor = state.current_actor
+    st.title("Adjudication")
+    show_flash()
+    disputed = screens.adjudication_queue(ws)
+    if not disputed:
+        st.success("No disputed items.")
+        return
+    for entry in disputed:
+        with st.container(border=True):
+            st.caption(f"Item {entry['item_id']} · predicted {entry['pred_label'] or '-'} · "
+                       f"user said {entry['corr_label'] or '-'}")
+            views.item_text(entry["text"])
+            st.dataframe([{"reviewer": r, "decision": d} for r, d in entry["decisions"].items()], hide_index=True)
+            key = f"adj-{entry['item_id']}"
+            with st.container(horizontal=True, vertical_alignment="bottom"):
+                st.selectbox("Final label", sorted(ws.taxonomy.names) or sorted(set(entry["decisions"].values())),
+                             index=None, key=key, width=360)
+                st.button("Settle", key=f"settle-{entry['item_id']}", on_click=adjudicate,
+                          args=(actor, entry["item_id"], key))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def cached_dashboard(root: str) -> dict:
+    return dashboard.dashboard(workspace(root))
+
+
+def dashboard_page():
+    st.title("Dashboard")
+    data = cached_dashboard(ROOT)
+    agreement = data["agreement"]
+    a, b, c = st.columns(3)
+    a.metric("Items waiting", f"{int(data['queue']['items'].sum()) if len(data['queue']) else 0:,}")
+    b.metric("Decisions", f"{int(data['throughput']['decisions'].sum()) if len(data['throughput']) else 0:,}")
+    c.metric("Krippendorff's alpha", "-" if agreement["alpha"] is None else f"{agreement['alpha']:.2f}")
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Incoming errors and corrections")
+        st.bar_chart(data["incoming"], x="day", y="events", color="type", height=280)
+        st.subheader("Queue by reason")
+        st.bar_chart(data["queue"], x="reason", y="items", horizontal=True, height=240)
+    with right:
+        st.subheader("Reviewer throughput")
+        if len(data["throughput"]):
+            st.bar_chart(data["throughput"], x="day", y="decisions", color="reviewer", height=280)
+        else:
+            st.info("No decisions yet.")
+        st.subheader("Most frequent confusions")
+        st.dataframe(data["confusion"], hide_index=True, width="stretch", height=240)
+    if agreement["pairs"] or agreement["gold"]:
+        st.subheader("Agreement and gold accuracy")
+        st.dataframe(agreement["pairs"], hide_index=True)
+        st.dataframe(agreement["gold"], hide_index=True)
+
+
+def main():
+    actor = sign_in()
+    if actor is None:
+        return
+    state.current_actor = actor
+    start = state.get("start_page", "review")
+    pages = [(review_page, "Review", ":material/task_alt:", "review"),
+             (queue_page, "Queue", ":material/list:", "queue"),
+             (groups_page, "Groups", ":material/join_inner:", "groups")]
+    if actor.can("adjudicate"):
+        pages.append((adjudication_page, "Adjudication", ":material/gavel:", "adjudication"))
+    pages.append((dashboard_page, "Dashboard", ":material/monitoring:", "dashboard"))
+    navigation = [st.Page(fn, title=title, icon=icon, url_path=path, default=path == start)
+                  for fn, title, icon, path in pages]
+    with st.sidebar:
+        st.caption(f"{ws.dataset} · signed in as {actor.name} ({actor.role})")
+    try:
+        st.navigation(navigation).run()
+    except StoreBusy:
+        st.warning("The store is busy (an ingest or export is running); this page retries when you interact.")
+    except FeedbackError as exc:
+        st.error(str(exc))
+
+
+main()
