@@ -13,13 +13,7 @@ from feedback.errors import FeedbackError, StoreBusy
 st.set_page_config(page_title="Feedback workbench", page_icon=":material/rate_review:", layout="wide")
 
 
-@st.cache_resource
-def workspace(root: str | None = None) -> feedback.Workspace:
-    """The workspace ($FEEDBACK_WORKSPACE or the current folder); a config object, not a connection."""
-    return feedback.find_workspace(root)
-
-
-ws = workspace()
+ws = feedback.find_workspace()  # $FEEDBACK_WORKSPACE or the current folder; re-read each run, so config edits apply
 ROOT = str(ws.root)
 state = st.session_state
 state.setdefault("passed", [])
@@ -151,7 +145,7 @@ def queue_page():
 
 @st.cache_data(ttl=60, show_spinner="Finding near-duplicates...")
 def cached_groups(root: str, threshold: float) -> list[dict]:
-    return groups.groups(workspace(root), threshold=threshold, queued_only=False)
+    return groups.groups(feedback.Workspace(root), threshold=threshold, queued_only=False)
 
 
 def relabel(actor, item_ids, label):
@@ -225,7 +219,7 @@ def adjudication_page():
 
 @st.cache_data(ttl=30, show_spinner=False)
 def cached_dashboard(root: str) -> dict:
-    return dashboard.dashboard(workspace(root))
+    return dashboard.dashboard(feedback.Workspace(root))
 
 
 def dashboard_page():

@@ -92,17 +92,16 @@ def generate(path: Path, n: int, labels: list[str]) -> int:
             INSERT INTO events
             WITH consts AS (SELECT $words::VARCHAR[] AS words, $labels::VARCHAR[] AS labels),
             item AS (
-                SELECT i, labels, printf('req-%09d', i) AS item_id,
+                SELECT i, printf('req-%09d', i) AS item_id,
                        TIMESTAMP '2026-01-01' + to_seconds(i * 25_000_000 // $n) AS ts,
                        concat_ws(' ', {words}) AS text,
-                       hash(i, 'p') % 77 AS p,
+                       labels[1 + (hash(i, 'p') % 77)::INT] AS pred_label,
+                       labels[1 + ((hash(i, 'p') + CASE WHEN hash(i, 'a') % 10 = 0 THEN 0  -- nine in ten corrections
+                                    ELSE 1 + hash(i, 'q') % 76 END) % 77)::INT] AS corr_label,  -- disagree
                        pow((hash(i, 's') % 1_000_000) / 1e6, 0.4) AS score,
                        hash(i, 'c') % 100 < 10 AS corrected,
                        hash(i, 'e') % 100 < 2 AS failed,
-                       json_object('user_id', printf('u%04d', hash(i, 'u') % 300),
-                                   'channel', ['app', 'web', 'chat'][1 + (hash(i, 'h') % 3)::INT],
-                                   'source', CASE WHEN hash(i, 'b') % 4 = 0 THEN 'banking77:test'
-                                                  ELSE 'banking77:train' END) AS meta,
+                       printf('u%04d', hash(i, 'u') % 300) AS user_id,
                        printf('spool:seg-%06d.jsonl', i // 20_000) AS segment
                 FROM range($n) t(i), consts
             )
@@ -111,19 +110,19 @@ def generate(path: Path, n: int, labels: list[str]) -> int:
                    ts + to_seconds(k + 1), ts + to_seconds(600),
                    CASE WHEN kind <> 'correction' THEN text END,
                    CASE WHEN kind <> 'correction' THEN json_object('text', text) END,
-                   CASE WHEN kind = 'prediction' THEN labels[1 + p::INT] END,
+                   CASE WHEN kind = 'prediction' THEN pred_label END,
                    CASE WHEN kind = 'prediction' THEN score END,
-                   CASE WHEN kind = 'prediction' THEN json_object(labels[1 + p::INT], round(score, 4)) END,
+                   CASE WHEN kind = 'prediction' THEN json_object(pred_label, round(score, 4)) END,
                    CASE WHEN kind = 'prediction' THEN 'intent-clf' END,
                    CASE WHEN kind = 'prediction' THEN CASE WHEN i < 0.4 * $n THEN 'v1' ELSE 'v2' END END,
-                   CASE WHEN kind = 'correction' THEN  -- nine in ten corrections disagree with the model
-                        labels[1 + ((p + CASE WHEN hash(i, 'a') % 10 = 0 THEN 0 ELSE 1 + hash(i, 'q') % 76 END)
-                                     % 77)::INT] END,
-                   CASE WHEN kind = 'correction' THEN meta->>'user_id' END,
+                   CASE WHEN kind = 'correction' THEN corr_label END,
+                   CASE WHEN kind = 'correction' THEN user_id END,
                    NULL,
                    CASE WHEN kind = 'error' THEN 'timeout' END,
                    CASE WHEN kind = 'error' THEN 'model intent-clf timed out after 2 s' END,
-                   meta, segment, md5(item_id || kind), 1
+                   json_object('user_id', user_id, 'channel', CASE hash(i, 'h') % 3 WHEN 0 THEN 'app' WHEN 1 THEN 'web' ELSE 'chat' END,
+                               'source', CASE WHEN hash(i, 'b') % 4 = 0 THEN 'banking77:test' ELSE 'banking77:train' END),
+                   segment, md5(item_id || kind), 1
             FROM item, (VALUES (1, 'prediction'), (2, 'correction'), (3, 'error')) AS kinds(k, kind)
             WHERE k = 1 OR (k = 2 AND corrected) OR (k = 3 AND failed)
             """,
