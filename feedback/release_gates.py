@@ -1,0 +1,138 @@
+"""Quality gates, run on the examples before a release is written.
+
+Each gate gives `pass`, `fail`, `warn` (never stops a build) or `skip` (does not apply),
+a detail that says what to fix, and up to `SAMPLE` example ids. Thresholds come from
+`[release.gates]` in feedback.toml:
+- schema: ids unique, text and label present and not blank, columns of the declared types;
+- taxonomy: with a fixed taxonomy, every label is in it;
+- conflicts: exact and near duplicates carry one label;
+- leakage: no duplicate group spans splits;
+- agreement: Krippendorff's alpha of the workspace's reviewers >= `min_agreement`,
+  where items with overlapping decisions exist;
+- min_per_label: every label present has >= `min_per_label` examples;
+- label_shift: the label distribution moved less than `max_label_shift` (total variation
+  distance) from the parent release, else `warn`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .agreement import agreement
+from .release_split import spanning
+from .workspace import Workspace
+
+GATES = ("schema", "taxonomy", "conflicts", "leakage", "agreement", "min_per_label", "label_shift")
+DEFAULTS = {"min_agreement": 0.6, "min_per_label": 5, "max_label_shift": 0.2}
+SAMPLE = 10
+DATA_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.string())])
+
+
+def run_gates(ws: Workspace, examples: pa.Table, *, duplicates: np.ndarray, splits: np.ndarray,
+              split_names: list[str], parent_labels: dict[str, int] | None, overlap_items: int,
+              config: dict) -> list[dict]:
+    """Every gate's result, in the order of `GATES`."""
+    ids = examples["id"].to_numpy(zero_copy_only=False)
+    labels = examples["label"]
+    counts = Counter(dict(zip(*_value_counts(labels))))
+    return [
+        _schema(examples, ids),
+        _taxonomy(ws, labels, ids),
+        _spanning("conflicts", duplicates, _codes(labels), ids, np.asarray(labels), "duplicate groups carry "
+                  "different labels; relabel them to one label (feedback groups, feedback relabel)"),
+        _spanning("leakage", duplicates, splits, ids, np.asarray(split_names)[splits], "duplicate groups span "
+                  "splits; making one whole would move a released example to another split, which releases never "
+                  "do: junk or relabel the new near-copy, or override the gate"),
+        _agreement(ws, overlap_items, config["min_agreement"]),
+        _min_per_label(counts, config["min_per_label"]),
+        _label_shift(counts, parent_labels, config["max_label_shift"]),
+    ]
+
+
+def _result(gate: str, status: str, detail: str, examples=()) -> dict:
+    return {"gate": gate, "status": status, "detail": detail, "examples": [str(x) for x in list(examples)[:SAMPLE]]}
+
+
+def _schema(examples: pa.Table, ids: np.ndarray) -> dict:
+    wrong = [f"{f.name} is {examples.schema.field(f.name).type}, not {f.type}" for f in DATA_SCHEMA
+             if examples.schema.field(f.name).type != f.type]
+    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(examples["text"].fill_null(""))), 0)
+    no_label = pc.equal(pc.utf8_length(examples["label"].fill_null("")), 0)
+    bad = np.asarray(pc.or_(blank, no_label))
+    unique_ids = len(np.unique(ids))
+    problems = wrong + [f"{bad.sum()} examples have a blank text or label"] * bool(bad.any())
+    problems += [f"{len(ids) - unique_ids} ids are repeated"] * (unique_ids != len(ids))
+    if problems:
+        return _result("schema", "fail", "; ".join(problems) + "; junk those items or fix them", ids[bad])
+    return _result("schema", "pass", f"{len(ids):,} examples: id, text and label present")
+
+
+def _taxonomy(ws: Workspace, labels: pa.ChunkedArray, ids: np.ndarray) -> dict:
+    if ws.taxonomy.mode == "open":
+        return _result("taxonomy", "skip", "open taxonomy: any label is accepted")
+    outside = np.asarray(pc.invert(pc.is_in(labels, pa.array(sorted(ws.taxonomy.names), pa.string()))))
+    if outside.any():
+        names = ", ".join(f"{k} ({v})" for k, v in sorted(Counter(np.asarray(labels)[outside]).items()))
+        return _result("taxonomy", "fail", f"labels not in the taxonomy: {names}; add them to [taxonomy] in "
+                       "feedback.toml or relabel the examples", ids[outside])
+    return _result("taxonomy", "pass", f"every label is in the fixed taxonomy of {len(ws.taxonomy.names)}")
+
+
+def _spanning(gate: str, groups: np.ndarray, codes: np.ndarray, ids: np.ndarray, shown: np.ndarray,
+              fix: str) -> dict:
+    found = spanning(groups, codes)
+    if not found:
+        return _result(gate, "pass", f"no {gate}")
+    example = ", ".join(f"{ids[row]} ({shown[row]})" for row in found[0][:SAMPLE])
+    named = np.concatenate(found[:SAMPLE])
+    return _result(gate, "fail", f"{len(found)} {fix}; for example {example}", ids[named])
+
+
+def _agreement(ws: Workspace, overlap_items: int, minimum: float) -> dict:
+    if not overlap_items:
+        return _result("agreement", "skip", "no items with overlapping decisions")
+    measured = agreement(ws)
+    alpha, items = measured["alpha"], measured["items_with_overlap"]
+    if alpha is None:
+        return _result("agreement", "pass", f"{items} items with overlap; alpha undefined (one label used)")
+    status = "pass" if alpha >= minimum else "fail"
+    fix = "" if status == "pass" else "; adjudicate the disputed items or review the guidelines with the reviewers"
+    return _result("agreement", status, f"Krippendorff's alpha {alpha:.3f} over {items} items with overlap, "
+                   f"minimum {minimum} ([release.gates] min_agreement){fix}")
+
+
+def _min_per_label(counts: Counter, minimum: int) -> dict:
+    few = {label: n for label, n in sorted(counts.items()) if n < minimum}
+    if few:
+        names = ", ".join(f"{k} ({v})" for k, v in few.items())
+        return _result("min_per_label", "fail", f"labels with fewer than {minimum} examples: {names}; label more "
+                       "of them, or lower [release.gates] min_per_label")
+    return _result("min_per_label", "pass", f"{len(counts)} labels, each with at least {minimum} examples")
+
+
+def _label_shift(counts: Counter, parent: dict[str, int] | None, maximum: float) -> dict:
+    if parent is None:
+        return _result("label_shift", "skip", "no parent release to compare with")
+    shift = total_variation(parent, counts)
+    status = "warn" if shift > maximum else "pass"
+    return _result("label_shift", status, f"label distribution moved {shift:.3f} (total variation) from the parent, "
+                   f"threshold {maximum} ([release.gates] max_label_shift)")
+
+
+def total_variation(before: dict[str, int], after: dict[str, int]) -> float:
+    """Half the L1 distance between two label distributions given as counts (0: same, 1: disjoint)."""
+    a, b = sum(before.values()) or 1, sum(after.values()) or 1
+    return 0.5 * sum(abs(before.get(k, 0) / a - after.get(k, 0) / b) for k in set(before) | set(after))
+
+
+def _value_counts(column: pa.ChunkedArray) -> tuple[list, list]:
+    counted = pc.value_counts(column)
+    return counted.field("values").to_pylist(), counted.field("counts").to_pylist()
+
+
+def _codes(column: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.dictionary_encode(column).combine_chunks().indices)
