@@ -38,5 +38,5 @@ def run_app(ws: Workspace, *, port: int) -> None:
         raise FeedbackError(f"{APP} is missing: the app ships with the repository checkout")
     env = {**os.environ, "FEEDBACK_WORKSPACE": str(ws.root)}
     command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+               "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
     subprocess.run(command, env=env, check=False)

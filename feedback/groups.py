@@ -53,7 +53,12 @@ def more_like_this(ws: Workspace, item_id: str, *, limit: int = 10, threshold: f
         text = tx.value("SELECT text FROM items WHERE item_id = ?", [item_id])
         if text is None:
             raise NotFound(f"item {item_id!r} has no text in the store")
-        rows = tx.rows(_ITEMS, [True, max_items])
-    others = [r for r in rows if r["item_id"] != item_id]
+        return similar_items(tx, item_id, text, limit=limit, threshold=threshold, max_items=max_items)
+
+
+def similar_items(tx, item_id: str, text: str, *, limit: int = 10, threshold: float = 70.0,
+                  max_items: int = 100_000) -> list[dict]:
+    """`more_like_this` inside an open connection, for a known text."""
+    others = [r for r in tx.rows(_ITEMS, [True, max_items]) if r["item_id"] != item_id]
     hits = similar.more_like_this(text, [r["text"] for r in others], limit=limit, threshold=threshold)
     return [{**others[i], "score": score} for i, score in hits]

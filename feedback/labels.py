@@ -140,30 +140,35 @@ def preview_group(ws: Workspace, item_ids: list[str]) -> list[dict]:
 def history(ws: Workspace, item_id: str) -> list[dict]:
     """Everything that happened to an item, oldest first: production events, queue reasons, claims, decisions."""
     with ws.store().connect() as tx:
-        rows = tx.rows(
-            """
-            SELECT ts AS "at", type AS kind, event_id AS id, coalesce(pred_label, corr_label) AS label,
-                   coalesce(corr_by, CASE WHEN type = 'prediction' THEN model || ' ' || model_version END) AS reviewer,
-                   coalesce(corr_note, error_kind || ': ' || error_message, input_text) AS note, pred_score AS score,
-                   NULL AS batch_id, NULL AS undoes, seq
-            FROM events WHERE item_id = ?
-            UNION ALL
-            SELECT queued_at, 'queued:' || reason, NULL, NULL, actor, detail::VARCHAR, score, NULL, NULL, NULL
-            FROM queue_reasons WHERE item_id = ?
-            UNION ALL
-            SELECT claimed_at, 'claim', NULL, NULL, reviewer, NULL, NULL, NULL, NULL, NULL FROM claims WHERE item_id = ?
-            UNION ALL
-            SELECT set_at, 'gold', NULL, label, set_by, NULL, NULL, NULL, NULL, NULL FROM gold WHERE item_id = ?
-            UNION ALL
-            SELECT decided_at, 'decision:' || kind, decision_id, label, reviewer, note, NULL, batch_id, undoes, NULL
-            FROM decisions WHERE item_id = ?
-            ORDER BY "at", seq NULLS LAST, kind
-            """,
-            [item_id] * 5,
-        )
+        rows = item_history(tx, item_id)
     if not rows:
         raise NotFound(f"item {item_id!r} has no history in this store")
     return rows
+
+
+def item_history(tx, item_id: str) -> list[dict]:
+    """`history` inside an open connection (empty for an unknown item)."""
+    return tx.rows(
+        """
+        SELECT ts AS "at", type AS kind, event_id AS id, coalesce(pred_label, corr_label) AS label,
+               coalesce(corr_by, CASE WHEN type = 'prediction' THEN model || ' ' || model_version END) AS reviewer,
+               coalesce(corr_note, error_kind || ': ' || error_message, input_text) AS note, pred_score AS score,
+               NULL AS batch_id, NULL AS undoes, seq
+        FROM events WHERE item_id = ?
+        UNION ALL
+        SELECT queued_at, 'queued:' || reason, NULL, NULL, actor, detail::VARCHAR, score, NULL, NULL, NULL
+        FROM queue_reasons WHERE item_id = ?
+        UNION ALL
+        SELECT claimed_at, 'claim', NULL, NULL, reviewer, NULL, NULL, NULL, NULL, NULL FROM claims WHERE item_id = ?
+        UNION ALL
+        SELECT set_at, 'gold', NULL, label, set_by, NULL, NULL, NULL, NULL, NULL FROM gold WHERE item_id = ?
+        UNION ALL
+        SELECT decided_at, 'decision:' || kind, decision_id, label, reviewer, note, NULL, batch_id, undoes, NULL
+        FROM decisions WHERE item_id = ?
+        ORDER BY "at", seq NULLS LAST, kind
+        """,
+        [item_id] * 5,
+    )
 
 
 def _kind_and_label(ws: Workspace, label: str) -> tuple[str, str | None]:

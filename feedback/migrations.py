@@ -138,4 +138,23 @@ CREATE TABLE state_marks (
 )
 """,
     ),
+    (
+        "003_releases",
+        """
+CREATE TABLE releases (
+    dataset VARCHAR,
+    version VARCHAR,
+    number INTEGER,
+    release_id VARCHAR,
+    parent VARCHAR,
+    location VARCHAR,
+    created_at TIMESTAMP,
+    created_by VARCHAR,
+    examples BIGINT,
+    event_seq BIGINT,
+    overrides VARCHAR[],
+    manifest JSON
+)
+""",
+    ),
 ]

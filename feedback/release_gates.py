@@ -22,7 +22,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .agreement import agreement
 from .release_split import spanning
 from .workspace import Workspace
 
@@ -33,69 +32,77 @@ DATA_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("label", p
 
 
 def run_gates(ws: Workspace, examples: pa.Table, *, duplicates: np.ndarray, splits: np.ndarray,
-              split_names: list[str], parent_labels: dict[str, int] | None, overlap_items: int,
-              config: dict) -> list[dict]:
-    """Every gate's result, in the order of `GATES`."""
-    ids = examples["id"].to_numpy(zero_copy_only=False)
+              split_names: list[str], counts: dict[str, int], parent_counts: dict[str, int] | None,
+              agreement: dict | None, config: dict) -> list[dict]:
+    """Every gate's result, in the order of `GATES`.
+
+    `counts` and `parent_counts` are examples per label here and in the parent release;
+    `agreement` is `feedback.agreement.agreement(ws)`, or None where no decisions overlap.
+    """
     labels = examples["label"]
-    counts = Counter(dict(zip(*_value_counts(labels))))
     return [
-        _schema(examples, ids),
-        _taxonomy(ws, labels, ids),
-        _spanning("conflicts", duplicates, _codes(labels), ids, np.asarray(labels), "duplicate groups carry "
-                  "different labels; relabel them to one label (feedback groups, feedback relabel)"),
-        _spanning("leakage", duplicates, splits, ids, np.asarray(split_names)[splits], "duplicate groups span "
-                  "splits; making one whole would move a released example to another split, which releases never "
-                  "do: junk or relabel the new near-copy, or override the gate"),
-        _agreement(ws, overlap_items, config["min_agreement"]),
+        _schema(examples),
+        _taxonomy(ws, examples),
+        _spanning("conflicts", examples, duplicates, _codes(labels), lambda row: labels[row].as_py(),
+                  "duplicate groups carry different labels; relabel each to one label (feedback groups, "
+                  "feedback relabel)"),
+        _spanning("leakage", examples, duplicates, splits, lambda row: split_names[splits[row]],
+                  "duplicate groups span splits; making one whole would move a released example to another "
+                  "split, which releases never do: junk or relabel the new near-copy, or override the gate"),
+        _agreement(agreement, config["min_agreement"]),
         _min_per_label(counts, config["min_per_label"]),
-        _label_shift(counts, parent_labels, config["max_label_shift"]),
+        _label_shift(counts, parent_counts, config["max_label_shift"]),
     ]
 
 
-def _result(gate: str, status: str, detail: str, examples=()) -> dict:
-    return {"gate": gate, "status": status, "detail": detail, "examples": [str(x) for x in list(examples)[:SAMPLE]]}
+def _result(gate: str, status: str, detail: str, ids: list[str] = ()) -> dict:
+    return {"gate": gate, "status": status, "detail": detail, "examples": list(ids)}
 
 
-def _schema(examples: pa.Table, ids: np.ndarray) -> dict:
+def _ids(examples: pa.Table, rows: np.ndarray) -> list[str]:
+    return examples["id"].take(pa.array(rows[:SAMPLE], pa.int64())).to_pylist()
+
+
+def _schema(examples: pa.Table) -> dict:
     wrong = [f"{f.name} is {examples.schema.field(f.name).type}, not {f.type}" for f in DATA_SCHEMA
              if examples.schema.field(f.name).type != f.type]
     blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(examples["text"].fill_null(""))), 0)
     no_label = pc.equal(pc.utf8_length(examples["label"].fill_null("")), 0)
-    bad = np.asarray(pc.or_(blank, no_label))
-    unique_ids = len(np.unique(ids))
-    problems = wrong + [f"{bad.sum()} examples have a blank text or label"] * bool(bad.any())
-    problems += [f"{len(ids) - unique_ids} ids are repeated"] * (unique_ids != len(ids))
+    bad = np.flatnonzero(np.asarray(pc.or_(blank, no_label)))
+    repeated = examples.num_rows - pc.count_distinct(examples["id"]).as_py()
+    problems = wrong + [f"{len(bad)} examples have a blank text or label"] * bool(len(bad))
+    problems += [f"{repeated} ids are repeated"] * bool(repeated)
     if problems:
-        return _result("schema", "fail", "; ".join(problems) + "; junk those items or fix them", ids[bad])
-    return _result("schema", "pass", f"{len(ids):,} examples: id, text and label present")
+        return _result("schema", "fail", "; ".join(problems) + "; junk those items or fix them", _ids(examples, bad))
+    return _result("schema", "pass", f"{examples.num_rows:,} examples: id, text and label present")
 
 
-def _taxonomy(ws: Workspace, labels: pa.ChunkedArray, ids: np.ndarray) -> dict:
+def _taxonomy(ws: Workspace, examples: pa.Table) -> dict:
     if ws.taxonomy.mode == "open":
         return _result("taxonomy", "skip", "open taxonomy: any label is accepted")
-    outside = np.asarray(pc.invert(pc.is_in(labels, pa.array(sorted(ws.taxonomy.names), pa.string()))))
-    if outside.any():
-        names = ", ".join(f"{k} ({v})" for k, v in sorted(Counter(np.asarray(labels)[outside]).items()))
+    labels = examples["label"]
+    outside = np.flatnonzero(np.asarray(pc.invert(pc.is_in(labels, pa.array(sorted(ws.taxonomy.names), pa.string())))))
+    if len(outside):
+        found = Counter(labels.take(pa.array(outside, pa.int64())).to_pylist())
+        names = ", ".join(f"{k} ({v})" for k, v in sorted(found.items()))
         return _result("taxonomy", "fail", f"labels not in the taxonomy: {names}; add them to [taxonomy] in "
-                       "feedback.toml or relabel the examples", ids[outside])
+                       "feedback.toml or relabel the examples", _ids(examples, outside))
     return _result("taxonomy", "pass", f"every label is in the fixed taxonomy of {len(ws.taxonomy.names)}")
 
 
-def _spanning(gate: str, groups: np.ndarray, codes: np.ndarray, ids: np.ndarray, shown: np.ndarray,
-              fix: str) -> dict:
+def _spanning(gate: str, examples: pa.Table, groups: np.ndarray, codes: np.ndarray, show, fix: str) -> dict:
     found = spanning(groups, codes)
     if not found:
         return _result(gate, "pass", f"no {gate}")
-    example = ", ".join(f"{ids[row]} ({shown[row]})" for row in found[0][:SAMPLE])
-    named = np.concatenate(found[:SAMPLE])
-    return _result(gate, "fail", f"{len(found)} {fix}; for example {example}", ids[named])
+    ids = examples["id"]
+    example = ", ".join(f"{ids[row].as_py()} ({show(row)})" for row in found[0][:SAMPLE])
+    return _result(gate, "fail", f"{len(found)} {fix}; for example {example}",
+                   _ids(examples, np.concatenate(found[:SAMPLE])))
 
 
-def _agreement(ws: Workspace, overlap_items: int, minimum: float) -> dict:
-    if not overlap_items:
+def _agreement(measured: dict | None, minimum: float) -> dict:
+    if not measured or not measured["items_with_overlap"]:
         return _result("agreement", "skip", "no items with overlapping decisions")
-    measured = agreement(ws)
     alpha, items = measured["alpha"], measured["items_with_overlap"]
     if alpha is None:
         return _result("agreement", "pass", f"{items} items with overlap; alpha undefined (one label used)")
@@ -105,7 +112,7 @@ def _agreement(ws: Workspace, overlap_items: int, minimum: float) -> dict:
                    f"minimum {minimum} ([release.gates] min_agreement){fix}")
 
 
-def _min_per_label(counts: Counter, minimum: int) -> dict:
+def _min_per_label(counts: dict[str, int], minimum: int) -> dict:
     few = {label: n for label, n in sorted(counts.items()) if n < minimum}
     if few:
         names = ", ".join(f"{k} ({v})" for k, v in few.items())
@@ -114,7 +121,7 @@ def _min_per_label(counts: Counter, minimum: int) -> dict:
     return _result("min_per_label", "pass", f"{len(counts)} labels, each with at least {minimum} examples")
 
 
-def _label_shift(counts: Counter, parent: dict[str, int] | None, maximum: float) -> dict:
+def _label_shift(counts: dict[str, int], parent: dict[str, int] | None, maximum: float) -> dict:
     if parent is None:
         return _result("label_shift", "skip", "no parent release to compare with")
     shift = total_variation(parent, counts)
@@ -127,11 +134,6 @@ def total_variation(before: dict[str, int], after: dict[str, int]) -> float:
     """Half the L1 distance between two label distributions given as counts (0: same, 1: disjoint)."""
     a, b = sum(before.values()) or 1, sum(after.values()) or 1
     return 0.5 * sum(abs(before.get(k, 0) / a - after.get(k, 0) / b) for k in set(before) | set(after))
-
-
-def _value_counts(column: pa.ChunkedArray) -> tuple[list, list]:
-    counted = pc.value_counts(column)
-    return counted.field("values").to_pylist(), counted.field("counts").to_pylist()
 
 
 def _codes(column: pa.ChunkedArray) -> np.ndarray:

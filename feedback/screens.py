@@ -4,26 +4,34 @@ from __future__ import annotations
 
 import json
 
-from .groups import more_like_this
-from .labels import history
+from .groups import similar_items
+from .labels import item_history
 from .roles import Actor
-from .triage import QueueFilter, next_item
+from .triage import QueueFilter, claim_next
 from .workspace import Workspace
 
 
-def review_screen(ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter(), *, exclude=()) -> dict | None:
-    """The reviewer's next item (claimed), its top predicted classes, its history and similar items."""
-    row = next_item(ws, actor, flt, exclude=exclude)
-    if row is None:
-        return None
-    return {"item": row, "probs": probabilities(ws, row["item_id"]), "history": history(ws, row["item_id"]),
-            "similar": more_like_this(ws, row["item_id"], limit=5) if row["text"] else []}
+def review_screen(ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter(), *, exclude=(),
+                  similar_pool: int = 20_000) -> dict | None:
+    """The reviewer's next item (claimed), its top predicted classes, its history and similar items: one transaction."""
+    with ws.store().atomic() as tx:
+        row = claim_next(tx, ws, actor, flt, exclude=exclude)
+        if row is None:
+            return None
+        item_id = row["item_id"]
+        similar = similar_items(tx, item_id, row["text"], limit=5, max_items=similar_pool) if row["text"] else []
+        return {"item": row, "probs": _probabilities(tx, item_id), "history": item_history(tx, item_id),
+                "similar": similar}
 
 
 def probabilities(ws: Workspace, item_id: str) -> dict[str, float]:
     """The latest prediction's per-class probabilities, highest first."""
-    raw = ws.store().value("SELECT arg_max(pred_probs, seq) FROM events WHERE item_id = ? AND type = 'prediction'",
-                           [item_id])
+    with ws.store().connect() as tx:
+        return _probabilities(tx, item_id)
+
+
+def _probabilities(tx, item_id: str) -> dict[str, float]:
+    raw = tx.value("SELECT arg_max(pred_probs, seq) FROM events WHERE item_id = ? AND type = 'prediction'", [item_id])
     probs = json.loads(raw) if raw else {}
     return dict(sorted(probs.items(), key=lambda kv: -kv[1]))
 

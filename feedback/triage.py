@@ -118,28 +118,33 @@ def next_item(ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter(), *,
 
     `exclude` names items the reviewer passed over in this session.
     """
+    with ws.store().atomic() as tx:
+        return claim_next(tx, ws, actor, flt, exclude=exclude)
+
+
+def claim_next(tx, ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter(), *, exclude=()) -> dict | None:
+    """`next_item` inside an open transaction."""
     actor.require("decide")
     where, params = flt.where()
     where += " AND i.item_id NOT IN (SELECT unnest(?::VARCHAR[]))"
     params = params + [list(exclude)]
     lease = timedelta(seconds=review_config(ws)["lease_seconds"])
-    with ws.store().atomic() as tx:
-        sync_items(tx, ws)
-        held = tx.rows(f"SELECT {_COLUMNS} FROM {_FROM} WHERE r.claimed_by = ? AND r.claim_expires > now()::TIMESTAMP "
-                       f"AND {where} ORDER BY i.priority DESC LIMIT 1", [actor.name] + params)
-        if held:
-            return held[0]
-        rows = tx.rows(
-            f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} AND coalesce(r.status, 'new') IN ('new', 'skipped') "
-            f"AND NOT list_contains(coalesce(r.reviewers, []::VARCHAR[]), ?) "
-            f"AND (r.claim_expires IS NULL OR r.claim_expires <= now()::TIMESTAMP) "
-            f"ORDER BY i.priority DESC, i.item_id LIMIT 1", params + [actor.name])
-        if not rows:
-            return None
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        tx.execute("INSERT INTO claims VALUES (?, ?, ?, ?)", [rows[0]["item_id"], actor.name, now, now + lease])
-        write_reviews(tx, ws, [rows[0]["item_id"]])
-        return {**rows[0], "status": "in review", "claimed_by": actor.name}
+    sync_items(tx, ws)
+    held = tx.rows(f"SELECT {_COLUMNS} FROM {_FROM} WHERE r.claimed_by = ? AND r.claim_expires > now()::TIMESTAMP "
+                   f"AND {where} ORDER BY i.priority DESC LIMIT 1", [actor.name] + params)
+    if held:
+        return held[0]
+    rows = tx.rows(
+        f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} AND coalesce(r.status, 'new') IN ('new', 'skipped') "
+        f"AND NOT list_contains(coalesce(r.reviewers, []::VARCHAR[]), ?) "
+        f"AND (r.claim_expires IS NULL OR r.claim_expires <= now()::TIMESTAMP) "
+        f"ORDER BY i.priority DESC, i.item_id LIMIT 1", params + [actor.name])
+    if not rows:
+        return None
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    tx.execute("INSERT INTO claims VALUES (?, ?, ?, ?)", [rows[0]["item_id"], actor.name, now, now + lease])
+    write_reviews(tx, ws, [rows[0]["item_id"]])
+    return {**rows[0], "status": "in review", "claimed_by": actor.name}
 
 
 def release_claim(ws: Workspace, actor: Actor, item_id: str) -> None:

@@ -1,0 +1,148 @@
+"""Release folders on a local disk or any pyarrow filesystem (S3, GCS, HDFS), written once.
+
+A release is built under `<dataset>/.building/<version>-<random>/` and then published to
+`<dataset>/<version>/`: by a rename on a local disk (atomic), by copying each object with
+`manifest.json` last on object stores (readers treat a folder without a manifest as not
+there). A failed build deletes its temporary folder; a published folder is never written.
+`SHA256SUMS` lists every other file as `<sha256>  <path>`, so `sha256sum -c SHA256SUMS`
+checks a downloaded copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from .errors import FeedbackError
+
+SUMS = "SHA256SUMS"
+MANIFEST = "manifest.json"
+_SECRETS = ("access_key", "secret_key", "session_token")
+
+
+class Destination:
+    """The folder that holds releases, `<root>/<dataset>/<version>/`: a local path or a filesystem URL.
+
+    URLs are pyarrow's, for example `s3://bucket/prefix?region=eu-west-1` or, for an
+    S3-compatible server, `s3://bucket/prefix?endpoint_override=host:9000&scheme=http`.
+    Credentials come from the environment, never from the URL (it is recorded).
+    """
+
+    def __init__(self, location: str | Path):
+        location = str(location)
+        if "://" in location:
+            if set(parse_qs(urlsplit(location).query)) & set(_SECRETS):
+                raise FeedbackError(f"{location!r} holds credentials; pass them in the environment (for S3: "
+                                    "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), since the location is recorded")
+            try:
+                self.fs, root = pafs.FileSystem.from_uri(location)
+            except (pa.ArrowException, ValueError) as exc:
+                raise FeedbackError(f"cannot open release destination {location!r}: {exc}") from None
+        else:
+            location = str(Path(location).resolve())
+            self.fs, root = pafs.LocalFileSystem(), location
+        self.location = location
+        self.root = root.rstrip("/")
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def read(self, path: str) -> bytes:
+        try:
+            with self.fs.open_input_stream(path) as f:
+                return f.read()
+        except FileNotFoundError:
+            raise FeedbackError(f"{self.describe(path)} is missing") from None
+
+    def read_parquet(self, path: str, columns: list[str] | None = None, filters=None) -> pa.Table:
+        return pq.read_table(path, columns=columns, filters=filters, filesystem=self.fs)
+
+    def files(self, folder: str) -> list[str]:
+        """Paths of every file under `folder`, relative to it, sorted."""
+        selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+        return sorted(info.path[len(folder) + 1:] for info in self.fs.get_file_info(selector)
+                      if info.type == pafs.FileType.File)
+
+    def describe(self, path: str) -> str:
+        """A path as the user knows it: local, or the URL's scheme and path."""
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            return path
+        return f"{urlsplit(self.location).scheme}://{path}"
+
+    @contextmanager
+    def building(self, dataset: str, version: str):
+        """A temporary folder for a build; deleted when the block raises."""
+        folder = self.path(dataset, ".building", f"{version}-{uuid.uuid4().hex[:12]}")
+        self.fs.create_dir(folder)
+        try:
+            yield folder
+        except BaseException:
+            self.fs.delete_dir(folder)
+            raise
+
+    def write(self, folder: str, files: dict[str, bytes]) -> None:
+        for name, data in files.items():
+            if "/" in name:
+                self.fs.create_dir(f"{folder}/{name.rsplit('/', 1)[0]}")
+            with self.fs.open_output_stream(f"{folder}/{name}") as out:
+                out.write(data)
+
+    def publish(self, built: str, final: str) -> None:
+        """Move a built folder to its final place; refuse if something is there already."""
+        if self.exists(final):
+            raise FeedbackError(f"{self.describe(final)} exists already; releases are never overwritten")
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            self.fs.move(built, final)
+            return
+        names = self.files(built)
+        for name in sorted(names, key=lambda n: n == MANIFEST):
+            self.fs.copy_file(f"{built}/{name}", f"{final}/{name}")
+        self.fs.delete_dir(built)
+
+
+def sha256(data) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def parquet_bytes(table: pa.Table, *, row_group_size: int) -> pa.Buffer:
+    """A Parquet file in memory; the same table always gives the same bytes."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, row_group_size=row_group_size, compression="snappy")
+    return sink.getvalue()
+
+
+def render_sums(digests: dict[str, str]) -> bytes:
+    return "".join(f"{digests[name]}  {name}\n" for name in sorted(digests)).encode()
+
+
+def parse_sums(text: str) -> dict[str, str]:
+    sums = {}
+    for line in text.splitlines():
+        digest, sep, name = line.partition("  ")
+        if sep:
+            sums[name] = digest
+    return sums
+
+
+def check_files(dest: Destination, folder: str) -> list[dict]:
+    """Problems with the files of a release: missing, changed, or not listed in SHA256SUMS."""
+    sums = parse_sums(dest.read(f"{folder}/{SUMS}").decode())
+    present = set(dest.files(folder))
+    problems = [{"file": name, "problem": "not listed in SHA256SUMS (added after the build)"}
+                for name in sorted(present - set(sums) - {SUMS})]
+    for name, digest in sums.items():
+        if name not in present:
+            problems.append({"file": name, "problem": "missing"})
+        elif sha256(dest.read(f"{folder}/{name}")) != digest:
+            problems.append({"file": name, "problem": "checksum differs from SHA256SUMS"})
+    return sorted(problems, key=lambda p: p["file"])
