@@ -282,18 +282,11 @@ def _verdict_rejection(row: dict, taxonomy) -> dict:
     reason, _, where = row["verdict"].partition(":")
     if reason == "unknown_label":
         label = row["pred_label"] if where == "prediction.label" else row["corr_label"]
-        message = f"{label!r} is not in the taxonomy{_suggest(label, taxonomy.names)}"
+        message = f"{label!r} is not in the taxonomy{taxonomy.hint(label)}"
     else:
         message = f"{row['event_id']!r} is already stored with different content; give the new event its own id"
     error = InvalidEvent(reason, message, where)
     return {**_rejection(row["source"], row["line"], row["event_id"], error, None), "content_hash": row["content_hash"]}
-
-
-def _suggest(label: str, names) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(label, list(names), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _rejection(source, line, event_id, error: InvalidEvent, raw) -> dict:

@@ -56,9 +56,7 @@ def decide(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str |
 def adjudicate(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str | None = None) -> dict:
     """A lead settles a disputed item (or overrides any decision) with a final label."""
     actor.require("adjudicate")
-    kind, label = _kind_and_label(ws, label)
-    if kind != "label":
-        raise FeedbackError("an adjudication needs a label of the taxonomy")
+    label = _real_label(ws, label, "an adjudication")
     with ws.store().atomic() as tx:
         _review_row(tx, ws, item_id)
         rows = [_decision(item_id, "adjudicate", label, actor, note=note)]
@@ -120,9 +118,7 @@ def undo_batch(ws: Workspace, actor: Actor, batch_id: str) -> int:
 def set_gold(ws: Workspace, actor: Actor, item_id: str, label: str) -> None:
     """Mark an item as a gold item with a known answer (leads)."""
     actor.require("set_gold")
-    kind, label = _kind_and_label(ws, label)
-    if kind != "label":
-        raise FeedbackError("a gold answer needs a label of the taxonomy")
+    label = _real_label(ws, label, "a gold answer")
     with ws.store().atomic() as tx:
         _review_row(tx, ws, item_id)
         tx.execute("INSERT INTO gold VALUES (?, ?, ?, ?)", [item_id, label, actor.name, _now()])
@@ -177,12 +173,15 @@ def _kind_and_label(ws: Workspace, label: str) -> tuple[str, str | None]:
     if not label:
         raise FeedbackError("a decision needs a label, or one of skip, junk, unsure")
     if not ws.taxonomy.accepts(label):
-        import difflib
-
-        close = difflib.get_close_matches(label, sorted(ws.taxonomy.names), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else "; see `feedback labels`"
-        raise FeedbackError(f"label {label!r} is not in the taxonomy{hint}")
+        raise FeedbackError(f"label {label!r} is not in the taxonomy{ws.taxonomy.hint(label) or '; see `feedback labels`'}")
     return "label", label
+
+
+def _real_label(ws: Workspace, label: str, what: str) -> str:
+    kind, label = _kind_and_label(ws, label)
+    if kind != "label":
+        raise FeedbackError(f"{what} needs a label of the taxonomy, not {kind}")
+    return label
 
 
 def _review_row(tx, ws: Workspace, item_id: str) -> dict:

@@ -6,6 +6,7 @@ variable, or the current folder and its parents, in that order.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import tomllib
@@ -47,6 +48,11 @@ class Taxonomy:
 
     def accepts(self, name: str) -> bool:
         return self.mode == "open" or name in self.names
+
+    def hint(self, name: str) -> str:
+        """A "did you mean" for a label the taxonomy refused (empty when nothing is close)."""
+        close = difflib.get_close_matches(name, sorted(self.names), n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class Workspace:
