@@ -230,10 +230,12 @@ def _absorb(tx, ws: Workspace) -> tuple[IngestReport, list[dict]]:
     tx.execute(
         """
         CREATE TEMP TABLE judged AS
-        WITH b AS (
-            SELECT *, prediction->>'label' AS pred_label, correction->>'label' AS corr_label,
-                   first_value(content_hash) OVER w AS first_hash, row_number() OVER w AS nth
+        WITH ranks AS (  -- windows over narrow rows only: sorting the JSON payloads is the slow part
+            SELECT rowid AS rid, first_value(content_hash) OVER w AS first_hash, row_number() OVER w AS nth
             FROM batch WINDOW w AS (PARTITION BY event_id ORDER BY received_at, line)
+        ), b AS (
+            SELECT batch.*, prediction->>'label' AS pred_label, correction->>'label' AS corr_label, first_hash, nth
+            FROM batch JOIN ranks ON ranks.rid = batch.rowid
         ), known AS (
             SELECT event_id, any_value(content_hash) AS stored_hash FROM events
             WHERE event_id IN (SELECT event_id FROM batch) GROUP BY event_id
@@ -256,14 +258,18 @@ def _absorb(tx, ws: Workspace) -> tuple[IngestReport, list[dict]]:
     tx.execute(
         """
         INSERT INTO events
-        SELECT ? + row_number() OVER (ORDER BY received_at, source, line, event_id), event_id, type, item_id,
+        WITH ordered AS (
+            SELECT rowid AS rid, row_number() OVER (ORDER BY received_at, source, line, event_id) AS n
+            FROM judged WHERE verdict = 'ok'
+        )
+        SELECT ? + n, event_id, type, item_id,
                coalesce(CASE WHEN json_type(ts) = 'VARCHAR' THEN (ts->>'$')::TIMESTAMPTZ ELSE to_timestamp(ts::DOUBLE) END,
                         to_timestamp(received_at))::TIMESTAMP,
                to_timestamp(received_at)::TIMESTAMP, now()::TIMESTAMP,
                input->>'text', input, pred_label, (prediction->>'score')::DOUBLE, prediction->'probs',
                prediction->>'model', prediction->>'model_version', corr_label, correction->>'by',
                correction->>'note', error->>'kind', error->>'message', meta, source, content_hash, schema_version
-        FROM judged WHERE verdict = 'ok'
+        FROM judged JOIN ordered ON ordered.rid = judged.rowid
         """,
         [base],
     )

@@ -11,16 +11,17 @@ from feedback import ingest_spool
 from conftest import REPO, set_config
 
 PRODUCER = textwrap.dedent("""
-    import sys, time
+    import pathlib, sys, time
     from feedback import Client
-    workspace, name, n, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    workspace, name, n, stop = sys.argv[1], sys.argv[2], int(sys.argv[3]), pathlib.Path(sys.argv[4])
     client = Client(workspace)
-    accepted = 0
-    for i in range(n):
-        if i % 20 == 0:
-            time.sleep(pause)
+    accepted = i = 0
+    while i < n or (stop.name and not stop.exists()):
+        if stop.name and i % 20 == 0:
+            time.sleep(0.01)
         accepted += client.prediction(f"{name}-{i % 500}", text=f"text {i} from {name}", label="card_arrival",
                                       score=0.5, event_id=f"{name}-{i}")
+        i += 1
     client.close()
     print(accepted)
 """)
@@ -44,28 +45,28 @@ def assert_exactly_once(ws, expected: int):
     assert row == {"n": expected, "d": expected, "top": expected}
 
 
-def test_four_producers_and_an_ingest_loop_at_once(ws):
+def test_four_producers_and_an_ingest_loop_at_once(ws, tmp_path):
     ws = set_config(ws, "segment_max_bytes", 30_000)
-    producers = [python(PRODUCER, ws.root, f"p{k}", 5000, 0.03) for k in range(4)]
-    rounds = 0
-    while any(p.poll() is None for p in producers) or rounds == 0:
+    stop = tmp_path / "stop"
+    producers = [python(PRODUCER, ws.root, f"p{k}", 2000, stop) for k in range(4)]
+    for _ in range(3):  # the producers keep writing until these rounds are done
         loop = subprocess.run([sys.executable, "-m", "feedback", "ingest", "-w", ws.root, "--json"],
                               cwd=REPO, capture_output=True, text=True, timeout=120)
         assert loop.returncode == 0, loop.stderr
         status = subprocess.run([sys.executable, "-m", "feedback", "status", "-w", ws.root, "--json"],
                                 cwd=REPO, capture_output=True, text=True, timeout=120)
         assert status.returncode == 0, status.stderr
-        rounds += 1
+    stop.touch()
     accepted = sum(int(p.communicate()[0]) for p in producers)
     assert all(p.returncode == 0 for p in producers)
     ingest_spool(ws)
-    assert accepted == 20_000 and rounds >= 2
+    assert accepted >= 8000
     assert_exactly_once(ws, accepted)
 
 
 def test_ingest_killed_at_random_instants_loses_and_doubles_nothing(ws):
     ws = set_config(ws, "segment_max_bytes", 20_000)
-    producers = [python(PRODUCER, ws.root, f"k{k}", 6000, 0) for k in range(4)]
+    producers = [python(PRODUCER, ws.root, f"k{k}", 6000, "") for k in range(4)]
     accepted = sum(int(p.communicate()[0]) for p in producers)
     rng = random.Random(20261122)
     kills = 0
