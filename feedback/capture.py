@@ -16,6 +16,7 @@ import atexit
 import logging
 import os
 import threading
+import weakref
 from pathlib import Path
 
 from . import events
@@ -36,10 +37,11 @@ class Client:
         self._spool = ws.path("spool")
         self._writer_options = {"max_bytes": conf["segment_max_bytes"], "max_seconds": conf["segment_max_seconds"]}
         self._writer = SegmentWriter(self._spool, **self._writer_options)
-        self._pid = os.getpid()
         self._count_lock = threading.Lock()
         self.stats = {"accepted": 0, "rejected": 0, "dropped": 0}
         atexit.register(self.close)
+        after_fork = weakref.WeakMethod(self._after_fork)
+        os.register_at_fork(after_in_child=lambda: (method := after_fork()) and method())
 
     def capture(self, event: dict) -> bool:
         """Record one event (a dict of the v1 contract). True when it is safely spooled."""
@@ -48,19 +50,19 @@ class Client:
     def capture_checked(self, event: dict) -> tuple[bool, dict]:
         """Record one event; return (accepted, detail) where detail names the event or the problem."""
         try:
-            normalised = events.validate(event, max_text_chars=self.max_text_chars)
+            event_id, item_id, line = events.encode(event, max_text_chars=self.max_text_chars)
         except InvalidEvent as exc:
             self._count("rejected")
             log.warning("event rejected (%s): %s", exc.reason, exc)
             return False, {"reason": exc.reason, "field": exc.field, "message": str(exc)}
         try:
-            self._writer_for_this_process().append(events.to_line(normalised))
+            self._writer.append(line)
         except OSError as exc:
             self._count("dropped")
-            log.error("event %s not spooled: %s", normalised["event_id"], exc)
+            log.error("event %s not spooled: %s", event_id, exc)
             return False, {"reason": "spool_write_failed", "field": None, "message": str(exc)}
         self._count("accepted")
-        return True, {"event_id": normalised["event_id"], "item_id": normalised["item_id"]}
+        return True, {"event_id": event_id, "item_id": item_id}
 
     def prediction(self, item_id: str | None, *, text: str | None = None, label: str, score: float | None = None,
                    probs: dict | None = None, model: str | None = None, model_version: str | None = None,
@@ -88,11 +90,10 @@ class Client:
     def close(self) -> None:
         self._writer.close()
 
-    def _writer_for_this_process(self) -> SegmentWriter:
-        if os.getpid() != self._pid:  # forked: never share the parent's segment
-            self._writer = SegmentWriter(self._spool, **self._writer_options)
-            self._pid = os.getpid()
-        return self._writer
+    def _after_fork(self) -> None:
+        """A forked child never shares its parent's segment."""
+        self._writer = SegmentWriter(self._spool, **self._writer_options)
+        self._count_lock = threading.Lock()
 
     def _count(self, key: str) -> None:
         with self._count_lock:

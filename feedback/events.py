@@ -86,11 +86,29 @@ def derive_item_id(inp: dict) -> str:
 
 def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, received_at: float | None = None) -> dict:
     """Check one event against the contract; return its normalised form or raise `InvalidEvent`."""
+    content, body, event_id = _checked(event, max_text_chars)
+    content["schema_version"] = SCHEMA_VERSION
+    content["event_id"] = event_id
+    content["received_at"] = received_at or time.time()
+    content["content_hash"] = hashlib.blake2b(body, digest_size=12).hexdigest()
+    return content
+
+
+def encode(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> tuple[str, str, bytes]:
+    """Check one event and return (event_id, item_id, spool line): `to_line(validate(event))`, serialised once."""
+    content, body, event_id = _checked(event, max_text_chars)
+    digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+    line = b"".join((body[:-1], b',"schema_version":1,"event_id":', orjson.dumps(event_id), b',"received_at":',
+                     repr(time.time()).encode(), b',"content_hash":"', digest.encode(), b'"}\n'))
+    return event_id, content["item_id"], line
+
+
+def _checked(event, max_text_chars: int) -> tuple[dict, bytes, str]:
+    """The producer's content (Nones dropped, item_id derived, ts normalised), its sorted JSON, and the event id."""
     if not isinstance(event, dict):
         raise InvalidEvent("not_an_object", f"expected a JSON object, got {_json_type(event)}")
-    unknown = event.keys() - _FIELDS
-    if unknown:
-        name = sorted(unknown)[0]
+    if not _FIELDS.issuperset(event):
+        name = sorted(event.keys() - _FIELDS)[0]
         raise InvalidEvent("unknown_field", f"is not part of schema v{SCHEMA_VERSION}", name)
     version = event.get("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
@@ -106,25 +124,22 @@ def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, received_at
         raise InvalidEvent("missing_field", "is required (one of prediction, correction, error)", "type")
     if kind not in TYPES:
         raise InvalidEvent("invalid_value", f"{kind!r} is not one of prediction, correction, error", "type")
-    for section, spec in _SECTIONS.items():
-        value = event.get(section)
-        if value is not None:
-            _check_section(section, value, spec, max_text_chars)
-    if event.get(kind) is None:
-        raise InvalidEvent("missing_field", f"is required for a {kind} event", kind)
-    if kind == "prediction" and event.get("input") is None:
-        raise InvalidEvent("missing_field", "is required for a prediction event", "input")
-    for section in ("meta", "input"):
-        value = event.get(section)
-        if section == "meta" and value is not None and not isinstance(value, dict):
+    content = {}
+    for key, value in event.items():
+        if value is None or key == "event_id" or key == "schema_version":
+            continue
+        spec = _SECTIONS.get(key)
+        if spec is not None:
+            value = _check_section(key, value, spec, max_text_chars)
+        elif key == "meta" and value.__class__ is not dict:
             raise InvalidEvent("wrong_type", f"must be an object, got {_json_type(value)}", "meta")
-        if value and _has_nonfinite(value):
-            raise InvalidEvent("invalid_value", "numbers must be finite (no NaN or Infinity)", section)
-    content = {
-        k: ({n: x for n, x in v.items() if x is not None} if k in _SECTIONS else v)
-        for k, v in event.items()
-        if v is not None and k not in ("event_id", "schema_version")
-    }
+        if (key == "meta" or key == "input") and _has_nonfinite(value):
+            raise InvalidEvent("invalid_value", "numbers must be finite (no NaN or Infinity)", key)
+        content[key] = value
+    if kind not in content:
+        raise InvalidEvent("missing_field", f"is required for a {kind} event", kind)
+    if kind == "prediction" and "input" not in content:
+        raise InvalidEvent("missing_field", "is required for a prediction event", "input")
     item_id = content.get("item_id")
     if item_id is None:
         if "input" not in content:
@@ -140,16 +155,11 @@ def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, received_at
     if "ts" in content:
         content["ts"] = _check_time(content["ts"])
     try:
-        body = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+        return content, orjson.dumps(content, option=orjson.OPT_SORT_KEYS), event_id
     except orjson.JSONEncodeError as exc:
         if "surrogates" in str(exc):
             raise InvalidEvent("invalid_utf8", "contains an unpaired surrogate, which is not valid UTF-8") from None
         raise InvalidEvent("invalid_value", f"holds a value the store cannot keep ({exc})") from None
-    content["schema_version"] = SCHEMA_VERSION
-    content["event_id"] = event_id
-    content["received_at"] = received_at or time.time()
-    content["content_hash"] = hashlib.blake2b(body, digest_size=12).hexdigest()
-    return content
 
 
 def to_line(normalised: dict) -> bytes:
@@ -158,16 +168,18 @@ def to_line(normalised: dict) -> bytes:
 
 
 def _has_nonfinite(value) -> bool:
-    if isinstance(value, float):
+    kind = value.__class__
+    if kind is float:
         return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_nonfinite(v) for v in value.values())
-    if isinstance(value, list):
+    if kind is dict:
+        return any(_has_nonfinite(v) for v in value.values() if v.__class__ is not str)
+    if kind is list:
         return any(_has_nonfinite(v) for v in value)
     return False
 
 
-def _check_section(section: str, value, spec: dict, max_text_chars: int) -> None:
+def _check_section(section: str, value, spec: dict, max_text_chars: int) -> dict:
+    """Check one section (input, prediction, correction, error); return it without null fields."""
     if not isinstance(value, dict):
         raise InvalidEvent("wrong_type", f"must be an object, got {_json_type(value)}", section)
     for key, item in value.items():
@@ -193,6 +205,7 @@ def _check_section(section: str, value, spec: dict, max_text_chars: int) -> None
     for label, p in (value.get("probs") or {}).items():
         if not (p.__class__ in _NUMBER and 0.0 <= p <= 1.0):
             _check_probability(p, f"{section}.probs.{label}")
+    return {key: item for key, item in value.items() if item is not None}
 
 
 def _check_text(text: str, where: str, limit: int) -> None:
