@@ -481,6 +481,23 @@ def user_add(ws, name, role, password, reviewer):
     click.echo(f"Added {name} ({role}).")
 
 
+@main.command("label-add")
+@click.argument("name")
+@click.option("--description", default="", help="What the label means (shown to reviewers).")
+@click.option("--hotkey", default="", help="One key that applies it in the app.")
+@reviewer_option
+@workspace_option
+def label_add(ws, name, description, hotkey, reviewer):
+    """Add a label to the taxonomy (admins).
+
+    \b
+    Example:
+      feedback label-add card_swallowed --hotkey W --description "ATM kept the card" --reviewer ann
+    """
+    roles.add_label(ws, roles.actor(ws, reviewer), name, description=description, hotkey=hotkey)
+    click.echo(f"Added label {name}.")
+
+
 @main.command()
 @click.argument("item_ids", nargs=-1, required=True)
 @reviewer_option

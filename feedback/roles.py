@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import hmac
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -105,6 +106,20 @@ def add_user(ws: Workspace, by: Actor | None, name: str, *, role: str, password:
     lines = ["", f"[users.{name}]", f'role = "{role}"']
     if password:
         lines.append(f'password_hash = "{hash_password(password)}"')
+    with open(ws.root / CONFIG_NAME, "a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return Workspace(ws.root)
+
+
+def add_label(ws: Workspace, by: Actor, name: str, *, description: str = "", hotkey: str = "") -> Workspace:
+    """Add a label to the taxonomy (admins); a fixed taxonomy accepts it from then on."""
+    by.require("change_taxonomy")
+    if not name or name in ("skip", "junk", "unsure"):
+        raise FeedbackError(f"{name!r} cannot be a label: it is empty or names a decision (skip, junk, unsure)")
+    if name in ws.taxonomy.names:
+        raise WorkspaceError(f"label {name!r} is already in the taxonomy")
+    lines = ["", "[[taxonomy.labels]]", f"name = {json.dumps(name)}"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in (("description", description), ("hotkey", hotkey)) if value]
     with open(ws.root / CONFIG_NAME, "a", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     return Workspace(ws.root)

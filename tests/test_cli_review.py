@@ -67,5 +67,9 @@ def test_roles_through_the_cli(cli, ws, tmp_path):
     stranger = cli("next", "-w", ws.root, "-r", "eve")
     assert stranger.exit_code == 1 and "'eve' is not a user of this workspace" in stranger.output
     assert cli("agreement", "-w", ws.root, "--json").exit_code == 0
+    taxonomy = cli("label-add", "card_swallowed", "--hotkey", "W", "-w", ws.root, "-r", "bob")
+    assert taxonomy.exit_code == 1 and "bob is a reviewer; change taxonomy needs the admin role" in taxonomy.output
+    assert cli("label-add", "card_swallowed", "--hotkey", "W", "-w", ws.root, "-r", "ann").exit_code == 0
+    assert cli("label", "r1", "card_swallowed", "-w", ws.root, "-r", "bob").exit_code == 0
     forgot = json.loads(cli("forget", "boom", "--why", "ticket 1", "-w", ws.root, "-r", "ann", "--json").output)
     assert forgot["items"] == ["boom"] and forgot["events"] == 1
