@@ -106,6 +106,7 @@ def _rebuild_touched(tx, ws: Workspace) -> None:
         SELECT agg.item_id, text, pred_label, pred_score, model_version, corr_label, has_error, source,
                first_ts, last_ts, coalesce(reasons, []::VARCHAR[]), coalesce(priority, 0.0)
         FROM agg LEFT JOIN ranked USING (item_id)
+        ORDER BY coalesce(priority, 0.0) DESC, agg.item_id  -- pages by priority can skip low row groups
         """,
         [threshold, list(w), list(w.values())],
     )

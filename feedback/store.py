@@ -9,6 +9,7 @@ never as cursors or relations, and every value goes in as a parameter.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import threading
@@ -94,11 +95,11 @@ class Store:
     @contextmanager
     def connect(self) -> Iterator[Tx]:
         """A connection for one unit of work, without a transaction of its own."""
-        con = self._open()
+        con = _ENGINE.attach(self.path.resolve(), self.busy_timeout)
         try:
             yield Tx(con)
         finally:
-            con.close()
+            _ENGINE.release(self.path.resolve(), con)
 
     @contextmanager
     def atomic(self) -> Iterator[Tx]:
@@ -149,29 +150,82 @@ class Store:
         """Rewrite the file from its live rows, so nothing deleted or overwritten lingers in free blocks."""
         fresh = self.path.with_name(self.path.name + ".compact")
         fresh.unlink(missing_ok=True)
-        with self.connect() as tx:
+        with self.atomic() as tx:
             tx.execute("CHECKPOINT")
             tx.execute(f"ATTACH '{fresh}' AS fresh")
-            tx.execute(f"COPY FROM DATABASE {quote(self.path.stem)} TO fresh")
+        with self.connect() as tx:
+            tx.execute(f"COPY FROM DATABASE {_alias(self.path.resolve())} TO fresh")
             tx.execute("DETACH fresh")
         os.replace(fresh, self.path)
         self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
 
-    def _open(self):
-        deadline = time.monotonic() + self.busy_timeout
+
+
+def _alias(path: Path) -> str:
+    return "store_" + hashlib.blake2b(str(path).encode(), digest_size=6).hexdigest()
+
+
+class _Engine:
+    """One in-memory DuckDB per process, to which store files are attached for each unit of work.
+
+    Opening a DuckDB database costs tens of milliseconds (it builds its catalog); attaching a
+    file to a running engine costs a few. A file is detached, which checkpoints it and frees
+    its lock for other processes, as soon as no unit of work in this process uses it.
+    """
+
+    def __init__(self):
+        self._con = None
+        self._users: dict[Path, int] = {}
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        """Forget the parent's engine in a forked child (DuckDB is not fork-safe).
+
+        The parent's connection object is kept, never used nor destroyed: tearing it down
+        in the child would touch threads that did not survive the fork.
+        """
+        _FORKED_AWAY.append(self._con)
+        self.__init__()
+
+    def attach(self, path: Path, busy_timeout: float):
+        alias = _alias(path)
+        deadline = time.monotonic() + busy_timeout
         delay = 0.005
         while True:
-            try:
-                con = duckdb.connect(str(self.path))
-                con.execute("SET TimeZone = 'UTC'")
-                return con
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise
-                if time.monotonic() + delay > deadline:
-                    raise StoreBusy(
-                        f"the store {self.path} is busy: another process held it for over "
-                        f"{self.busy_timeout:g} s; try again, or stop the process holding it"
-                    ) from None
+            with self._lock:
+                if self._con is None:
+                    self._con = duckdb.connect(":memory:")
+                if self._users.get(path) or self._try_attach(path, alias):
+                    self._users[path] = self._users.get(path, 0) + 1
+                    con = self._con.cursor()
+                    break
+            if time.monotonic() + delay > deadline:
+                raise StoreBusy(f"the store {path} is busy: another process held it for over {busy_timeout:g} s; "
+                                "try again, or stop the process holding it")
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 0.25)
+        con.execute(f"USE {alias}")
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    def release(self, path: Path, con) -> None:
+        con.close()
+        with self._lock:
+            self._users[path] -= 1
+            if not self._users[path]:
+                del self._users[path]
+                self._con.execute(f"DETACH {_alias(path)}")
+
+    def _try_attach(self, path: Path, alias: str) -> bool:
+        try:
+            self._con.execute(f"ATTACH '{path}' AS {alias}")
+            return True
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            return False
+
+
+_FORKED_AWAY: list = []
+_ENGINE = _Engine()
+os.register_at_fork(after_in_child=_ENGINE.reset)
