@@ -595,3 +595,8 @@ def _forget_text(r: dict) -> str:
     if r["releases"]:
         lines.append("Releases containing them (rebuild these): " + ", ".join(r["releases"]))
     return "\n".join(lines)
+
+
+from .cli_release import release  # noqa: E402  (the release group reuses this module's shared options)
+
+main.add_command(release)

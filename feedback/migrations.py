@@ -157,4 +157,30 @@ CREATE TABLE releases (
 )
 """,
     ),
+    (
+        "004_sampler",
+        """
+CREATE TABLE sampler_runs (
+    run_id VARCHAR,
+    run_key VARCHAR,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    actor VARCHAR,
+    strategy VARCHAR,
+    params JSON,
+    model VARCHAR,
+    pool BIGINT,
+    picked BIGINT,
+    status VARCHAR,
+    message VARCHAR
+);
+CREATE TABLE sampler_picks (
+    run_id VARCHAR,
+    item_id VARCHAR,
+    rank INTEGER,
+    score DOUBLE,
+    predicted VARCHAR
+)
+""",
+    ),
 ]

@@ -43,7 +43,7 @@ def render_card(manifest: dict) -> str:
         _header(m, splits),
         f"# {m['dataset']} {m['version']}\n\n{m['examples']:,} labeled text examples of `{m['dataset']}`, reviewed "
         f"by people in feedback-workbench from production model traffic.\n\n"
-        f"- release_id: `{m['release_id']}`\n- parent: {_parent(m)}\n- built: {m['created_at']} UTC"
+        f"- release_id: `{m['release_id']}`\n- parent: {_parent(m)}\n- built: {m['created_at'][:19].replace('T', ' ')} UTC"
         f"{' by ' + m['created_by'] if m['created_by'] else ''}, from the store at event {m['recipe']['watermark']['event_seq']}"
         f"\n- files: `data/<split>-*.parquet` (id, text, label), `index.parquet` (split, row hash, the decision "
         f"and production events behind each example), `manifest.json`, `diff.json`, `SHA256SUMS`",
@@ -99,8 +99,9 @@ def _decisions(m: dict) -> str:
                 else "No items were decided by two or more reviewers, so agreement was not measured.")
     return ("## How labels were decided\n\nEvery label is a reviewer's decision in the workbench; a user's "
             "correction in production only sent the item to review. "
-            f"{p['single']:,} labels come from one reviewer's decision, {p['overlap']:,} from two or more reviewers "
-            f"who agreed, {p['adjudicated']:,} from a lead's adjudication; {p['reviewers']} reviewers in all. "
+            f"{p['one_reviewer']:,} labels come from the decision of the one reviewer who saw the item, "
+            f"{p['several_reviewers']:,} from items two or more reviewers decided (by the rule in feedback.state), "
+            f"{p['adjudicated']:,} from a lead's adjudication; {p['reviewers']} people set the labels. "
             f"{measured}")
 
 
@@ -108,7 +109,7 @@ def _splits(m: dict) -> str:
     policy = m["split_policy"]
     ratios = ", ".join(f"{k} {v:g}" for k, v in policy["ratios"].items())
     group = {"near_duplicate": f"near-duplicate group (similarity >= {policy.get('threshold')})",
-             "exact": "exact-duplicate group (same text, ignoring case and surrounding space)",
+             "exact": "exact-duplicate group (identical text)",
              "source": "source", "item": "example"}[policy["group_by"]]
     return (f"## Splits\n\nA new example's split comes from a salted hash (salt `{policy['salt']}`) of its "
             f"{group}, over the ratios {ratios}; an example keeps the split it had in earlier releases, and a "

@@ -12,34 +12,41 @@ import pyarrow.compute as pc
 
 SAMPLE = 20
 COLUMNS = ["id", "split", "label"]
-_EMPTY = pa.table({c: pa.array([], pa.string()) for c in COLUMNS})
-
-
 def diff_indexes(old: pa.Table | None, new: pa.Table) -> dict:
-    """The difference from index `old` (None: nothing) to index `new`, as plain data."""
-    old = _EMPTY if old is None else old.select(COLUMNS)
-    joined = new.select(COLUMNS).join(old.rename_columns(["id", "old_split", "old_label"]), "id",
-                                      join_type="full outer")
-    in_new, in_old = pc.is_valid(joined["split"]), pc.is_valid(joined["old_split"])
-    both = pc.and_(in_new, in_old)
+    """The difference from index `old` (None for a first release) to index `new`, as plain data."""
+    new = new.select(COLUMNS)
+    if old is None:
+        return _first_release(new)
+    old = old.select(COLUMNS)
+    at = pc.index_in(new["id"], value_set=old["id"].combine_chunks())  # each new example's row in old
+    kept = pc.is_valid(at)
+    before = old.take(at)
     kinds = {
-        "added": pc.and_not(in_new, in_old),
-        "removed": pc.and_not(in_old, in_new),
-        "relabeled": pc.and_(both, pc.not_equal(joined["label"], joined["old_label"])),
-        "split_moves": pc.and_(both, pc.not_equal(joined["split"], joined["old_split"])),
+        "added": (new, pc.invert(kept)),
+        "removed": (old, pc.invert(pc.is_in(old["id"], value_set=new["id"].combine_chunks()))),
+        "relabeled": (new, pc.and_kleene(kept, pc.not_equal(new["label"], before["label"]))),
+        "split_moves": (new, pc.and_kleene(kept, pc.not_equal(new["split"], before["split"]))),
     }
-    counts = {kind: pc.sum(mask).as_py() or 0 for kind, mask in kinds.items()}
-    relabeled = joined.filter(kinds["relabeled"]).group_by(["old_label", "label"]).aggregate([("id", "count")])
-    matrix = sorted(({"from": r["old_label"], "to": r["label"], "count": r["id_count"]}
-                     for r in relabeled.to_pylist()), key=lambda r: (-r["count"], r["from"], r["to"]))
+    relabeled = pa.table({"from": before["label"], "to": new["label"]}).filter(kinds["relabeled"][1])
+    matrix = relabeled.group_by(["from", "to"]).aggregate([([], "count_all")]).to_pylist()
     return {
         "examples": {"before": old.num_rows, "after": new.num_rows},
-        **counts,
-        "relabel_matrix": matrix,
+        **{kind: pc.sum(mask).as_py() or 0 for kind, (_, mask) in kinds.items()},
+        "relabel_matrix": sorted(({"from": r["from"], "to": r["to"], "count": r["count_all"]} for r in matrix),
+                                 key=lambda r: (-r["count"], r["from"], r["to"])),
         "labels": _change(old["label"], new["label"], "label"),
         "splits": _change(old["split"], new["split"], "split"),
-        "samples": {kind: _first_ids(joined.filter(mask)) for kind, mask in kinds.items()},
+        "samples": {kind: _first_ids(table.filter(mask)) for kind, (table, mask) in kinds.items()},
     }
+
+
+def _first_release(new: pa.Table) -> dict:
+    """The diff of a first release: everything added."""
+    empty = pa.chunked_array([], pa.string())
+    return {"examples": {"before": 0, "after": new.num_rows}, "added": new.num_rows, "removed": 0, "relabeled": 0,
+            "split_moves": 0, "relabel_matrix": [], "labels": _change(empty, new["label"], "label"),
+            "splits": _change(empty, new["split"], "split"),
+            "samples": {"added": _first_ids(new), "removed": [], "relabeled": [], "split_moves": []}}
 
 
 def _first_ids(table: pa.Table) -> list[str]:

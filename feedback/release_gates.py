@@ -7,8 +7,8 @@ a detail that says what to fix, and up to `SAMPLE` example ids. Thresholds come 
 - taxonomy: with a fixed taxonomy, every label is in it;
 - conflicts: exact and near duplicates carry one label;
 - leakage: no duplicate group spans splits;
-- agreement: Krippendorff's alpha of the workspace's reviewers >= `min_agreement`,
-  where items with overlapping decisions exist;
+- agreement: Krippendorff's alpha of the workspace's reviewers >= `min_agreement`, once
+  at least `min_overlap` items have label decisions by two or more reviewers;
 - min_per_label: every label present has >= `min_per_label` examples;
 - label_shift: the label distribution moved less than `max_label_shift` (total variation
   distance) from the parent release, else `warn`.
@@ -22,13 +22,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .release_files import DATA_SCHEMA
 from .release_split import spanning
 from .workspace import Workspace
 
 GATES = ("schema", "taxonomy", "conflicts", "leakage", "agreement", "min_per_label", "label_shift")
-DEFAULTS = {"min_agreement": 0.6, "min_per_label": 5, "max_label_shift": 0.2}
+DEFAULTS = {"min_agreement": 0.6, "min_overlap": 10, "min_per_label": 5, "max_label_shift": 0.2}
 SAMPLE = 10
-DATA_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.string())])
 
 
 def run_gates(ws: Workspace, examples: pa.Table, *, duplicates: np.ndarray, splits: np.ndarray,
@@ -48,8 +48,8 @@ def run_gates(ws: Workspace, examples: pa.Table, *, duplicates: np.ndarray, spli
                   "feedback relabel)"),
         _spanning("leakage", examples, duplicates, splits, lambda row: split_names[splits[row]],
                   "duplicate groups span splits; making one whole would move a released example to another "
-                  "split, which releases never do: junk or relabel the new near-copy, or override the gate"),
-        _agreement(agreement, config["min_agreement"]),
+                  "split, which releases never do: junk the new near-copy, or override the gate"),
+        _agreement(agreement, config["min_agreement"], config["min_overlap"]),
         _min_per_label(counts, config["min_per_label"]),
         _label_shift(counts, parent_counts, config["max_label_shift"]),
     ]
@@ -64,12 +64,14 @@ def _ids(examples: pa.Table, rows: np.ndarray) -> list[str]:
 
 
 def _schema(examples: pa.Table) -> dict:
+    """Types, blank texts and labels, and repeated ids (adjacent, since examples are sorted by id)."""
     wrong = [f"{f.name} is {examples.schema.field(f.name).type}, not {f.type}" for f in DATA_SCHEMA
              if examples.schema.field(f.name).type != f.type]
-    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(examples["text"].fill_null(""))), 0)
-    no_label = pc.equal(pc.utf8_length(examples["label"].fill_null("")), 0)
-    bad = np.flatnonzero(np.asarray(pc.or_(blank, no_label)))
-    repeated = examples.num_rows - pc.count_distinct(examples["id"]).as_py()
+    blank = [pc.or_(pc.equal(pc.utf8_length(column), 0), pc.utf8_is_space(column)).fill_null(True)
+             for column in (examples["text"], examples["label"])]
+    bad = np.flatnonzero(np.asarray(pc.or_(*blank)))
+    ids = examples["id"]
+    repeated = pc.sum(pc.equal(ids[1:], ids[:-1])).as_py() or 0 if len(ids) > 1 else 0
     problems = wrong + [f"{len(bad)} examples have a blank text or label"] * bool(len(bad))
     problems += [f"{repeated} ids are repeated"] * bool(repeated)
     if problems:
@@ -100,10 +102,12 @@ def _spanning(gate: str, examples: pa.Table, groups: np.ndarray, codes: np.ndarr
                    _ids(examples, np.concatenate(found[:SAMPLE])))
 
 
-def _agreement(measured: dict | None, minimum: float) -> dict:
-    if not measured or not measured["items_with_overlap"]:
-        return _result("agreement", "skip", "no items with overlapping decisions")
-    alpha, items = measured["alpha"], measured["items_with_overlap"]
+def _agreement(measured: dict | None, minimum: float, min_overlap: int) -> dict:
+    items = measured["items_with_overlap"] if measured else 0
+    if items < min_overlap:
+        return _result("agreement", "skip", f"{items} items decided by two or more reviewers; agreement is judged "
+                       f"from {min_overlap} ([release.gates] min_overlap)")
+    alpha = measured["alpha"]
     if alpha is None:
         return _result("agreement", "pass", f"{items} items with overlap; alpha undefined (one label used)")
     status = "pass" if alpha >= minimum else "fail"

@@ -14,33 +14,33 @@ verifying (`row_hash`); the two must stay the same formula.
 from __future__ import annotations
 
 import hashlib
+import re
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from .errors import FeedbackError, StoreError
 from .state import sync_items
 from .workspace import Workspace
 
 _ROW_HASH_SQL = ("md5(strlen(i.item_id) || ':' || i.item_id || strlen(r.current_label) || ':' || r.current_label "
                  "|| strlen(i.text) || ':' || i.text)")
+_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?\s*[KMGT]i?B$")
+_LABELED = "FROM reviews r JOIN items i USING (item_id) WHERE r.status = 'labeled' AND ({where})"
+_PICKED = _LABELED + " AND i.text IS NOT NULL"
 _EXAMPLES = f"""
-WITH picked AS (
-    SELECT i.item_id, i.text, i.source, r.current_label, r.label_decision_id, r.label_reviewer, r.reviewers,
-           {_ROW_HASH_SQL} AS row_hash
-    FROM items i JOIN reviews r USING (item_id)
-    WHERE r.status = 'labeled' AND ({{where}})
-)
-SELECT p.item_id AS id, p.text, p.current_label AS label, p.source, p.row_hash,
-       (md5_number(? || p.item_id) >> 64)::DOUBLE / 18446744073709551616.0 AS bucket,
-       p.label_decision_id, p.label_reviewer, d.kind AS label_kind, len(p.reviewers) AS reviewers,
-       coalesce(e.event_ids, []::VARCHAR[]) AS event_ids
-FROM picked p
-LEFT JOIN decisions d ON d.decision_id = p.label_decision_id
-LEFT JOIN (SELECT item_id, list(event_id ORDER BY seq) AS event_ids FROM events
-           WHERE item_id IN (SELECT item_id FROM picked) GROUP BY item_id) e USING (item_id)
-ORDER BY id
+SELECT i.item_id AS id, i.text, r.current_label AS label, i.source, {_ROW_HASH_SQL} AS row_hash,
+       (md5_number(? || i.item_id) >> 64)::DOUBLE / 18446744073709551616.0 AS bucket,
+       r.label_decision_id, r.label_reviewer,
+       r.label_decision_id IN (SELECT decision_id FROM decisions WHERE kind = 'adjudicate') AS adjudicated,
+       len(r.reviewers) AS reviewers, hash(i.text) AS text_hash
+{_PICKED} ORDER BY id
 """
+_EVENTS = f"SELECT item_id, event_id FROM events WHERE item_id IN (SELECT i.item_id {_PICKED}) ORDER BY item_id, event_id"
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ class Selection:
         for key in ("since", "until"):
             data[key] = data[key] and data[key].isoformat()
         data["labels"], data["sources"] = list(self.labels), list(self.sources)
-        data["items"] = None if self.items is None else len(self.items)
+        if self.items is not None:
+            listed = "\n".join(sorted(set(self.items))).encode()
+            data["items"] = {"count": len(set(self.items)), "sha256": hashlib.sha256(listed).hexdigest()}
         return data
 
     def where(self) -> tuple[str, list]:
@@ -86,28 +88,51 @@ class Selection:
         return " AND ".join(clauses), params
 
 
-def read_examples(ws: Workspace, selection: Selection, *, salt: str, parent_ids: pa.Table | None = None,
-                  parent_created: datetime | None = None) -> dict:
-    """The selected examples (Arrow, sorted by id), the store watermark and the reviewer-overlap count.
+def read_examples(ws: Workspace, selection: Selection, *, salt: str, memory_limit: str,
+                  parent_ids: pa.Table | None = None, parent_decided: datetime | None = None) -> dict:
+    """The selected examples (Arrow, sorted by id), how many were left out for lack of text, the store
+    watermark, and how many items several reviewers decided.
 
-    `bucket` in [0, 1) is the salted hash of the item id that places it in a split.
+    `bucket` in [0, 1) is the salted hash of the item id that places it in a split;
+    `text_hash` a 64-bit hash of the text that finds exact duplicates fast. DuckDB may use
+    `memory_limit` (such as "500MB") for the read, and spills to disk beyond it.
     With `selection.from_parent`, `parent_ids` (a table with an `id` column) and
-    `parent_created` say what the parent held and when it was made.
+    `parent_decided` (its store's last decision time) say what the parent held and saw.
     """
+    if not _MEMORY.match(memory_limit):
+        raise FeedbackError(f"[release] memory_limit = {memory_limit!r}: give a size such as \"500MB\" or \"2GB\"")
     where, params = selection.where()
-    with ws.store().atomic() as tx:
+    from_parent = selection.from_parent and parent_ids is not None
+    with ws.store().atomic() as tx, (tx.registered(parent_ids) if from_parent else nullcontext()) as parent:
+        tx.execute(f"SET memory_limit = '{memory_limit}'")
         watermark = sync_items(tx, ws)
         last_decision = tx.value("SELECT max(decided_at) FROM decisions")
         overlap = tx.value("SELECT count(*) FROM reviews WHERE len(reviewers) >= 2")
-        if selection.from_parent and parent_ids is not None:
-            with tx.registered(parent_ids) as parent:
-                where = (f"i.item_id IN (SELECT id FROM {parent}) OR (({where}) AND i.item_id IN "
-                         "(SELECT item_id FROM decisions WHERE decided_at > ?))")
-                examples = tx.arrow(_EXAMPLES.format(where=where), [*params, parent_created, salt])
-        else:
-            examples = tx.arrow(_EXAMPLES.format(where=where), [*params, salt])
-    return {"examples": examples, "watermark": {"event_seq": watermark, "decided_at": last_decision},
-            "overlap_items": overlap}
+        if from_parent:
+            where = (f"i.item_id IN (SELECT id FROM {parent}) OR (({where}) AND i.item_id IN "
+                     "(SELECT item_id FROM decisions WHERE decided_at > ?))")
+            params = [*params, parent_decided]
+        examples = tx.arrow(_EXAMPLES.format(where=where), [salt, *params])
+        events = tx.arrow(_EVENTS.format(where=where), params)
+        no_text = tx.value(f"SELECT count(*) {_LABELED.format(where=where)} AND i.text IS NULL", params)
+    examples = examples.append_column("event_ids", _event_lists(events, examples["id"]))
+    return {"examples": examples, "no_text": no_text, "overlap_items": overlap,
+            "watermark": {"event_seq": watermark, "decided_at": last_decision}}
+
+
+def _event_lists(events: pa.Table, ids: pa.ChunkedArray) -> pa.ListArray:
+    """Each example's event ids, from (item_id, event_id) rows sorted by item: runs of one item.
+
+    Items are made from their events, so the runs are exactly the examples, in id order.
+    """
+    item = events["item_id"].combine_chunks()
+    changes = np.asarray(pc.not_equal(item[1:], item[:-1])) if len(item) > 1 else np.zeros(0, bool)
+    starts = np.flatnonzero(np.r_[len(item) > 0, changes])
+    if not item.take(pa.array(starts, pa.int64())).equals(ids.combine_chunks()):
+        raise StoreError("the store's items and their events disagree; refresh items (any label decision does) "
+                         "and release again")
+    return pa.ListArray.from_arrays(pa.array(np.append(starts, len(item)), pa.int32()),
+                                    events["event_id"].combine_chunks())
 
 
 def row_hash(item_id: str, label: str, text: str) -> str:

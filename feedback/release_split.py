@@ -3,7 +3,7 @@
 Groups are given as `rep`, an array that maps each example (row of the examples sorted by
 id) to its group's first row, so a group's key is its smallest item id.
 - duplicate groups (`duplicate_groups`): near-duplicates (`feedback.similar`, the default)
-  or exact duplicates (same text after lower-casing and trimming);
+  or exact duplicates (identical text);
 - split groups (`split_groups`): the duplicate groups, or all examples of one source, or
   each example alone (`group_by` = near_duplicate | exact | source | item).
 
@@ -30,7 +30,7 @@ GROUP_BY = ("near_duplicate", "exact", "source", "item")
 def duplicate_groups(examples: pa.Table, *, group_by: str, threshold: float, max_items: int) -> np.ndarray:
     """Each example's duplicate group (near-duplicates when `group_by` is near_duplicate, else exact)."""
     if group_by != "near_duplicate":
-        return _first_of(pc.utf8_lower(pc.utf8_trim_whitespace(examples["text"])))
+        return _same_text(examples["text"], np.asarray(examples["text_hash"]))
     n = examples.num_rows
     if n > max_items:
         raise FeedbackError(
@@ -64,27 +64,35 @@ def assign(rep: np.ndarray, bucket: np.ndarray, previous: np.ndarray, ratios: li
 
 
 def spanning(rep: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
-    """Groups (arrays of rows) whose members have more than one distinct value, smallest key first."""
-    width = int(values.max()) + 1 if len(values) else 1
-    pairs = np.unique(rep.astype(np.int64) * width + values)
-    reps, counts = np.unique(pairs // width, return_counts=True)
-    bad = reps[counts > 1]
+    """Groups (arrays of rows, smallest key first) whose members do not all share one value."""
+    bad = np.unique(rep[values != values[rep]])
     if not len(bad):
         return []
     rows = np.flatnonzero(np.isin(rep, bad))
-    order = np.argsort(rep[rows], kind="stable")
-    rows = rows[order]
+    rows = rows[np.argsort(rep[rows], kind="stable")]
     return np.split(rows, np.flatnonzero(np.diff(rep[rows])) + 1)
+
+
+def _same_text(texts: pa.ChunkedArray, hashes: np.ndarray) -> np.ndarray:
+    """Groups of identical texts: same hash, then checked equal, so a hash collision groups nothing."""
+    order = np.argsort(hashes, kind="stable")  # rows of one hash together, in row order
+    ordered = hashes[order]
+    starts = np.flatnonzero(np.r_[len(ordered) > 0, ordered[1:] != ordered[:-1]])
+    rep = np.empty(len(hashes), dtype=np.int64)
+    rep[order] = np.repeat(order[starts], np.diff(np.r_[starts, len(hashes)]))
+    grouped = np.flatnonzero(rep != np.arange(len(rep)))
+    differ = grouped[~np.asarray(pc.equal(texts.take(grouped), texts.take(rep[grouped])))]
+    rep[differ] = differ
+    return rep
 
 
 def _first_of(column: pa.ChunkedArray) -> np.ndarray:
     """For each row, the first row with the same value (itself when the value is null)."""
-    codes = pc.dictionary_encode(column).combine_chunks().indices
-    n = len(codes)
-    valid = ~np.asarray(codes.is_null())
-    values = np.asarray(codes.fill_null(0))
-    uniq, first = np.unique(values[valid], return_index=True)
-    rep = np.arange(n)
-    rows = np.flatnonzero(valid)
-    rep[rows] = rows[first[np.searchsorted(uniq, values[valid])]]
+    codes = pc.dictionary_encode(column.combine_chunks()).indices
+    values = np.asarray(codes.fill_null(-1), dtype=np.int64)
+    # dictionary codes are numbered in order of first appearance: a row is a first when its code is new
+    first = np.flatnonzero(values > np.maximum.accumulate(np.r_[-1, values[:-1]]))
+    rep = np.arange(len(values))
+    valid = values >= 0
+    rep[valid] = first[values[valid]]
     return rep

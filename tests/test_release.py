@@ -1,0 +1,505 @@
+"""Dataset releases on a real store: contents, determinism, splits, gates, diff, immutability, lineage, S3, CLI."""
+
+import hashlib
+import json
+import subprocess
+import threading
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from feedback import Workspace, ingest_files
+from feedback.cli_release import release as release_group
+from feedback.errors import FeedbackError, NotFound
+from feedback.forget import forget
+from feedback.labels import decide, relabel_group
+from feedback.release import (GateFailed, create_release, diff_releases, item_releases, lineage, list_releases,
+                              show_release, verify_release)
+from feedback.release_select import Selection, row_hash
+from feedback.roles import Actor
+from conftest import LABELS, free_port, prediction
+
+ALICE, BOB, ADMIN = Actor("alice", "reviewer"), Actor("bob", "reviewer"), Actor("root", "admin")
+WORDS = ("card arrived never where money account transfer fee refund cash machine pin blocked stolen lost phone app "
+         "top up limit exchange rate euro pound salary rent friend shop online declined pending verify identity "
+         "address statement cancel wrong charged twice balance cheque deposit virtual physical contactless").split()
+DATA_FILES = ["data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet",
+              "data/validation-00000-of-00001.parquet"]
+
+
+def text(n: int) -> str:
+    """A text far from every other text(m): seven words picked by a hash of n."""
+    return " ".join(WORDS[b % len(WORDS)] for b in hashlib.md5(str(n).encode()).digest()[:7])
+
+
+def configure(ws: Workspace, toml: str) -> Workspace:
+    path = ws.root / "feedback.toml"
+    path.write_text(path.read_text() + "\n" + toml + "\n")
+    return Workspace(ws.root)
+
+
+def add(ws: Workspace, texts: dict[str, str], source: str = "test") -> None:
+    """One prediction event per item, ingested from a JSONL file."""
+    path = ws.root / f"events-{len(list(ws.root.glob('events-*')))}.jsonl"
+    path.write_text("".join(json.dumps(prediction(i, text=t, meta={"source": source})) + "\n" for i, t in texts.items()))
+    assert ingest_files(ws, [path]).quarantined == 0
+
+
+def label(ws: Workspace, labels: dict[str, str], who: Actor = ALICE) -> None:
+    """Label items, one group decision per label."""
+    for name in sorted(set(labels.values())):
+        relabel_group(ws, who, sorted(i for i, v in labels.items() if v == name), name)
+
+
+def items(start: int, stop: int) -> dict[str, str]:
+    return {f"req-{n:03d}": text(n) for n in range(start, stop)}
+
+
+def labels_for(ids, names=LABELS):
+    return {item_id: names[n % len(names)] for n, item_id in enumerate(sorted(ids))}
+
+
+@pytest.fixture
+def rws(ws) -> Workspace:
+    """A workspace with 40 labeled items (10 per label, one text with non-ASCII characters)."""
+    ws = configure(ws, "[release.gates]\nmin_per_label = 1")
+    texts = items(0, 40)
+    texts["req-039"] = "Où est ma carte? 카드 💳 still not here"
+    add(ws, texts)
+    label(ws, labels_for(texts))
+    return ws
+
+
+def folder(ws: Workspace, version: str):
+    return ws.path("releases") / ws.dataset / version
+
+
+def index(ws: Workspace, version: str) -> dict[str, dict]:
+    return {r["id"]: r for r in pq.read_table(folder(ws, version) / "index.parquet").to_pylist()}
+
+
+# -- what a release is ---------------------------------------------------------------------------
+
+def test_a_release_is_a_complete_folder_that_sha256sum_checks(rws):
+    result = create_release(rws, by="ann")
+    assert (result["created"], result["version"], result["examples"], result["parent"]) == (True, "v1", 40, None)
+    root = folder(rws, "v1")
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert files == ["README.md", "SHA256SUMS", *DATA_FILES, "diff.json", "index.parquet", "manifest.json"]
+    assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=root).returncode == 0
+    assert not (root.parent / ".building").exists() or not any((root.parent / ".building").iterdir())
+
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["release_id"] == result["release_id"] and len(manifest["release_id"]) == 64
+    assert [f["name"] for f in manifest["schema"]] == ["id", "text", "label"]
+    assert manifest["split_policy"] == {"group_by": "near_duplicate", "threshold": 90.0, "salt": "test",
+                                        "ratios": {"train": 0.8, "validation": 0.1, "test": 0.1}}
+    assert sum(s["rows"] for s in manifest["splits"].values()) == 40
+    assert manifest["labels"]["card_arrival"] and sum(sum(c.values()) for c in manifest["labels"].values()) == 40
+    assert manifest["recipe"]["watermark"]["event_seq"] == 40
+    assert manifest["recipe"]["code_version"] == "0.1.0" and manifest["recipe"]["selection"]["from_parent"] is False
+    assert manifest["provenance"] == {"one_reviewer": 40, "several_reviewers": 0, "adjudicated": 0, "reviewers": 1}
+    assert [g["gate"] for g in manifest["gates"]] == ["schema", "taxonomy", "conflicts", "leakage", "agreement",
+                                                      "min_per_label", "label_shift"]
+    assert [g["status"] for g in manifest["gates"]] == ["pass", "pass", "pass", "pass", "skip", "pass", "skip"]
+
+    rows = index(rws, "v1")
+    assert len(rows) == 40 and rows["req-000"]["label"] == "card_arrival"
+    assert rows["req-000"]["label_reviewer"] == "alice" and rows["req-000"]["label_decision_id"].startswith("d-")
+    assert len(rows["req-000"]["event_ids"]) == 1 and rows["req-000"]["group"] is None
+    for split, info in manifest["splits"].items():
+        data = pq.read_table(root / info["files"][0]).to_pylist() if info["files"] else []
+        assert [r["id"] for r in data] == sorted(r["id"] for r in data)
+        assert all(rows[r["id"]]["split"] == split and rows[r["id"]]["row_hash"] == row_hash(r["id"], r["label"], r["text"])
+                   for r in data)
+
+    card = (root / "README.md").read_text()
+    assert card.startswith("---\nlicense: unknown\n") and "# test v1" in card and "| card_arrival |" in card
+    assert "set [release] license and credit in feedback.toml" in card
+    assert list_releases(rws)[0] | {"created_at": None} == {
+        "dataset": "test", "version": "v1", "release_id": result["release_id"], "parent": None, "examples": 40,
+        "created_at": None, "created_by": "ann", "location": str(rws.path("releases")), "overrides": None}
+
+
+def test_a_release_loads_in_pandas_duckdb_and_hugging_face_datasets(rws, tmp_path, monkeypatch):
+    create_release(rws)
+    root = folder(rws, "v1")
+    manifest = show_release(rws, "v1")
+    assert len(pd.read_parquet(root / "data")) == 40
+    assert pd.read_parquet(root / DATA_FILES[1]).columns.tolist() == ["id", "text", "label"]
+    assert duckdb.sql(f"SELECT count(*) FROM '{root}/data/*.parquet'").fetchall() == [(40,)]
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import datasets
+
+    loaded = datasets.load_dataset("parquet", data_dir=str(root), cache_dir=str(tmp_path / "hf-cache"))
+    assert {name: len(split) for name, split in loaded.items()} == {
+        name: info["rows"] for name, info in manifest["splits"].items()}
+    assert loaded["train"].column_names == ["id", "text", "label"]
+
+
+def test_the_same_store_gives_the_same_release_id_and_identical_data_files(rws):
+    first = create_release(rws)
+    assert create_release(rws, if_changed=True) == {
+        "created": False, "dataset": "test", "version": "v1", "release_id": first["release_id"],
+        "location": str(rws.path("releases")), "examples": 40, "reason": "unchanged since the parent"}
+    second = create_release(rws)
+    assert (second["version"], second["release_id"]) == ("v2", first["release_id"])
+    for name in [*DATA_FILES, "index.parquet"]:
+        assert (folder(rws, "v1") / name).read_bytes() == (folder(rws, "v2") / name).read_bytes()
+    label(rws, {"req-000": "card_linking"})
+    assert create_release(rws, if_changed=True)["version"] == "v3"
+
+
+def test_splits_stay_put_over_three_releases_with_additions_and_relabels(rws):
+    rws = configure(rws, "[release.splits]\ntrain = 0.5\nvalidation = 0.25\ntest = 0.25")
+    create_release(rws)
+    v1 = index(rws, "v1")
+    test_item = min(i for i, r in v1.items() if r["split"] == "test")
+    add(rws, {**items(40, 60), "copy-1": text(int(test_item[4:])) + "!"})
+    label(rws, {**labels_for(items(40, 60)), "copy-1": v1[test_item]["label"]})
+    label(rws, {"req-001": "refund_not_showing_up", "req-005": "refund_not_showing_up"}, who=BOB)
+    second = create_release(rws)
+    add(rws, items(60, 80))
+    label(rws, {**labels_for(items(60, 80)), "req-003": "card_arrival"})
+    decide(rws, BOB, "req-004", "junk")
+    third = create_release(rws)
+
+    v2, v3 = index(rws, "v2"), index(rws, "v3")
+    assert v2["copy-1"]["split"] == "test" and v2["copy-1"]["group"] == "copy-1" == v2[test_item]["group"]
+    for older, newer in ((v1, v2), (v2, v3), (v1, v3)):
+        assert all(newer[i]["split"] == r["split"] for i, r in older.items() if i in newer)
+    assert (second["diff"]["added"], second["diff"]["relabeled"], second["diff"]["split_moves"]) == (21, 2, 0)
+    assert (third["diff"]["added"], third["diff"]["removed"], third["diff"]["relabeled"]) == (20, 1, 1)
+    assert third["diff"]["split_moves"] == 0 and len(v3) == 80
+    assert {r["split"] for r in v3.values()} == {"train", "validation", "test"}
+
+
+def test_a_near_copy_that_bridges_two_splits_fails_the_leakage_gate(rws):
+    # a and b differ in 6 of ~45 characters (ratio < 90); the bridge is within 3 of each (ratio > 90)
+    bases = [text(n) for n in range(200, 260) if 23 <= len(text(n)) <= 52][:12]
+    rws = configure(rws, "[release.splits]\ntrain = 0.5\ntest = 0.5")
+    add(rws, {f"pair-{n}-{side}": f"{base} {tail}" for n, base in enumerate(bases)
+              for side, tail in (("a", "abcdef"), ("b", "uvwxyz"))})
+    label(rws, {f"pair-{n}-{side}": "card_arrival" for n in range(len(bases)) for side in "ab"})
+    create_release(rws)
+    v1 = index(rws, "v1")
+    n = next(n for n in range(len(bases)) if v1[f"pair-{n}-a"]["split"] != v1[f"pair-{n}-b"]["split"])
+    add(rws, {"bridge": f"{bases[n]} abcxyz"})
+    label(rws, {"bridge": "card_arrival"})
+    with pytest.raises(GateFailed) as failed:
+        create_release(rws)
+    assert "leakage: 1 duplicate groups span splits" in str(failed.value)
+    assert f"pair-{n}-a ({v1[f'pair-{n}-a']['split']})" in str(failed.value)
+    assert "would move a released example to another split" in str(failed.value)
+    assert [r["version"] for r in list_releases(rws)] == ["v1"]
+
+
+def test_exact_grouping_keeps_identical_texts_in_one_split(rws):
+    rws = configure(rws, '[release]\ngroup_by = "exact"\n[release.splits]\ntrain = 0.34\nvalidation = 0.33\ntest = 0.33')
+    add(rws, {f"same-{n}": "where is my card" for n in range(6)} | {"case": "Where is my card"})
+    label(rws, {**{f"same-{n}": "card_arrival" for n in range(6)}, "case": "card_arrival"})
+    create_release(rws)
+    rows = index(rws, "v1")
+    assert {(rows[f"same-{n}"]["split"], rows[f"same-{n}"]["group"]) for n in range(6)} == {
+        (rows["same-0"]["split"], "same-0")}
+    assert rows["case"]["group"] is None and show_release(rws, "v1")["split_policy"]["group_by"] == "exact"
+
+
+# -- gates ---------------------------------------------------------------------------------------
+
+def gate(error: GateFailed, name: str) -> str:
+    line = next(line for line in str(error).splitlines() if line.strip().startswith(name + ":"))
+    return line.strip()
+
+
+def test_gates_conflicts_schema_and_min_per_label_stop_the_build_and_write_nothing(ws):
+    add(ws, {**items(0, 8), "dup-a": "My card is lost", "dup-b": "my card is lost  ", "near-a": text(100),
+             "near-b": text(100) + "s", "blank": "   "})
+    label(ws, {**labels_for(items(0, 8)), "dup-a": "card_arrival", "dup-b": "lost_or_stolen_card",
+               "near-a": "card_linking", "near-b": "card_arrival", "blank": "card_linking"})
+    with pytest.raises(GateFailed) as failed:
+        create_release(ws)
+    assert gate(failed.value, "schema").startswith("schema: 1 examples have a blank text or label")
+    assert gate(failed.value, "conflicts").startswith("conflicts: 2 duplicate groups carry different labels")
+    assert "dup-a (card_arrival), dup-b (lost_or_stolen_card)" in gate(failed.value, "conflicts")
+    assert gate(failed.value, "min_per_label") == (
+        "min_per_label: labels with fewer than 5 examples: card_arrival (4), card_linking (4), "
+        "lost_or_stolen_card (3), refund_not_showing_up (2); label more of them, or lower [release.gates] "
+        "min_per_label")
+    assert not ws.path("releases").exists() or not any(ws.path("releases").rglob("*.parquet"))
+    assert list_releases(ws) == []
+
+
+def test_taxonomy_gate_fails_when_a_label_left_the_taxonomy(rws):
+    path = rws.root / "feedback.toml"
+    path.write_text(path.read_text().replace('name = "lost_or_stolen_card"\n', 'name = "card_swallowed"\n'))
+    with pytest.raises(GateFailed) as failed:
+        create_release(Workspace(rws.root))
+    assert gate(failed.value, "taxonomy").startswith("taxonomy: labels not in the taxonomy: lost_or_stolen_card (10)")
+
+
+def test_agreement_gate_fails_below_the_minimum_and_an_override_is_recorded(rws):
+    rws = configure(rws, "[review]\noverlap = 2\noverlap_share = 1.0")
+    add(rws, items(100, 110))
+    label(rws, {i: "card_arrival" for i in items(100, 110)})
+    label(rws, {i: "card_arrival" if n < 2 else "card_linking" for n, i in enumerate(sorted(items(100, 110)))}, who=BOB)
+    with pytest.raises(GateFailed) as failed:
+        create_release(rws)
+    assert gate(failed.value, "agreement").startswith("agreement: Krippendorff's alpha -0.")
+    with pytest.raises(FeedbackError, match="say why you override a gate"):
+        create_release(rws, override=("agreement",))
+    with pytest.raises(FeedbackError, match="no gate named agreemnt"):
+        create_release(rws, override=("agreemnt",), reason="x")
+
+    made = create_release(rws, override=("agreement",), reason="pilot guidelines, ticket ML-7", by="lena")
+    manifest = show_release(rws, "v1")
+    assert manifest["overrides"] == {"gates": ["agreement"], "reason": "pilot guidelines, ticket ML-7", "by": "lena"}
+    assert [g["gate"] for g in manifest["gates"] if g["overridden"]] == ["agreement"]
+    assert made["examples"] == 42 and manifest["provenance"]["several_reviewers"] == 2
+    assert list_releases(rws)[0]["overrides"] == ["agreement"]
+    assert "Gate agreement was overridden" in (folder(rws, "v1") / "README.md").read_text()
+
+
+def test_label_shift_against_the_parent_warns_without_stopping(rws):
+    create_release(rws)
+    add(rws, items(40, 80))
+    label(rws, {i: "card_arrival" for i in items(40, 80)})
+    made = create_release(rws)
+    shift = next(g for g in made["gates"] if g["gate"] == "label_shift")
+    assert shift["status"] == "warn" and shift["detail"].startswith("label distribution moved 0.375 ")
+    assert "Gate label_shift warns" in (folder(rws, "v2") / "README.md").read_text()
+
+
+# -- immutability and verification -----------------------------------------------------------------
+
+def test_a_release_is_never_rewritten_and_verify_names_every_changed_file(rws):
+    create_release(rws)
+    with pytest.raises(FeedbackError, match="cannot be made: test/v1 exists and releases are immutable"):
+        create_release(rws, version="v1")
+    root = folder(rws, "v1")
+    assert verify_release(rws, "v1") == {"location": str(root), "ok": True, "problems": []}
+
+    with open(root / DATA_FILES[1], "ab") as f:
+        f.write(b"tampered")
+    (root / "data" / "extra.parquet").write_bytes(b"x")
+    (root / "README.md").unlink()
+    report = verify_release(rws, str(root))
+    assert report["ok"] is False
+    assert [(p["file"], p["problem"][:40]) for p in report["problems"]] == [
+        ("README.md", "missing"),
+        ("data/extra.parquet", "not listed in SHA256SUMS (added after th"),
+        (DATA_FILES[1], "checksum differs from SHA256SUMS"),
+        (DATA_FILES[1], "unreadable: Could not open Parquet input")]
+
+
+def test_overlapping_scheduled_runs_make_one_release(rws):
+    outcomes = []
+
+    def scheduled():
+        try:
+            outcomes.append(create_release(rws, if_changed=True)["created"])
+        except FeedbackError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=scheduled) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count(True) == 1
+    assert all(o is False or "was made meanwhile" in str(o) for o in outcomes if o is not True)
+    assert [r["version"] for r in list_releases(rws)] == ["v1"]
+    assert sorted(p.name for p in (rws.path("releases") / "test").iterdir()) == [".building", "v1"]
+    assert list((rws.path("releases") / "test" / ".building").iterdir()) == []
+
+
+def test_verify_recomputes_digests_so_a_rewritten_data_file_with_new_sums_is_caught(rws):
+    create_release(rws)
+    root = folder(rws, "v1")
+    table = pq.read_table(root / DATA_FILES[1])
+    labels = table["label"].to_pylist()
+    pq.write_table(table.set_column(2, "label", pa.array(labels[1:] + labels[:1])), root / DATA_FILES[1])
+    sums = (root / "SHA256SUMS").read_text().splitlines()
+    digest = hashlib.sha256((root / DATA_FILES[1]).read_bytes()).hexdigest()
+    (root / "SHA256SUMS").write_text("\n".join(f"{digest}  {DATA_FILES[1]}" if line.endswith(DATA_FILES[1]) else line
+                                               for line in sums) + "\n")
+    problems = verify_release(rws, "v1")["problems"]
+    assert [p["file"] for p in problems] == [DATA_FILES[1], "index.parquet", "manifest.json"]
+    assert problems[0]["problem"] == "split train: rows or digest differ from manifest.json"
+
+
+# -- diff, selection, lineage --------------------------------------------------------------------
+
+def test_diff_of_a_constructed_case(rws):
+    create_release(rws)
+    add(rws, items(40, 42))
+    label(rws, labels_for(items(40, 42), names=("refund_not_showing_up",)))
+    label(rws, {"req-000": "card_linking", "req-004": "card_linking", "req-002": "lost_or_stolen_card"}, who=BOB)
+    decide(rws, BOB, "req-001", "junk")
+    made = create_release(rws)
+    diff = diff_releases(rws, "v1", "test/v2")
+    assert json.loads((folder(rws, "v2") / "diff.json").read_text()) == {**diff, "from": "v1", "to": "v2"}
+    assert (diff["from"], diff["to"], diff["examples"]) == ("test/v1", "test/v2", {"before": 40, "after": 41})
+    assert (diff["added"], diff["removed"], diff["relabeled"], diff["split_moves"]) == (2, 1, 3, 0)
+    assert diff["relabel_matrix"] == [{"from": "card_arrival", "to": "card_linking", "count": 2},
+                                      {"from": "refund_not_showing_up", "to": "lost_or_stolen_card", "count": 1}]
+    assert diff["labels"] == [
+        {"label": "card_arrival", "before": 10, "after": 8, "change": -2},
+        {"label": "card_linking", "before": 10, "after": 11, "change": 1},
+        {"label": "lost_or_stolen_card", "before": 10, "after": 11, "change": 1},
+        {"label": "refund_not_showing_up", "before": 10, "after": 11, "change": 1}]
+    assert diff["samples"] == {"added": ["req-040", "req-041"], "removed": ["req-001"],
+                               "relabeled": ["req-000", "req-002", "req-004"], "split_moves": []}
+    assert made["diff"] == {k: diff[k] for k in ("added", "removed", "relabeled", "split_moves", "relabel_matrix")}
+
+
+def test_selection_by_label_batch_and_parent_plus_changes(rws):
+    made = create_release(rws, selection=Selection(labels=("card_arrival", "card_linking")))
+    assert made["examples"] == 20
+    add(rws, items(40, 44))
+    batch = relabel_group(rws, BOB, sorted(items(40, 44)), "refund_not_showing_up")
+    label(rws, {"req-002": "card_linking"})
+    both = create_release(rws, selection=Selection(from_parent=True, batch=batch))
+    assert both["examples"] == 24 and both["diff"]["added"] == 4 and both["parent"]["version"] == "v1"
+    assert create_release(rws, selection=Selection(batch=batch))["examples"] == 4
+    assert create_release(rws, selection=Selection(items=("req-000", "req-001", "nope")))["examples"] == 2
+    assert show_release(rws, "v4")["recipe"]["selection"]["items"] == {
+        "count": 3, "sha256": hashlib.sha256(b"nope\nreq-000\nreq-001").hexdigest()}
+    with pytest.raises(FeedbackError, match="nothing to release"):
+        create_release(rws, selection=Selection(labels=("card_swallowed",)))
+
+
+def test_purged_items_are_left_out_and_counted(rws):
+    forget(rws, ADMIN, item_ids=["req-005"], why="GDPR-1")
+    made = create_release(rws)
+    manifest = show_release(rws, "v1")
+    assert made["examples"] == 39 and manifest["excluded"] == {"no_text": 1}
+    assert "1 labeled items were left out because they have no text" in (folder(rws, "v1") / "README.md").read_text()
+
+
+def test_lineage_from_an_example_and_the_releases_of_an_item(rws):
+    create_release(rws)
+    label(rws, {"req-000": "card_linking"}, who=BOB)
+    create_release(rws)
+    trace = lineage(rws, "v2", "req-000")
+    assert (trace["release"], trace["example"]["label"], trace["example"]["label_reviewer"]) == (
+        "test/v2", "card_linking", "bob")
+    assert [(d["kind"], d["label"], d["reviewer"]) for d in trace["decisions"]] == [
+        ("label", "card_arrival", "alice"), ("label", "card_linking", "bob")]
+    assert trace["decisions"][-1]["decision_id"] == trace["example"]["label_decision_id"]
+    assert [(e["type"], e["input_text"]) for e in trace["events"]] == [("prediction", text(0))]
+    assert [(r["release"], r["label"]) for r in item_releases(rws, "req-000")] == [
+        ("test/v1", "card_arrival"), ("test/v2", "card_linking")]
+    with pytest.raises(NotFound, match="'nope' is not in release test/v1"):
+        lineage(rws, "v1", "nope")
+    with pytest.raises(NotFound, match="release test/v9 is not recorded"):
+        show_release(rws, "v9")
+
+
+def test_the_data_card_credits_banking77_or_the_configured_license(rws):
+    add(rws, items(40, 42), source="banking77:test")
+    label(rws, labels_for(items(40, 42)))
+    create_release(rws)
+    card = (folder(rws, "v1") / "README.md").read_text()
+    assert card.startswith("---\nlicense: cc-by-4.0\n")
+    assert "Credit: Casanueva, Temčinas, Gerz, Henderson, Vulić." in card
+    rws = configure(rws, '[release]\nlicense = "cc-by-sa-4.0"\ncredit = "Support logs of Acme Bank, used with consent."')
+    create_release(rws)
+    card = (folder(rws, "v2") / "README.md").read_text()
+    assert card.startswith("---\nlicense: cc-by-sa-4.0\n") and "Support logs of Acme Bank, used with consent." in card
+
+
+# -- a remote destination ------------------------------------------------------------------------
+
+def test_release_to_s3_verify_and_read_back(rws, monkeypatch):
+    from moto.server import ThreadedMotoServer
+    import boto3
+    from pyarrow import fs
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                           "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(key, value)
+        boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}").create_bucket(Bucket="ml-data")
+        # allow_delayed_open makes small writes one PUT: moto 5.2.1 answers multipart uploads wrongly (moto#10055)
+        url = (f"s3://ml-data/releases?endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+               "&allow_delayed_open=true")
+        made = create_release(rws, destination=url)
+        assert made["location"] == "s3://ml-data/releases/test/v1"
+        assert verify_release(rws, "v1") == {"location": "s3://ml-data/releases/test/v1", "ok": True, "problems": []}
+        s3, _ = fs.FileSystem.from_uri(url)
+        listed = sorted(i.path for i in s3.get_file_info(fs.FileSelector("ml-data/releases/test/v1", recursive=True))
+                        if i.type == fs.FileType.File)
+        assert listed == [f"ml-data/releases/test/v1/{f}" for f in (
+            "README.md", "SHA256SUMS", *DATA_FILES, "diff.json", "index.parquet", "manifest.json")]
+        assert pq.read_table("ml-data/releases/test/v1/data", filesystem=s3).num_rows == 40
+        assert [r["release"] for r in item_releases(rws, "req-000")] == ["test/v1"]
+        assert create_release(rws, destination=url)["version"] == "v2"
+        with pytest.raises(FeedbackError, match="holds credentials"):
+            create_release(rws, destination=url + "&secret_key=abc")
+    finally:
+        server.stop()
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(release_group, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+def test_release_commands_through_the_cli(rws, run, tmp_path):
+    w = ("-w", rws.root)
+    made = run("create", *w, "--json", "-r", "ann")
+    assert made.exit_code == 0 and json.loads(made.output)["version"] == "v1"
+    assert run("create", *w, "--if-changed").output.startswith("No release made: test/v1 has the same content")
+    ids = tmp_path / "batch.txt"
+    ids.write_text("req-000\n\nreq-001\n")
+    assert "Released test/v2: 2 examples" in run("create", *w, "--items", ids).output
+    assert [r["version"] for r in json.loads(run("list", *w, "--json").output)] == ["v1", "v2"]
+    assert run("show", "v2", *w).output.startswith("test/v2  ")
+    assert "relabeled 0, split moves 0" in run("diff", "v1", "v2", *w).output
+    assert "req-000 in test/v1: " in run("lineage", "v1", "req-000", *w).output
+    assert run("containing", "req-000", *w).output.splitlines()[0].startswith("test/v1")
+    assert run("verify", "v1", *w).exit_code == 0
+
+    (folder(rws, "v1") / "index.parquet").write_bytes(b"broken")
+    failed = run("verify", "v1", *w)
+    assert failed.exit_code == 1 and "index.parquet: checksum differs from SHA256SUMS" in failed.output
+    refused = run("create", *w, "--version", "v2")
+    assert refused.exit_code == 1 and refused.output.startswith("Error: release test/v2 cannot be made")
+    assert run("create", *w, "--override", "nope").exit_code == 2
+
+
+def test_every_release_command_has_help_with_an_example(run):
+    for name in ["", *release_group.commands]:
+        result = run(*([name] if name else []), "--help")
+        assert result.exit_code == 0 and "Example" in result.output, name
+
+
+def test_the_release_group_plugs_into_the_feedback_command(rws):
+    from feedback.cli import main
+
+    added = "release" not in main.commands
+    main.add_command(release_group)
+    try:
+        result = CliRunner().invoke(main, ["release", "list", "-w", str(rws.root)])
+        assert result.exit_code == 0 and result.output == "No releases yet.\n"
+    finally:
+        if added:
+            main.commands.pop("release")
