@@ -49,15 +49,17 @@ def test_four_producers_and_an_ingest_loop_at_once(ws, tmp_path):
     ws = set_config(ws, "segment_max_bytes", 30_000)
     stop = tmp_path / "stop"
     producers = [python(PRODUCER, ws.root, f"p{k}", 2000, stop) for k in range(4)]
-    for _ in range(3):  # the producers keep writing until these rounds are done
-        loop = subprocess.run([sys.executable, "-m", "feedback", "ingest", "-w", ws.root, "--json"],
-                              cwd=REPO, capture_output=True, text=True, timeout=120)
-        assert loop.returncode == 0, loop.stderr
-        status = subprocess.run([sys.executable, "-m", "feedback", "status", "-w", ws.root, "--json"],
-                                cwd=REPO, capture_output=True, text=True, timeout=120)
-        assert status.returncode == 0, status.stderr
-    stop.touch()
-    accepted = sum(int(p.communicate()[0]) for p in producers)
+    try:
+        for _ in range(3):  # the producers keep writing until these rounds are done
+            loop = subprocess.run([sys.executable, "-m", "feedback", "ingest", "-w", ws.root, "--json"],
+                                  cwd=REPO, capture_output=True, text=True, timeout=120)
+            assert loop.returncode == 0, loop.stderr
+            status = subprocess.run([sys.executable, "-m", "feedback", "status", "-w", ws.root, "--json"],
+                                    cwd=REPO, capture_output=True, text=True, timeout=120)
+            assert status.returncode == 0, status.stderr
+    finally:
+        stop.touch()
+    accepted = sum(int(p.communicate(timeout=60)[0]) for p in producers)
     assert all(p.returncode == 0 for p in producers)
     ingest_spool(ws)
     assert accepted >= 8000
