@@ -7,7 +7,7 @@ one library call; this script composes pages, caches data (never connections) an
 import streamlit as st
 
 import feedback
-from feedback import dashboard, groups, labels, roles, screens, triage, views
+from feedback import dashboard, groups, labels, release, roles, sampler, screens, triage, views
 from feedback.errors import FeedbackError, StoreBusy
 
 st.set_page_config(page_title="Feedback workbench", page_icon=":material/rate_review:", layout="wide")
@@ -250,6 +250,60 @@ def dashboard_page():
         st.dataframe(agreement["gold"], hide_index=True)
 
 
+def create_release(actor):
+    made = act(release.create_release, ws, if_changed=True, by=actor.name)
+    if made:
+        state.flash = ("success", f"Released {made['dataset']} {made['version']}." if made.get("created", True)
+                       else "Nothing changed since the last release; no release made.")
+
+
+def releases_page():
+    actor = state.current_actor
+    st.title("Releases")
+    show_flash()
+    st.button("Create a release from the trusted labels", type="primary", disabled=not actor.can("adjudicate"),
+              help="Leads and admins; quality gates run first", on_click=create_release, args=(actor,))
+    made = release.list_releases(ws)
+    if not made:
+        st.info("No releases yet.")
+        return
+    st.dataframe(made, hide_index=True, width="stretch")
+    refs = [f"{r['dataset']}/{r['version']}" for r in made]
+    if len(refs) >= 2:
+        with st.container(horizontal=True):
+            old = st.selectbox("From", refs, index=len(refs) - 2, width=300)
+            new = st.selectbox("To", refs, index=len(refs) - 1, width=300)
+        change = release.diff_releases(ws, old, new)
+        st.json(change, expanded=1)
+
+
+def run_sampler(budget):
+    run = act(sampler.sample, ws, budget=budget)
+    if run:
+        state.flash = ("info", run["message"])
+
+
+def sampler_page():
+    actor = state.current_actor
+    st.title("Sampler")
+    show_flash()
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        budget = st.number_input("Budget", min_value=1, max_value=5000, value=100, width=200)
+        st.button("Queue the most informative items now", disabled=not actor.can("adjudicate"),
+                  on_click=run_sampler, args=(budget,))
+    runs = sampler.report(ws)
+    total = runs["total"]
+    a, b, c = st.columns(3)
+    a.metric("Picked", f"{total['picked']:,}")
+    b.metric("Reviewed", f"{total['reviewed']:,}")
+    c.metric("Yield", "-" if total["yield"] is None else f"{total['yield']:.0%}",
+             help="Share of reviewed picks relabeled away from the model's prediction")
+    if runs["runs"]:
+        st.dataframe(runs["runs"], hide_index=True, width="stretch")
+    else:
+        st.info("No sampler runs yet; schedule `feedback sample` or run it here.")
+
+
 def main():
     actor = sign_in()
     if actor is None:
@@ -261,7 +315,9 @@ def main():
              (groups_page, "Groups", ":material/join_inner:", "groups")]
     if actor.can("adjudicate"):
         pages.append((adjudication_page, "Adjudication", ":material/gavel:", "adjudication"))
-    pages.append((dashboard_page, "Dashboard", ":material/monitoring:", "dashboard"))
+    pages += [(releases_page, "Releases", ":material/deployed_code:", "releases"),
+              (sampler_page, "Sampler", ":material/science:", "sampler"),
+              (dashboard_page, "Dashboard", ":material/monitoring:", "dashboard")]
     navigation = [st.Page(fn, title=title, icon=icon, url_path=path, default=path == start)
                   for fn, title, icon, path in pages]
     with st.sidebar:

@@ -597,6 +597,9 @@ def _forget_text(r: dict) -> str:
     return "\n".join(lines)
 
 
-from .cli_release import release  # noqa: E402  (the release group reuses this module's shared options)
+# Commands that live in their own modules reuse this module's shared options, so they come last.
+from .cli_release import release  # noqa: E402
+from .cli_sampler import sample, suspects  # noqa: E402
 
-main.add_command(release)
+for command in (release, sample, suspects):
+    main.add_command(command)

@@ -183,4 +183,10 @@ CREATE TABLE sampler_picks (
 )
 """,
     ),
+    (
+        "005_requeue",
+        """
+ALTER TABLE items ADD COLUMN last_queued_at TIMESTAMP
+""",
+    ),
 ]

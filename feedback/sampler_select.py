@@ -8,27 +8,32 @@ look sooner.
 - `select` turns scores into an ordered batch. With the k-means diversity step, the top
   `factor` x `budget` candidates are clustered into `budget` clusters and the best of each
   cluster goes first, so one batch is not fifty copies of one phrase and covers many
-  labels from a cold start. Quotas cap how many picks share one value (a predicted label,
-  a model version, a source).
+  labels from a cold start. Texts are clustered as TF-IDF vectors reduced to 50 dimensions;
+  on BANKING77 a factor of 5 and 50 dimensions pick as well as 10 and 100, in half the time.
+  Quotas cap how many picks share one value (a predicted label, a model version, a source).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
 
 STRATEGIES = ("least_confidence", "margin", "entropy")
 DIVERSITY = ("kmeans", "none")
-_SVD_DIMENSIONS = 100
+DEFAULT_STRATEGY, DEFAULT_DIVERSITY = "margin", "kmeans"  # chosen on BANKING77: bench/active_learning.py
+_SVD_DIMENSIONS = 50
 
 
-def uncertainty(probs, strategy: str = "margin") -> np.ndarray:
+def uncertainty(probs, strategy: str = DEFAULT_STRATEGY) -> np.ndarray:
     """How unsure the model is about each row of `probs` (items x labels), in [0, 1].
 
     Rows may be truncated to the top labels (as stored from production): the missing mass
@@ -43,9 +48,8 @@ def uncertainty(probs, strategy: str = "margin") -> np.ndarray:
     p = np.asarray(probs, dtype=float)
     if p.ndim != 2 or p.shape[1] == 0:
         raise ValueError(f"probs must be a 2-d array with a column per label, not shape {p.shape}")
-    top = -np.sort(-p, axis=1)
-    rest = np.clip(1.0 - top.sum(axis=1, keepdims=True), 0.0, 1.0)
-    q = np.hstack([top, rest])
+    rest = np.clip(1.0 - p.sum(axis=1, keepdims=True), 0.0, 1.0)
+    q = -np.sort(-np.hstack([p, rest]), axis=1)
     if strategy == "least_confidence":
         score = 1.0 - q[:, 0]
     elif strategy == "margin":
@@ -56,7 +60,7 @@ def uncertainty(probs, strategy: str = "margin") -> np.ndarray:
     return np.clip(score, 0.0, 1.0)
 
 
-def select(scores, texts: Sequence[str], *, budget: int, diversity: str = "kmeans", factor: int = 10,
+def select(scores, texts: Sequence[str], *, budget: int, diversity: str = DEFAULT_DIVERSITY, factor: int = 5,
            quotas: Sequence[tuple[Sequence, int]] = (), seed: int = 0) -> np.ndarray:
     """Positions of up to `budget` items to review, in pick order.
 
@@ -80,12 +84,16 @@ def _cluster_first(order: np.ndarray, texts: Sequence[str], *, budget: int, fact
     if len(candidates) <= budget:
         return order
     features = TfidfVectorizer(sublinear_tf=True).fit_transform([texts[i] for i in candidates])
-    if features.shape[1] > _SVD_DIMENSIONS:
-        features = normalize(TruncatedSVD(_SVD_DIMENSIONS, random_state=seed).fit_transform(features))
-    clusters = KMeans(n_clusters=budget, n_init=1, random_state=seed).fit_predict(features)
+    # The matrices are small: BLAS threads gain little, and on a busy 2-core machine they thrash
+    # (measured: 16 s instead of 1.5 s for 5,000 candidates and 1,000 clusters).
+    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # identical texts make fewer clusters than asked
+        if features.shape[1] > _SVD_DIMENSIONS:
+            features = normalize(TruncatedSVD(_SVD_DIMENSIONS, random_state=seed).fit_transform(features))
+        clusters = KMeans(n_clusters=budget, n_init=1, random_state=seed).fit_predict(features)
     _, first = np.unique(clusters, return_index=True)  # candidates are in rank order: the best of each cluster
     lead = np.zeros(len(order), dtype=bool)
-    lead[np.sort(first)] = True
+    lead[first] = True
     return np.concatenate([order[lead], order[~lead]])
 
 

@@ -16,7 +16,8 @@ Automatic reasons: `correction` (a user correction that disagrees with the model
 score 1), `error` (a production error, score 1), `low_confidence` (prediction score
 under `review.low_confidence`, score 1 - confidence). Other reasons
 (`suspected_label_error`, `active_learning`, `manual`) are logged in `queue_reasons`
-with their own score.
+with their own score; a reason logged after an item's last decision puts a decided item
+(say, a suspected label error) in front of reviewers again.
 
 Current label rule (`derive_review`), after dropping undone decisions:
 1. the latest adjudication decides the label (status `labeled`);
@@ -102,10 +103,14 @@ def _rebuild_touched(tx, ws: Workspace) -> None:
             SELECT item_id, list(DISTINCT reason ORDER BY reason) AS reasons,
                    sum(score * coalesce(weight, 1.0)) AS priority
             FROM reasons LEFT JOIN weights USING (reason) GROUP BY item_id
+        ),
+        queued AS (
+            SELECT item_id, max(queued_at) AS last_queued_at FROM queue_reasons
+            WHERE item_id IN (SELECT item_id FROM touched) GROUP BY item_id
         )
         SELECT agg.item_id, text, pred_label, pred_score, model_version, corr_label, has_error, source,
-               first_ts, last_ts, coalesce(reasons, []::VARCHAR[]), coalesce(priority, 0.0)
-        FROM agg LEFT JOIN ranked USING (item_id)
+               first_ts, last_ts, coalesce(reasons, []::VARCHAR[]), coalesce(priority, 0.0), last_queued_at
+        FROM agg LEFT JOIN ranked USING (item_id) LEFT JOIN queued USING (item_id)
         ORDER BY coalesce(priority, 0.0) DESC, agg.item_id  -- pages by priority can skip low row groups
         """,
         [threshold, list(w), list(w.values())],

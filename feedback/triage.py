@@ -135,8 +135,10 @@ def claim_next(tx, ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter()
     if held:
         return held[0]
     rows = tx.rows(
-        f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} AND coalesce(r.status, 'new') IN ('new', 'skipped') "
-        f"AND NOT list_contains(coalesce(r.reviewers, []::VARCHAR[]), ?) "
+        f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} "
+        f"AND ((coalesce(r.status, 'new') IN ('new', 'skipped') "
+        f"      AND NOT list_contains(coalesce(r.reviewers, []::VARCHAR[]), ?)) "
+        f"     OR (r.status IN ('labeled', 'junk') AND i.last_queued_at > r.last_decided_at)) "
         f"AND (r.claim_expires IS NULL OR r.claim_expires <= now()::TIMESTAMP) "
         f"ORDER BY i.priority DESC, i.item_id LIMIT 1", params + [actor.name])
     if not rows:

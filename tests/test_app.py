@@ -167,3 +167,24 @@ def test_a_busy_store_shows_a_short_wait_not_a_stack_trace(tmp_path, monkeypatch
 def _claimed(ws, reviewer):
     return ws.store().value("SELECT item_id FROM reviews WHERE claimed_by = ? AND claim_expires > now()::TIMESTAMP",
                             [reviewer])
+
+
+def test_sampler_page_runs_the_sampler_and_shows_its_yield(app, demo):
+    at = app("sampler")
+    assert not at.exception and at.title[0].value == "Sampler"
+    next(b for b in at.button if b.label.startswith("Queue the most informative")).click().run()
+    assert at.info[0].value.startswith("queued 100 of ")
+    assert at.metric[0].label == "Picked" and int(at.metric[0].value.replace(",", "")) > 0
+
+
+def test_releases_page_creates_a_release_and_lists_it(app, demo):
+    from feedback.labels import relabel_group
+
+    relabel_group(demo, Actor("tess", "admin"), [f"bread-{i}" for i in range(6)], "card_arrival")
+    at = app("releases")
+    assert not at.exception and at.title[0].value == "Releases"
+    next(b for b in at.button if b.label.startswith("Create a release")).click().run()
+    assert not at.exception
+    assert at.success or at.error  # a release, or a quality gate that explains why not
+    if at.success:
+        assert "Released" in at.success[0].value and len(at.main.dataframe[0].value) >= 1

@@ -273,3 +273,13 @@ def test_derive_review_rules_on_hand_made_histories():
     assert derive_review([d(1, "label", "x", "a"), d(2, "unsure", None, "b")], overlap=2)["status"] == "disputed"
     adjudicated = derive_review([d(1, "label", "x", "a"), d(2, "label", "y", "b"), d(3, "adjudicate", "y", "l")], overlap=2)
     assert (adjudicated["status"], adjudicated["current_label"], adjudicated["label_reviewer"]) == ("labeled", "y", "l")
+
+
+def test_a_labeled_item_queued_again_reaches_reviewers(queued):
+    decide(queued, ALICE, "c1", "card_linking")
+    assert next_item(queued, ALICE)["item_id"] == "e1"
+    add_to_queue(queued, LEAD, ["c1"], reason="suspected_label_error", scores=[1.0])
+    assert next_item(queued, BOB)["item_id"] == "c1"
+    decide(queued, BOB, "c1", "card_arrival")
+    assert item(queued, "c1")["current_label"] == "card_arrival"
+    assert next_item(queued, BOB)["item_id"] != "c1"

@@ -1,0 +1,282 @@
+"""The active-learning sampler: strategies on hand-made cases, diversity, quotas, runs on a real store, the lock."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from feedback import ingest_files
+from feedback.cli import Shell
+from feedback.cli_sampler import sample as sample_command, suspects as suspects_command
+from feedback.labels import decide, relabel_group
+from feedback.roles import Actor
+from feedback import sampler
+from feedback.sampler import report, sample
+from feedback.sampler_jobs import job_lock
+from feedback.sampler_select import select, uncertainty
+from feedback.triage import add_to_queue
+from conftest import REPO
+
+ALICE = Actor("alice", "reviewer")
+# p1 >= 0.5 everywhere, so no item is queued for low confidence on its own.
+CASES = {
+    "p": {"card_arrival": 0.50, "card_linking": 0.25, "refund_not_showing_up": 0.25},
+    "q": {"card_arrival": 0.55, "card_linking": 0.44, "refund_not_showing_up": 0.01},
+    "r": {"card_arrival": 0.52, "card_linking": 0.12, "refund_not_showing_up": 0.12, "lost_or_stolen_card": 0.12,
+          "other": 0.12},
+    "a": {"card_arrival": 0.90, "card_linking": 0.05, "refund_not_showing_up": 0.05},
+}
+EXPECTED = {"least_confidence": ["p", "r", "q", "a"], "margin": ["q", "p", "r", "a"], "entropy": ["r", "p", "q", "a"]}
+
+
+def matrix(cases):
+    width = max(len(c) for c in cases.values())
+    return np.array([sorted(c.values(), reverse=True) + [0.0] * (width - len(c)) for c in cases.values()])
+
+
+def load(ws, tmp_path, events):
+    path = tmp_path / f"events-{len(list(tmp_path.glob('events-*')))}.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    assert ingest_files(ws, [path]).quarantined == 0
+    return ws
+
+
+def predicted(item_id, probs, *, text=None, version="v1"):
+    label = max(probs, key=probs.get)
+    return {"type": "prediction", "item_id": item_id, "ts": f"2026-11-0{version[1:]}T10:00:00Z",
+            "input": {"text": text or f"text of {item_id}"},
+            "prediction": {"label": label, "score": probs[label], "probs": probs, "model": "clf",
+                           "model_version": version}}
+
+
+@pytest.fixture
+def pool(open_ws, tmp_path):
+    """Four unlabeled items with the hand-made probabilities."""
+    return load(open_ws, tmp_path, [predicted(i, p) for i, p in CASES.items()])
+
+
+def queued(ws, reason="active_learning"):
+    return [r["item_id"] for r in ws.store().rows(
+        "SELECT item_id FROM queue_reasons WHERE reason = ? ORDER BY item_id", [reason])]
+
+
+@pytest.mark.parametrize("strategy", sorted(EXPECTED))
+def test_each_strategy_ranks_the_hand_made_cases(strategy):
+    scores = uncertainty(matrix(CASES), strategy)
+    assert [list(CASES)[i] for i in np.argsort(-scores)] == EXPECTED[strategy]
+    assert ((0 <= scores) & (scores <= 1)).all()
+
+
+def test_strategy_formulas_and_truncated_rows():
+    top = np.array([[0.9, 0.05, 0.05], [0.5, 0.0, 0.0]])  # the second row stored only its top label
+    assert uncertainty(top, "least_confidence") == pytest.approx([0.1, 0.5])
+    assert uncertainty(top, "margin") == pytest.approx([0.15, 1.0])  # the missing 0.5 is the runner-up
+    assert uncertainty(np.full((1, 4), 0.25), "entropy") == pytest.approx([np.log(4) / np.log(5)])
+    with pytest.raises(ValueError, match="strategy 'smallest' is not one of"):
+        uncertainty(top, "smallest")
+
+
+def test_diversity_step_spreads_a_batch_over_a_pool_of_near_copies():
+    copies = [f"where is my new card{'!' * (i % 3)} it has {'still ' * (i % 2)}not arrived {i % 4}" for i in range(40)]
+    events = map(json.loads, (REPO / "sample_data" / "events.jsonl").read_text().splitlines())
+    others = list(dict.fromkeys(e["input"]["text"] for e in events if e["type"] == "prediction"))[:60]
+    texts = copies + others
+    scores = np.r_[np.linspace(0.95, 0.9, 40), np.linspace(0.8, 0.5, 60)]  # the near-copies score highest
+
+    plain = select(scores, texts, budget=10, diversity="none")
+    diverse = select(scores, texts, budget=10, diversity="kmeans", seed=3)
+    assert list(plain) == list(range(10))
+    assert len(set(diverse)) == 10 and sum(i < 40 for i in diverse) <= 2
+    assert diverse[0] == 0  # the best cluster's best item still comes first
+
+
+def test_quotas_cap_the_picks_per_value():
+    labels = np.array(["a"] * 6 + ["b"] * 2 + ["c"] * 2)
+    picks = select(np.linspace(1, 0, 10), [""] * 10, budget=6, diversity="none", quotas=[(labels, 2)])
+    assert list(picks) == [0, 1, 6, 7, 8, 9]
+
+
+@pytest.mark.parametrize("strategy", sorted(EXPECTED))
+def test_a_run_queues_the_top_items_with_their_scores_and_records_itself(pool, strategy):
+    run = sample(pool, budget=3, strategy=strategy, diversity="none")
+    assert run["status"] == "done" and run["picked"] == 3
+    assert [p["item_id"] for p in run["picks"]] == EXPECTED[strategy][:3]
+    stored = {r["item_id"]: r for r in pool.store().rows("SELECT * FROM queue_reasons")}
+    assert set(stored) == set(EXPECTED[strategy][:3])
+    first = run["picks"][0]
+    assert stored[first["item_id"]]["score"] == pytest.approx(first["score"])
+    assert json.loads(stored[first["item_id"]]["detail"]) == {"run_id": run["run_id"], "strategy": strategy, "rank": 1}
+    (record,) = pool.store().rows("SELECT * FROM sampler_runs")
+    assert (record["run_id"], record["picked"], record["status"], record["model"]) == (
+        run["run_id"], 3, "done", "stored probabilities of model version v1")
+    assert json.loads(record["params"])["budget"] == 3
+
+
+def test_runs_never_queue_an_item_twice_and_say_when_there_is_nothing_to_do(pool):
+    first = sample(pool, budget=2, diversity="none")
+    second = sample(pool, budget=2, diversity="none")
+    assert {p["item_id"] for p in first["picks"]} == {"q", "p"}
+    assert {p["item_id"] for p in second["picks"]} == {"r", "a"}
+    third = sample(pool, budget=2)
+    assert third["status"] == "nothing_to_do" and third["picked"] == 0
+    assert third["message"].startswith("nothing to do: every item with text is queued, labeled or recently picked")
+    assert queued(pool) == ["a", "p", "q", "r"]
+    assert pool.store().value("SELECT count(*) FROM sampler_runs") == 3
+
+
+def test_labeled_items_and_items_queued_for_other_reasons_are_not_picked(open_ws, tmp_path):
+    ws = load(open_ws, tmp_path, [predicted(i, p) for i, p in CASES.items()] + [
+        {"type": "correction", "item_id": "p", "correction": {"label": "card_linking"}}])
+    decide(ws, ALICE, "q", "card_linking")
+    run = sample(ws, budget=4, diversity="none")
+    assert [p["item_id"] for p in run["picks"]] == ["r", "a"]
+
+
+def test_the_write_leaves_out_picks_another_writer_queued_after_the_read(pool, monkeypatch):
+    plan = sampler._plan
+
+    def plan_then_someone_queues_q(*args):
+        planned = plan(*args)
+        add_to_queue(pool, ALICE, ["q"], reason="manual")
+        return planned
+
+    monkeypatch.setattr(sampler, "_plan", plan_then_someone_queues_q)
+    run = sample(pool, budget=2, diversity="none")
+    assert [p["item_id"] for p in run["picks"]] == ["p"]
+    assert run["message"] == ("queued 1 of 4 scored items (stored probabilities of model version v1); "
+                              "1 of the picks were queued or labeled meanwhile and left out")
+    assert queued(pool) == ["p"]
+
+
+def test_a_run_key_makes_a_retried_run_do_nothing(pool):
+    first = sample(pool, budget=1, key="2026-11-01T10")
+    again = sample(pool, budget=1, key="2026-11-01T10")
+    assert again["status"] == "repeat" and again["run_id"] == first["run_id"]
+    assert again["message"] == f"run key '2026-11-01T10' already ran as {first['run_id']}; nothing done"
+    assert len(queued(pool)) == 1
+
+
+def test_dry_run_shows_the_picks_and_writes_nothing(pool):
+    run = sample(pool, budget=2, dry_run=True, diversity="none")
+    assert run["status"] == "dry_run" and [p["item_id"] for p in run["picks"]] == ["q", "p"]
+    assert queued(pool) == [] and pool.store().value("SELECT count(*) FROM sampler_runs") == 0
+
+
+def test_stale_probabilities_are_not_used_and_a_fitted_model_takes_over(open_ws, tmp_path):
+    old = [predicted(f"old-{i}", CASES["q"], text=f"card {i} has not arrived yet", version="v1") for i in range(6)]
+    new = [predicted(f"new-{i}", CASES["a"], text=f"please refund my order {i}", version="v2") for i in range(2)]
+    ws = load(open_ws, tmp_path, old + new)
+    stored = sample(ws, budget=5, probabilities="stored", dry_run=True)
+    assert (stored["pool"], stored["scored"]) == (8, 2)
+    assert {p["item_id"] for p in stored["picks"]} == {"new-0", "new-1"}
+
+    assert sample(ws, budget=5, dry_run=True)["scored"] == 2  # auto: no model to fit yet
+    fit = sample(ws, budget=5, probabilities="fit")
+    assert fit["status"] == "nothing_to_do"
+    assert fit["message"] == ("nothing to do: 0 trusted labels; fitting a model needs 20 in two labels or more "
+                              "(label more items, or use the stored probabilities)")
+
+    texts = {"card_arrival": "where is my card {}", "refund_not_showing_up": "my refund {} is not showing"}
+    load(ws, tmp_path, [predicted(f"{label}-{i}", CASES["a"], text=text.format(i), version="v1")
+                        for label, text in texts.items() for i in range(11)])
+    for label in texts:
+        relabel_group(ws, ALICE, [f"{label}-{i}" for i in range(11)], label)
+    fitted = sample(ws, budget=5, dry_run=True)
+    assert fitted["model"] == "tf-idf + logistic regression fitted on 22 trusted labels"
+    assert fitted["scored"] == 8 and len(fitted["picks"]) == 5
+
+
+def test_yield_is_the_share_of_reviewed_picks_relabeled_away_from_the_prediction(pool):
+    run = sample(pool, budget=3, diversity="none")
+    q, p, _ = [pick["item_id"] for pick in run["picks"]]
+    decide(pool, ALICE, q, "card_arrival")  # as predicted
+    decide(pool, ALICE, p, "card_linking")  # relabeled
+    (row,) = report(pool)["runs"]
+    assert (row["picked"], row["reviewed"], row["relabeled"], row["yield"]) == (3, 2, 1, 0.5)
+    assert report(pool)["total"]["yield"] == 0.5
+
+
+def test_a_run_finds_the_lock_held_and_does_nothing(pool):
+    with job_lock(pool, "sample"):
+        run = sample(pool, budget=2)
+    assert run["status"] == "busy"
+    assert run["message"].startswith(f"another `feedback sample` run is in progress (pid ")
+    assert queued(pool) == []
+
+
+RUN = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from feedback import Workspace
+    from feedback.sampler import sample
+    ws, go = Workspace(sys.argv[1]), Path(sys.argv[2])
+    while not go.exists():
+        time.sleep(0.001)
+    run = sample(ws, budget=10)
+    print(json.dumps({"status": run["status"], "picks": [p["item_id"] for p in run["picks"]]}))
+""")
+
+
+def test_two_processes_started_at_once_never_double_queue(open_ws, tmp_path):
+    rng = np.random.default_rng(0)
+    events = []
+    for i in range(30):
+        top = rng.uniform(0.5, 0.9)
+        events.append(predicted(f"item-{i:02}", {"card_arrival": top, "card_linking": (1 - top) * 0.7},
+                                text=f"message number {i} about topic {i % 7}"))
+    ws = load(open_ws, tmp_path, events)
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", RUN, str(ws.root), str(go)], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    go.touch()
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    done = [r for r in results if r["status"] == "done"]
+    assert sorted(r["status"] for r in results) in (["busy", "done"], ["done", "done"])
+    picked = [i for r in done for i in r["picks"]]
+    assert len(picked) == len(set(picked)) == 10 * len(done)
+    assert sorted(queued(ws)) == sorted(picked)
+    assert ws.store().value("SELECT count(*) FROM sampler_runs") == len(done)
+
+
+@pytest.fixture
+def shell():
+    group = Shell(commands=[sample_command, suspects_command])
+
+    def run(*args):
+        return CliRunner().invoke(group, [str(a) for a in args], catch_exceptions=False)
+
+    return run
+
+
+def test_cli_dry_run_run_report_and_nothing_to_do(shell, pool):
+    dry = shell("sample", "-w", pool.root, "--budget", 2, "--diversity", "none", "--dry-run")
+    assert dry.exit_code == 0
+    assert dry.output.splitlines()[0] == ("Dry run, nothing queued or recorded. Picked 2 of 4 scored items "
+                                          "(stored probabilities of model version v1).")
+    assert "q" in dry.output.splitlines()[1]
+    done = json.loads(shell("sample", "-w", pool.root, "--budget", 4, "--json").output)
+    assert done["status"] == "done" and done["picked"] == 4
+    nothing = shell("sample", "-w", pool.root)
+    assert nothing.exit_code == 0 and nothing.output.startswith("Nothing to do: every item with text is queued")
+    table = shell("sample", "-w", pool.root, "--report").output.splitlines()
+    assert table[0].split() == ["run", "started", "(UTC)", "status", "strategy", "picked", "reviewed", "relabeled",
+                                "yield"]
+    assert table[1].split()[3:] == ["nothing_to_do", "margin", "0", "0", "0", "-"]
+    assert table[2].startswith(done["run_id"]) and table[2].split()[3:] == ["done", "margin", "4", "0", "0", "-"]
+    assert table[3].split() == ["total", "4", "0", "0", "-"] and len(table) == 5
+
+
+def test_cli_options_are_checked_and_documented(shell, pool):
+    bad = shell("sample", "-w", pool.root, "--quota", "colour=3")
+    assert bad.exit_code == 2
+    assert "'colour=3' is not FIELD=N with FIELD one of pred_label, model_version, source" in bad.output
+    for command in ("sample", "suspects"):
+        assert "Example" in shell(command, "--help").output
