@@ -24,13 +24,8 @@ def review_screen(ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter(),
                 "similar": similar}
 
 
-def probabilities(ws: Workspace, item_id: str) -> dict[str, float]:
-    """The latest prediction's per-class probabilities, highest first."""
-    with ws.store().connect() as tx:
-        return _probabilities(tx, item_id)
-
-
 def _probabilities(tx, item_id: str) -> dict[str, float]:
+    """The latest prediction's per-class probabilities, highest first."""
     raw = tx.value("SELECT arg_max(pred_probs, seq) FROM events WHERE item_id = ? AND type = 'prediction'", [item_id])
     probs = json.loads(raw) if raw else {}
     return dict(sorted(probs.items(), key=lambda kv: -kv[1]))

@@ -9,7 +9,7 @@ expired lease returns it to the queue.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -183,6 +183,3 @@ def add_to_queue(ws: Workspace, actor: Actor, item_ids: list[str], *, reason: st
         tx.insert("queue_reasons", table)
         refresh_items(tx, ws, item_ids)
     return len(item_ids)
-
-
-FILTER_FIELDS = tuple(f.name for f in fields(QueueFilter))
