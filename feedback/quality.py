@@ -30,7 +30,8 @@ import numpy as np
 
 from .errors import FeedbackError
 from .roles import Actor
-from .sampler_jobs import JobBusy, enqueue, job_lock
+from .sampler_jobs import JobBusy, job_lock
+from .triage import log_reasons
 from .sampler_model import out_of_fold_proba
 from .state import sync_items
 from .workspace import Workspace
@@ -173,7 +174,7 @@ def _queue(ws: Workspace, found: dict, actor: Actor) -> dict:
             "AND item_id IN (SELECT unnest(?::VARCHAR[]))", [[s["item_id"] for s in found["suspects"]]])}
         still = [s for s in found["suspects"] if current.get(s["item_id"]) == s["label_decision_id"]]
         if still:
-            enqueue(tx, ws, actor, [s["item_id"] for s in still], reason="suspected_label_error",
+            log_reasons(tx, ws, actor, [s["item_id"] for s in still], reason="suspected_label_error",
                     scores=[s["score"] for s in still],
                     details=[{"method": found["method"], "label": s["label"], "suggested": s["suggested"]}
                              for s in still])

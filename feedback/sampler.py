@@ -32,7 +32,8 @@ import pyarrow.compute as pc
 
 from .errors import FeedbackError
 from .roles import Actor
-from .sampler_jobs import JobBusy, enqueue, job_lock, now
+from .sampler_jobs import JobBusy, job_lock, now
+from .triage import log_reasons
 from .sampler_model import DESCRIPTION, fit_predict_proba
 from .sampler_select import DEFAULT_DIVERSITY, DEFAULT_STRATEGY, DIVERSITY, STRATEGIES, select, uncertainty
 from .state import sync_items
@@ -209,7 +210,7 @@ def _record(ws: Workspace, plan: dict, *, actor: Actor, key: str | None, started
             [wanted, plan["params"]["recent_runs"]])}
         picks = [p for p in plan["picks"] if p["item_id"] in still]
         if picks:
-            enqueue(tx, ws, actor, [p["item_id"] for p in picks], reason="active_learning",
+            log_reasons(tx, ws, actor, [p["item_id"] for p in picks], reason="active_learning",
                     scores=[p["score"] for p in picks],
                     details=[{"run_id": run_id, "strategy": plan["strategy"], "rank": p["rank"]} for p in picks])
         status = "done" if picks else "nothing_to_do"

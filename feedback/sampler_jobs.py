@@ -3,24 +3,19 @@
 - `job_lock`: one run of a job at a time per workspace, across processes. It is an
   `flock` on a file in the workspace: the kernel releases it when the holding process
   ends, however it ends, so a killed run never leaves a stale lock behind.
-- `enqueue`: queue items inside the job's own write transaction, so the check that an item
-  is not queued yet and the queueing itself cannot interleave with another writer.
+Jobs queue their picks with `feedback.triage.log_reasons` inside their own write transaction,
+so the check that an item is not queued yet and the queueing cannot interleave with another writer.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-import pyarrow as pa
-
 from .errors import FeedbackError
-from .roles import Actor
-from .state import refresh_items
 from .workspace import Workspace
 
 
@@ -45,19 +40,6 @@ def job_lock(ws: Workspace, job: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def enqueue(tx, ws: Workspace, actor: Actor, item_ids: Sequence[str], *, reason: str, scores: Sequence[float],
-            details: Sequence[dict]) -> None:
-    """Log queue reasons for these items (scores in [0, 1]) and refresh their queue rows, in `tx`."""
-    actor.require("add_to_queue")
-    tx.insert("queue_reasons", pa.table({
-        "item_id": pa.array(item_ids, pa.string()), "reason": pa.array([reason] * len(item_ids), pa.string()),
-        "score": pa.array(scores, pa.float64()), "queued_at": pa.array([now()] * len(item_ids), pa.timestamp("us")),
-        "actor": pa.array([actor.name] * len(item_ids), pa.string()),
-        "detail": pa.array([json.dumps(d) for d in details], pa.string()),
-    }))
-    refresh_items(tx, ws, list(item_ids))
 
 
 def now() -> datetime:

@@ -163,12 +163,7 @@ def release_claim(ws: Workspace, actor: Actor, item_id: str) -> None:
 def add_to_queue(ws: Workspace, actor: Actor, item_ids: list[str], *, reason: str = "manual", scores=None,
                  detail: dict | None = None) -> int:
     """Queue items for a reason (manual adds, the sampler, the label-error finder); return how many."""
-    actor.require("add_to_queue")
-    if reason not in REASONS:
-        raise FeedbackError(f"reason {reason!r} is not one of {', '.join(REASONS)}")
     scores = [1.0] * len(item_ids) if scores is None else list(scores)
-    if any(not 0.0 <= s <= 1.0 for s in scores):
-        raise FeedbackError("queue scores must lie in [0, 1]")
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         known = {r["item_id"] for r in tx.rows(
@@ -176,10 +171,22 @@ def add_to_queue(ws: Workspace, actor: Actor, item_ids: list[str], *, reason: st
         missing = sorted(set(item_ids) - known)
         if missing:
             raise NotFound(f"{len(missing)} items are not in the store, e.g. {missing[0]!r}")
-        table = pa.table({"item_id": item_ids, "reason": [reason] * len(item_ids), "score": scores,
-                          "queued_at": [datetime.now(timezone.utc).replace(tzinfo=None)] * len(item_ids),
-                          "actor": [actor.name] * len(item_ids),
-                          "detail": [json.dumps(detail) if detail else None] * len(item_ids)})
-        tx.insert("queue_reasons", table)
-        refresh_items(tx, ws, item_ids)
+        log_reasons(tx, ws, actor, item_ids, reason=reason, scores=scores, details=[detail] * len(item_ids))
     return len(item_ids)
+
+
+def log_reasons(tx, ws: Workspace, actor: Actor, item_ids: list[str], *, reason: str, scores, details) -> None:
+    """Log a queue reason for each item (score in [0, 1], detail or None) and refresh their rows, in `tx`."""
+    actor.require("add_to_queue")
+    if reason not in REASONS:
+        raise FeedbackError(f"reason {reason!r} is not one of {', '.join(REASONS)}")
+    if any(not 0.0 <= s <= 1.0 for s in scores):
+        raise FeedbackError("queue scores must lie in [0, 1]")
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    tx.insert("queue_reasons", pa.table({
+        "item_id": pa.array(item_ids, pa.string()), "reason": pa.array([reason] * len(item_ids), pa.string()),
+        "score": pa.array(scores, pa.float64()), "queued_at": pa.array([now] * len(item_ids), pa.timestamp("us")),
+        "actor": pa.array([actor.name] * len(item_ids), pa.string()),
+        "detail": pa.array([json.dumps(d) if d else None for d in details], pa.string()),
+    }))
+    refresh_items(tx, ws, list(item_ids))
