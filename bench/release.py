@@ -77,8 +77,9 @@ def seed(root: Path, n: int) -> Workspace:
                    "pred_label, pred_score, model, model_version, source, schema_version) "
                    "SELECT i + 1, 'evt-' || i, 'prediction', item_id, ts, ts, ts, text, label, 0.9, 'intent-clf', "
                    "'v1', 'bench', 1 FROM seeded")
-        tx.execute("INSERT INTO items SELECT item_id, text, label, 0.9, 'v1', NULL, false, 'bench', ts, ts, "
-                   "[]::VARCHAR[], 0.0 FROM seeded")
+        tx.execute("INSERT INTO items (item_id, text, pred_label, pred_score, model_version, corr_label, has_error, "
+                   "source, first_ts, last_ts, reasons, priority) SELECT item_id, text, label, 0.9, 'v1', NULL, false, "
+                   "'bench', ts, ts, []::VARCHAR[], 0.0 FROM seeded")
         tx.execute("INSERT INTO decisions SELECT 'd-' || i, item_id, 'label', label, reviewer, 'reviewer', "
                    "ts + INTERVAL 1 HOUR, NULL, NULL, NULL, NULL FROM seeded")
         tx.execute("INSERT INTO reviews SELECT item_id, 'labeled', label, 'd-' || i, reviewer, [reviewer], "
