@@ -3,8 +3,9 @@
 A release is `<destination>/<dataset>/<version>/` (versions v1, v2, ...; each names its
 parent, the release before it), written once (see `feedback.release_files`):
 - `data/<split>-NNNNN-of-NNNNN.parquet`: id, text, label, sorted by id;
-- `index.parquet`: per example its split, label, row hash, duplicate group, the decision and
-  reviewer that set the label, and the production events it came from;
+- `index.parquet`: per example its split, label, row hash, duplicate group, and the decision and
+  reviewer that set the label (the production events behind it are the item's events up to the
+  store watermark of the recipe: `lineage`);
 - `diff.json` (against the parent), `README.md` (the data card), `manifest.json`, `SHA256SUMS`.
 
 Building: select (`release_select`), split (`release_split`), check (`release_gates`), compute
@@ -169,7 +170,8 @@ def diff_releases(ws: Workspace, a: str, b: str) -> dict:
 
 
 def lineage(ws: Workspace, ref: str, item_id: str) -> dict:
-    """An example of a release, with the decisions (those the release saw) and production events behind it."""
+    """An example of a release, with the decisions and production events behind it: those the store
+    held when the release was built (up to its recorded watermark)."""
     record = resolve(ws, ref)
     rows = _read_index(record, filters=[("id", "=", item_id)]).to_pylist()
     if not rows:
@@ -179,8 +181,8 @@ def lineage(ws: Workspace, ref: str, item_id: str) -> dict:
         decisions = tx.rows("SELECT * FROM decisions WHERE item_id = ? AND decided_at <= ? "
                             "ORDER BY decided_at, decision_id", [item_id, _decided(record)])
         events = tx.rows("SELECT seq, event_id, type, ts, input_text, pred_label, pred_score, model_version, "
-                         "corr_label, corr_by, error_kind, source FROM events "
-                         "WHERE event_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY seq", [example["event_ids"]])
+                         "corr_label, corr_by, error_kind, source FROM events WHERE item_id = ? AND seq <= ? "
+                         "ORDER BY seq", [item_id, record["event_seq"]])
     return {"release": _ref(record), "release_id": record["release_id"], "example": example,
             "decisions": decisions, "events": events}
 

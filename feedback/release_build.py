@@ -42,7 +42,7 @@ def build(cfg: dict, examples: pa.Table, known: pa.Table, *, salt: str) -> dict:
         "id": examples["id"], "split": split, "label": examples["label"], "row_hash": examples["row_hash"],
         "group": examples["id"].take(pa.array(rep, pa.int64(), mask=alone)),
         "label_decision_id": examples["label_decision_id"], "label_reviewer": examples["label_reviewer"],
-        "adjudicated": examples["adjudicated"], "event_ids": examples["event_ids"],
+        "adjudicated": examples["adjudicated"],
     })
     masks = {name: pc.equal(split, name) for name in names}
     splits = {}

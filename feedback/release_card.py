@@ -45,8 +45,8 @@ def render_card(manifest: dict) -> str:
         f"by people in feedback-workbench from production model traffic.\n\n"
         f"- release_id: `{m['release_id']}`\n- parent: {_parent(m)}\n- built: {m['created_at'][:19].replace('T', ' ')} UTC"
         f"{' by ' + m['created_by'] if m['created_by'] else ''}, from the store at event {m['recipe']['watermark']['event_seq']}"
-        f"\n- files: `data/<split>-*.parquet` (id, text, label), `index.parquet` (split, row hash, the decision "
-        f"and production events behind each example), `manifest.json`, `diff.json`, `SHA256SUMS`",
+        f"\n- files: `data/<split>-*.parquet` (id, text, label), `index.parquet` (split, row hash, duplicate group, "
+        f"the decision behind each example), `manifest.json`, `diff.json`, `SHA256SUMS`",
         _loading(m, splits),
         _counts(m),
         _decisions(m),

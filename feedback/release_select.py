@@ -19,11 +19,9 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from .errors import FeedbackError, StoreError
+from .errors import FeedbackError
 from .state import sync_items
 from .workspace import Workspace
 
@@ -40,7 +38,6 @@ SELECT i.item_id AS id, i.text, r.current_label AS label, i.source, {_ROW_HASH_S
        len(r.reviewers) AS reviewers, hash(i.text) AS text_hash
 {_PICKED} ORDER BY id
 """
-_EVENTS = f"SELECT item_id, event_id FROM events WHERE item_id IN (SELECT i.item_id {_PICKED}) ORDER BY item_id, event_id"
 
 
 @dataclass(frozen=True)
@@ -113,26 +110,9 @@ def read_examples(ws: Workspace, selection: Selection, *, salt: str, memory_limi
                      "(SELECT item_id FROM decisions WHERE decided_at > ?))")
             params = [*params, parent_decided]
         examples = tx.arrow(_EXAMPLES.format(where=where), [salt, *params])
-        events = tx.arrow(_EVENTS.format(where=where), params)
         no_text = tx.value(f"SELECT count(*) {_LABELED.format(where=where)} AND i.text IS NULL", params)
-    examples = examples.append_column("event_ids", _event_lists(events, examples["id"]))
     return {"examples": examples, "no_text": no_text, "overlap_items": overlap,
             "watermark": {"event_seq": watermark, "decided_at": last_decision}}
-
-
-def _event_lists(events: pa.Table, ids: pa.ChunkedArray) -> pa.ListArray:
-    """Each example's event ids, from (item_id, event_id) rows sorted by item: runs of one item.
-
-    Items are made from their events, so the runs are exactly the examples, in id order.
-    """
-    item = events["item_id"].combine_chunks()
-    changes = np.asarray(pc.not_equal(item[1:], item[:-1])) if len(item) > 1 else np.zeros(0, bool)
-    starts = np.flatnonzero(np.r_[len(item) > 0, changes])
-    if not item.take(pa.array(starts, pa.int64())).equals(ids.combine_chunks()):
-        raise StoreError("the store's items and their events disagree; refresh items (any label decision does) "
-                         "and release again")
-    return pa.ListArray.from_arrays(pa.array(np.append(starts, len(item)), pa.int32()),
-                                    events["event_id"].combine_chunks())
 
 
 def row_hash(item_id: str, label: str, text: str) -> str:

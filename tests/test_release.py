@@ -110,7 +110,7 @@ def test_a_release_is_a_complete_folder_that_sha256sum_checks(rws):
     rows = index(rws, "v1")
     assert len(rows) == 40 and rows["req-000"]["label"] == "card_arrival"
     assert rows["req-000"]["label_reviewer"] == "alice" and rows["req-000"]["label_decision_id"].startswith("d-")
-    assert len(rows["req-000"]["event_ids"]) == 1 and rows["req-000"]["group"] is None
+    assert rows["req-000"]["group"] is None and "event_ids" not in rows["req-000"]
     for split, info in manifest["splits"].items():
         data = pq.read_table(root / info["files"][0]).to_pylist() if info["files"] else []
         assert [r["id"] for r in data] == sorted(r["id"] for r in data)
@@ -386,6 +386,9 @@ def test_purged_items_are_left_out_and_counted(rws):
 
 def test_lineage_from_an_example_and_the_releases_of_an_item(rws):
     create_release(rws)
+    path = rws.root / "late.jsonl"
+    path.write_text(json.dumps({"type": "correction", "item_id": "req-000", "correction": {"label": "card_linking"}}))
+    assert ingest_files(rws, [path]).quarantined == 0
     label(rws, {"req-000": "card_linking"}, who=BOB)
     create_release(rws)
     trace = lineage(rws, "v2", "req-000")
@@ -394,7 +397,11 @@ def test_lineage_from_an_example_and_the_releases_of_an_item(rws):
     assert [(d["kind"], d["label"], d["reviewer"]) for d in trace["decisions"]] == [
         ("label", "card_arrival", "alice"), ("label", "card_linking", "bob")]
     assert trace["decisions"][-1]["decision_id"] == trace["example"]["label_decision_id"]
-    assert [(e["type"], e["input_text"]) for e in trace["events"]] == [("prediction", text(0))]
+    assert [(e["type"], e["input_text"], e["corr_label"]) for e in trace["events"]] == [
+        ("prediction", text(0), None), ("correction", None, "card_linking")]
+    earlier = lineage(rws, "v1", "req-000")  # the correction came after v1 was built
+    assert [e["type"] for e in earlier["events"]] == ["prediction"]
+    assert [d["reviewer"] for d in earlier["decisions"]] == ["alice"]
     assert [(r["release"], r["label"]) for r in item_releases(rws, "req-000")] == [
         ("test/v1", "card_arrival"), ("test/v2", "card_linking")]
     with pytest.raises(NotFound, match="'nope' is not in release test/v1"):
