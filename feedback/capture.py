@@ -38,30 +38,32 @@ class Client:
         self._writer_options = {"max_bytes": conf["segment_max_bytes"], "max_seconds": conf["segment_max_seconds"]}
         self._writer = SegmentWriter(self._spool, **self._writer_options)
         self._count_lock = threading.Lock()
-        self.stats = {"accepted": 0, "rejected": 0, "dropped": 0}
+        self._refusals = {"rejected": 0, "dropped": 0}
         atexit.register(self.close)
         after_fork = weakref.WeakMethod(self._after_fork)
         os.register_at_fork(after_in_child=lambda: (method := after_fork()) and method())
 
+    @property
+    def stats(self) -> dict[str, int]:
+        """Events accepted (spooled by this process), rejected (bad) and dropped (the write failed)."""
+        return {"accepted": self._writer.lines, **self._refusals}
+
     def capture(self, event: dict) -> bool:
         """Record one event (a dict of the v1 contract). True when it is safely spooled."""
-        return self.capture_checked(event)[0]
+        try:
+            self._writer.append(events.encode(event, max_text_chars=self.max_text_chars)[2])
+        except (InvalidEvent, OSError) as exc:
+            self._refused(exc)
+            return False
+        return True
 
     def capture_checked(self, event: dict) -> tuple[bool, dict]:
         """Record one event; return (accepted, detail) where detail names the event or the problem."""
         try:
             event_id, item_id, line = events.encode(event, max_text_chars=self.max_text_chars)
-        except InvalidEvent as exc:
-            self._count("rejected")
-            log.warning("event rejected (%s): %s", exc.reason, exc)
-            return False, {"reason": exc.reason, "field": exc.field, "message": str(exc)}
-        try:
             self._writer.append(line)
-        except OSError as exc:
-            self._count("dropped")
-            log.error("event %s not spooled: %s", event_id, exc)
-            return False, {"reason": "spool_write_failed", "field": None, "message": str(exc)}
-        self._count("accepted")
+        except (InvalidEvent, OSError) as exc:
+            return False, self._refused(exc)
         return True, {"event_id": event_id, "item_id": item_id}
 
     def prediction(self, item_id: str | None, *, text: str | None = None, label: str, score: float | None = None,
@@ -91,13 +93,21 @@ class Client:
         self._writer.close()
 
     def _after_fork(self) -> None:
-        """A forked child never shares its parent's segment."""
+        """A forked child never shares its parent's segment, and counts its own events."""
         self._writer = SegmentWriter(self._spool, **self._writer_options)
         self._count_lock = threading.Lock()
+        self._refusals = {"rejected": 0, "dropped": 0}
 
-    def _count(self, key: str) -> None:
+    def _refused(self, exc: InvalidEvent | OSError) -> dict:
+        """Count and log an event that was not spooled; return what went wrong."""
+        rejected = isinstance(exc, InvalidEvent)
         with self._count_lock:
-            self.stats[key] += 1
+            self._refusals["rejected" if rejected else "dropped"] += 1
+        if rejected:
+            log.warning("event rejected (%s): %s", exc.reason, exc)
+            return {"reason": exc.reason, "field": exc.field, "message": str(exc)}
+        log.error("event not spooled: %s", exc)
+        return {"reason": "spool_write_failed", "field": None, "message": str(exc)}
 
 
 def _input(text, features) -> dict | None:

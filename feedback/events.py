@@ -20,17 +20,18 @@ import json
 import math
 import os
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
-import orjson
+from xxhash import xxh3_128_hexdigest
 
+from . import event_model
 from .errors import InvalidEvent
+from .event_model import ENCODER, MAX_ID_CHARS
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schema" / "event-v1.json"
 TYPES = ("prediction", "correction", "error")
-MAX_ID_CHARS = 200
 DEFAULT_MAX_TEXT_CHARS = 100_000
 
 #: Stable reason codes for rejected events, with what each means.
@@ -63,6 +64,8 @@ _REQUIRED = {"prediction": ("label",), "correction": ("label",), "error": ("kind
 _REQUIRED_TEXTS = {"label", "kind"}
 _LONG_TEXTS = {"text", "message", "note"}
 _NUMBER = (float, int)
+_LINE = b'%s,"schema_version":1,"event_id":%s,"received_at":%s,"content_hash":"%s"}\n'
+_encode = ENCODER.encode
 _ids = {}
 
 
@@ -81,7 +84,7 @@ def new_event_id() -> str:
 
 def derive_item_id(inp: dict) -> str:
     """An item id from a content hash of the input, for producers that have no request id."""
-    return "in-" + hashlib.blake2b(orjson.dumps(inp, option=orjson.OPT_SORT_KEYS), digest_size=10).hexdigest()
+    return "in-" + hashlib.blake2b(_encode(inp), digest_size=10).hexdigest()
 
 
 def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, received_at: float | None = None) -> dict:
@@ -90,17 +93,43 @@ def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, received_at
     content["schema_version"] = SCHEMA_VERSION
     content["event_id"] = event_id
     content["received_at"] = received_at or time.time()
-    content["content_hash"] = hashlib.blake2b(body, digest_size=12).hexdigest()
+    content["content_hash"] = _content_hash(body)
     return content
 
 
 def encode(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> tuple[str, str, bytes]:
-    """Check one event and return (event_id, item_id, spool line): `to_line(validate(event))`, serialised once."""
-    content, body, event_id = _checked(event, max_text_chars)
-    digest = hashlib.blake2b(body, digest_size=12).hexdigest()
-    line = b"".join((body[:-1], b',"schema_version":1,"event_id":', orjson.dumps(event_id), b',"received_at":',
-                     repr(time.time()).encode(), b',"content_hash":"', digest.encode(), b'"}\n'))
-    return event_id, content["item_id"], line
+    """Check one event and return (event_id, item_id, spool line): `to_line(validate(event))`, serialised once.
+
+    The compiled model (`event_model`) takes the events it can; the rest take `_checked`.
+    """
+    compiled = _compiled(event, max_text_chars)
+    if compiled is None:
+        content, body, event_id = _checked(event, max_text_chars)
+        item_id = content["item_id"]
+    else:
+        body, event_id, item_id = compiled
+    return event_id, item_id, _LINE % (body[:-1], _encode(event_id), _encode(time.time()), _content_hash(body).encode())
+
+
+def _compiled(event, max_text_chars: int) -> tuple[bytes, str, str] | None:
+    """(content JSON, event id, item id) by the compiled model, or None when `_checked` must decide."""
+    checked = event_model.convert(event, max_text_chars)
+    if checked is None:
+        return None
+    event_id = checked.event_id
+    checked.event_id = None  # the id is not content; unset, it is not encoded
+    try:
+        if checked.item_id is None:
+            checked.item_id = derive_item_id(checked.input)
+        body = _encode(checked)
+    except UnicodeEncodeError:  # an unpaired surrogate, which `_checked` reports
+        return None
+    return body, event_id or new_event_id(), checked.item_id
+
+
+def _content_hash(body: bytes) -> str:
+    """XXH3-128 of the canonical content: cheap, and collisions are out of reach (it only tells retries from conflicts)."""
+    return xxh3_128_hexdigest(body)
 
 
 def _checked(event, max_text_chars: int) -> tuple[dict, bytes, str]:
@@ -133,8 +162,8 @@ def _checked(event, max_text_chars: int) -> tuple[dict, bytes, str]:
             value = _check_section(key, value, spec, max_text_chars)
         elif key == "meta" and value.__class__ is not dict:
             raise InvalidEvent("wrong_type", f"must be an object, got {_json_type(value)}", "meta")
-        if (key == "meta" or key == "input") and _has_nonfinite(value):
-            raise InvalidEvent("invalid_value", "numbers must be finite (no NaN or Infinity)", key)
+        if (key == "meta" or key == "input") and _has_unstorable_number(value):
+            raise InvalidEvent("invalid_value", "numbers must be finite (no NaN or Infinity) and fit in 64 bits", key)
         content[key] = value
     if kind not in content:
         raise InvalidEvent("missing_field", f"is required for a {kind} event", kind)
@@ -155,26 +184,28 @@ def _checked(event, max_text_chars: int) -> tuple[dict, bytes, str]:
     if "ts" in content:
         content["ts"] = _check_time(content["ts"])
     try:
-        return content, orjson.dumps(content, option=orjson.OPT_SORT_KEYS), event_id
-    except orjson.JSONEncodeError as exc:
-        if "surrogates" in str(exc):
-            raise InvalidEvent("invalid_utf8", "contains an unpaired surrogate, which is not valid UTF-8") from None
+        return content, _encode(content), event_id
+    except UnicodeEncodeError:
+        raise InvalidEvent("invalid_utf8", "contains an unpaired surrogate, which is not valid UTF-8") from None
+    except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidEvent("invalid_value", f"holds a value the store cannot keep ({exc})") from None
 
 
 def to_line(normalised: dict) -> bytes:
     """The spool line of a normalised event: compact UTF-8 JSON and a newline."""
-    return orjson.dumps(normalised, option=orjson.OPT_APPEND_NEWLINE)
+    return _encode(normalised) + b"\n"
 
 
-def _has_nonfinite(value) -> bool:
+def _has_unstorable_number(value) -> bool:
     kind = value.__class__
     if kind is float:
         return not math.isfinite(value)
+    if kind is int:
+        return not -(2**63) <= value < 2**63
     if kind is dict:
-        return any(_has_nonfinite(v) for v in value.values() if v.__class__ is not str)
+        return any(_has_unstorable_number(v) for v in value.values() if v.__class__ is not str)
     if kind is list:
-        return any(_has_nonfinite(v) for v in value)
+        return any(_has_unstorable_number(v) for v in value)
     return False
 
 
@@ -202,10 +233,15 @@ def _check_section(section: str, value, spec: dict, max_text_chars: int) -> dict
             raise InvalidEvent("missing_field", "is required", f"{section}.{key}")
     if section == "input" and value.get("text") is None and value.get("features") is None:
         raise InvalidEvent("missing_field", "input needs a text or features", "input.text")
-    for label, p in (value.get("probs") or {}).items():
-        if not (p.__class__ in _NUMBER and 0.0 <= p <= 1.0):
-            _check_probability(p, f"{section}.probs.{label}")
-    return {key: item for key, item in value.items() if item is not None}
+    checked = {key: item for key, item in value.items() if item is not None}
+    if "probs" in checked:
+        for label, p in checked["probs"].items():
+            if not (p.__class__ in _NUMBER and 0.0 <= p <= 1.0):
+                _check_probability(p, f"{section}.probs.{label}")
+        checked["probs"] = {label: float(p) for label, p in checked["probs"].items()}
+    if "score" in checked:
+        checked["score"] = float(checked["score"])  # scores are floats, as the compiled model keeps them
+    return checked
 
 
 def _check_text(text: str, where: str, limit: int) -> None:
@@ -227,16 +263,20 @@ def _check_id(value, where: str) -> None:
         raise InvalidEvent("invalid_value", f"must have 1 to {MAX_ID_CHARS} characters", where)
 
 
-def _check_time(value):
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
-        return value
+def _check_time(value) -> str | float:
+    """Epoch seconds as a float, or a time with a zone as RFC 3339 text (as the compiled model writes it)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < event_model.MAX_EPOCH:
+        return float(value)
     if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
+        parsed = event_model.parse_time(value)
+        if parsed is None:  # other ISO 8601 forms, in UTC (a zone may have seconds, RFC 3339's may not)
+            try:
+                parsed = datetime.fromisoformat(value)
+                parsed = parsed.astimezone(timezone.utc) if parsed.tzinfo else None
+            except ValueError:
+                pass
         if parsed is not None and parsed.tzinfo is not None:
-            return parsed.isoformat()
+            return _encode(parsed)[1:-1].decode()
     raise InvalidEvent("invalid_time", f"{value!r} is not ISO 8601 with a time zone (e.g. 2026-11-01T12:00:00Z) nor epoch seconds", "ts")
 
 

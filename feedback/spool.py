@@ -40,6 +40,7 @@ class SegmentWriter:
         self._fd = -1
         self._name = ""
         self._size = 0
+        self.lines = 0  # lines written by this writer, over all its segments
         self._opened = 0.0
         self._sealer: threading.Thread | None = None
         self._closed = threading.Event()
@@ -58,6 +59,7 @@ class SegmentWriter:
                 self._seal()
                 raise OSError(f"short write to {self._name}: {written} of {len(line)} bytes")
             self._size += written
+            self.lines += 1
             if self._size >= self.max_bytes:
                 self._seal()
 

@@ -53,7 +53,8 @@ def test_examples_are_valid_for_validator_and_schema(event):
     (prediction(prediction={"label": ""}), ("invalid_value", "prediction.label")),
     (prediction(meta={"x": math.nan}), ("invalid_value", "meta")),
     (prediction(meta=[1]), ("wrong_type", "meta")),
-    (prediction(meta={"n": 2**70}), ("invalid_value", None)),
+    (prediction(meta={"n": 2**70}), ("invalid_value", "meta")),
+    (prediction(ts=1e300), ("invalid_time", "ts")),
     (prediction(extra=1), ("unknown_field", "extra")),
     (prediction(prediction={"label": "a", "confidence": 0.2}), ("unknown_field", "prediction.confidence")),
     (prediction(schema_version=2), ("unsupported_schema_version", "schema_version")),
@@ -65,6 +66,9 @@ def test_examples_are_valid_for_validator_and_schema(event):
 ])
 def test_each_bad_event_has_a_stable_reason_and_field(event, expected):
     assert reason_of(event) == expected
+    with pytest.raises(InvalidEvent) as info:  # the SDK's compiled path refuses it too, with the same reason
+        events.encode(event)
+    assert (info.value.reason, info.value.field) == expected
     assert expected[0] in events.REASONS
 
 
@@ -89,10 +93,17 @@ def test_defaults_item_id_from_input_and_time_from_capture():
     assert a["event_id"] != b["event_id"]
 
 
-def test_time_zones_are_normalised_and_epoch_accepted():
-    assert events.validate(prediction(ts="2026-11-01T14:00:00+02:00"))["ts"] == "2026-11-01T14:00:00+02:00"
-    assert events.validate(prediction(ts="2026-11-01T12:00:00Z"))["ts"] == "2026-11-01T12:00:00+00:00"
-    assert events.validate(prediction(ts=1_700_000_000))["ts"] == 1_700_000_000
+@pytest.mark.parametrize("sent, kept", [
+    ("2026-11-01T14:00:00+02:00", "2026-11-01T14:00:00+02:00"),
+    ("2026-11-01T12:00:00+00:00", "2026-11-01T12:00:00Z"),
+    ("2026-11-01 12:00:00.5z", "2026-11-01T12:00:00.500000Z"),
+    ("20261101T140000+0200", "2026-11-01T12:00:00Z"),  # ISO 8601 but not RFC 3339: rewritten in UTC
+    ("2026-11-01T14:00:00+02:00:30", "2026-11-01T11:59:30Z"),  # an offset with seconds is kept exactly
+    (1_700_000_000, 1_700_000_000.0),
+])
+def test_times_are_normalised_to_rfc3339_or_epoch_seconds(sent, kept):
+    assert events.validate(prediction(ts=sent))["ts"] == kept
+    assert json.loads(events.encode(prediction(ts=sent))[2])["ts"] == kept
 
 
 def test_content_hash_ignores_event_id_and_capture_time_but_not_content():
