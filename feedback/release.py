@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from . import release_gates
 from .errors import FeedbackError, NotFound
-from .release_build import build, release_files, to_json
+from .release_build import build, to_json, write_release
 from .release_card import license_and_credit
 from .release_diff import diff_indexes
 from .release_files import INDEX, MANIFEST, SUMS, Destination
@@ -127,8 +127,7 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
     }
     diff = {"from": parent and parent["version"], "to": f"v{number}", **diff_indexes(parent_index, built["index"])}
     manifest["diff"] = {k: diff[k] for k in ("added", "removed", "relabeled", "split_moves", "relabel_matrix")}
-    files = release_files(built, manifest, diff, cfg)
-    _publish(ws, dest, manifest, files, number)
+    _publish(ws, dest, number, built, manifest, diff, cfg)
     return {"created": True, "dataset": dataset, "version": manifest["version"], "release_id": built["release_id"],
             "location": dest.describe(final), "examples": manifest["examples"], "parent": manifest["parent"],
             "splits": {k: v["rows"] for k, v in built["splits"].items()}, "gates": gates, "diff": manifest["diff"]}
@@ -217,16 +216,16 @@ _RECORD = pa.schema([
 ])
 
 
-def _publish(ws: Workspace, dest: Destination, manifest: dict, files: dict[str, bytes], number: int) -> None:
+def _publish(ws: Workspace, dest: Destination, number: int, built: dict, manifest: dict, diff: dict, cfg: dict) -> None:
     """Write the files to a temporary folder, record the release and move the folder into place."""
     dataset, version = manifest["dataset"], manifest["version"]
-    row = {"dataset": dataset, "version": version, "number": number, "release_id": manifest["release_id"],
-           "parent": manifest["parent"] and manifest["parent"]["version"], "location": dest.location,
-           "created_at": datetime.fromisoformat(manifest["created_at"]), "created_by": manifest["created_by"],
-           "examples": manifest["examples"], "event_seq": manifest["recipe"]["watermark"]["event_seq"],
-           "overrides": (manifest["overrides"] or {}).get("gates"), "manifest": to_json(manifest).decode()}
     with dest.building(dataset, version) as folder:
-        dest.write(folder, files)
+        write_release(dest, folder, built, manifest, diff, cfg)
+        row = {"dataset": dataset, "version": version, "number": number, "release_id": manifest["release_id"],
+               "parent": manifest["parent"] and manifest["parent"]["version"], "location": dest.location,
+               "created_at": datetime.fromisoformat(manifest["created_at"]), "created_by": manifest["created_by"],
+               "examples": manifest["examples"], "event_seq": manifest["recipe"]["watermark"]["event_seq"],
+               "overrides": (manifest["overrides"] or {}).get("gates"), "manifest": to_json(manifest).decode()}
         with ws.store().atomic() as tx:
             if tx.value("SELECT count(*) FROM releases WHERE dataset = ? AND version = ?", [dataset, version]):
                 raise FeedbackError(f"release {dataset}/{version} was made meanwhile; run again for the next version")

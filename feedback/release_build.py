@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -19,10 +21,13 @@ import pyarrow.compute as pc
 
 from .errors import FeedbackError
 from .release_card import render_card
-from .release_files import CARD, DATA_SCHEMA, DIFF, INDEX, MANIFEST, SUMS, parquet_bytes, render_sums, sha256
+from .release_files import CARD, DATA_SCHEMA, DIFF, INDEX, MANIFEST, SUMS, Destination, render_sums, write_parquet
+from .release_select import ROW_HASH
 from .release_split import assign, duplicate_groups, split_groups
 
 _DICTIONARY = ["label", "split", "label_reviewer"]  # the columns with few distinct values
+_BLOCK = 65_536  # rows hashed at a time
+_STATISTICS = ["id", "label", "split", "label_reviewer", "adjudicated"]  # the columns readers filter on
 
 
 def build(cfg: dict, examples: pa.Table, known: pa.Table, *, salt: str) -> dict:
@@ -36,40 +41,43 @@ def build(cfg: dict, examples: pa.Table, known: pa.Table, *, salt: str) -> dict:
     rep = split_groups(examples, duplicates, group_by=cfg["group_by"])
     codes = assign(rep, np.asarray(examples["bucket"]), _previous(known, examples["id"], names),
                    list(cfg["splits"].values()))
-    split = pa.array(names, pa.string()).take(pa.array(codes, pa.int64()))
     alone = np.bincount(rep, minlength=len(rep))[rep] < 2
     index = pa.table({
-        "id": examples["id"], "split": split, "label": examples["label"], "row_hash": examples["row_hash"],
-        "group": examples["id"].take(pa.array(rep, pa.int64(), mask=alone)),
+        "id": examples["id"], "split": pa.array(names, pa.string()).take(codes), "label": examples["label"],
+        "row_hash": examples["row_hash"], "group": examples["id"].take(pa.array(rep, pa.int64(), mask=alone)),
         "label_decision_id": examples["label_decision_id"], "label_reviewer": examples["label_reviewer"],
         "adjudicated": examples["adjudicated"],
     })
-    masks = {name: pc.equal(split, name) for name in names}
+    masks = {name: pa.array(codes == code) for code, name in enumerate(names)}
     splits = {}
     for name, mask in masks.items():
-        rows = pc.sum(mask).as_py() or 0
+        rows = int(np.count_nonzero(mask))
         count = -(-rows // cfg["rows_per_file"])
-        splits[name] = {"rows": rows, "digest": split_digest(index["row_hash"].filter(mask)),
+        splits[name] = {"rows": rows, "digest": split_digest(examples["row_hash"].filter(mask)),
                         "files": [f"data/{name}-{i:05d}-of-{count:05d}.parquet" for i in range(count)]}
     policy = {"group_by": cfg["group_by"], "salt": salt, "ratios": cfg["splits"]}
     if cfg["group_by"] == "near_duplicate":
         policy["threshold"] = cfg["near_duplicate_threshold"]
     schema = [{"name": f.name, "type": str(f.type)} for f in DATA_SCHEMA]
-    labels: dict[str, dict[str, int]] = {}
-    for row in index.group_by(["label", "split"]).aggregate([("id", "count")]).to_pylist():
-        labels.setdefault(row["label"], {})[row["split"]] = row["id_count"]
     return {"examples": examples, "duplicates": duplicates, "codes": codes, "index": index, "masks": masks,
             "splits": splits, "split_policy": policy, "schema": schema, "release_id": release_id(schema, policy, splits),
-            "labels": dict(sorted(labels.items()))}
+            "labels": _label_counts(examples["label"], codes, names)}
 
 
 def split_digest(row_hashes: pa.ChunkedArray | pa.Array) -> str:
-    """SHA-256 of a split's row hashes (32 hex digits each), sorted and concatenated."""
-    fixed = pc.cast(row_hashes, pa.binary(32))
-    chunks = fixed.chunks if isinstance(fixed, pa.ChunkedArray) else [fixed]
-    hashes = np.concatenate([np.zeros(0, "S32")] + [
-        np.frombuffer(c.buffers()[1], dtype="S32", count=len(c), offset=c.offset * 32) for c in chunks if len(c)])
-    return hashlib.sha256(np.sort(hashes).tobytes()).hexdigest()
+    """SHA-256 of a split's row hashes, each as 32 hex digits, sorted and concatenated."""
+    if isinstance(row_hashes, pa.ChunkedArray):
+        row_hashes = row_hashes.combine_chunks() if row_hashes.num_chunks else pa.array([], ROW_HASH)
+    n = len(row_hashes)
+    halves = np.frombuffer(row_hashes.buffers()[1], dtype=">u8", count=2 * n, offset=row_hashes.offset * 16)
+    high, low = halves.reshape(n, 2).astype(np.uint64).T
+    order = np.argsort(high)  # 64 bits seldom tie; when they do, sort on all 128
+    if n > 1 and np.any(np.diff(high[order]) == 0):
+        order = np.lexsort((low, high))
+    digest = hashlib.sha256()
+    for block in range(0, n, _BLOCK):
+        digest.update(halves.reshape(n, 2)[order[block:block + _BLOCK]].tobytes().hex().encode())
+    return digest.hexdigest()
 
 
 def release_id(schema: list[dict], split_policy: dict, splits: dict[str, dict]) -> str:
@@ -79,25 +87,35 @@ def release_id(schema: list[dict], split_policy: dict, splits: dict[str, dict]) 
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def release_files(built: dict, manifest: dict, diff: dict, cfg: dict) -> dict[str, bytes]:
-    """Every file of the release by path, Parquet written in parallel threads; fills `manifest["files"]`."""
+def write_release(dest: Destination, folder: str, built: dict, manifest: dict, diff: dict, cfg: dict) -> None:
+    """Write every file of the release into `folder`; fills `manifest["files"]`.
+
+    The index and each split's data files are written in parallel threads, the largest
+    first, their checksums taken as they are written; `manifest.json` and `SHA256SUMS` last.
+    A split's rows are cut out one row group at a time, never copied whole.
+    """
     data = built["examples"].select(DATA_SCHEMA.names).cast(DATA_SCHEMA)
     size = cfg["rows_per_file"]
-    tables = {}
-    for name, mask in built["masks"].items():
-        part = data.filter(mask)
-        tables.update({file: part.slice(i * size, size) for i, file in enumerate(built["splits"][name]["files"])})
-    tables[INDEX] = built["index"]
+
+    def write(part: str) -> dict[str, dict]:
+        if part == INDEX:
+            index = built["index"]
+            return {INDEX: dest.create(f"{folder}/{INDEX}", partial(_parquet, index.schema, [index], cfg))}
+        rows, count = _Rows(data, built["masks"][part]), built["splits"][part]["rows"]
+        return {file: dest.create(f"{folder}/{file}", partial(_parquet, DATA_SCHEMA, (
+                    rows.take(n) for n in _sizes(min(size, count - i * size), cfg["row_group_size"])), cfg))
+                for i, file in enumerate(built["splits"][part]["files"])}
+
+    parts = sorted([INDEX, *built["splits"]], key=lambda part: -built["splits"].get(part, {"rows": math.inf})["rows"])
+    files = {}
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        written = pool.map(lambda t: parquet_bytes(t, row_group_size=cfg["row_group_size"], dictionary=_DICTIONARY),
-                           tables.values())
-        files = {**dict(zip(tables, written)), DIFF: to_json(diff)}
-        files[CARD] = render_card(manifest).encode()
-        digests = dict(zip(files, pool.map(sha256, files.values())))
-    manifest["files"] = {name: {"sha256": digests[name], "bytes": len(files[name])} for name in sorted(files)}
-    files[MANIFEST] = to_json(manifest)
-    files[SUMS] = render_sums({**digests, MANIFEST: sha256(files[MANIFEST])})
-    return files
+        for written in pool.map(write, parts):
+            files.update(written)
+    for name, text in ((DIFF, to_json(diff)), (CARD, render_card(manifest).encode())):
+        files[name] = dest.create(f"{folder}/{name}", partial(_put, text))
+    manifest["files"] = dict(sorted(files.items()))
+    files[MANIFEST] = dest.create(f"{folder}/{MANIFEST}", partial(_put, to_json(manifest)))
+    dest.create(f"{folder}/{SUMS}", partial(_put, render_sums({name: f["sha256"] for name, f in files.items()})))
 
 
 def to_json(data) -> bytes:
@@ -113,3 +131,45 @@ def _previous(known: pa.Table, ids: pa.ChunkedArray, names: list[str]) -> np.nda
                             "no longer lists; add them back (a ratio of 0 keeps them for earlier examples only)")
     split = known["split"].take(pc.index_in(ids, value_set=known["id"].combine_chunks()))
     return np.asarray(pc.index_in(split, value_set=pa.array(names)).fill_null(-1), dtype=np.int64)
+
+
+def _label_counts(labels: pa.ChunkedArray, codes: np.ndarray, names: list[str]) -> dict[str, dict[str, int]]:
+    """Examples per label and split, labels sorted, splits without examples of the label left out."""
+    encoded = labels.combine_chunks().dictionary_encode()
+    values = encoded.dictionary.to_pylist()
+    counts = np.bincount(np.asarray(encoded.indices) * len(names) + codes,
+                         minlength=len(values) * len(names)).reshape(len(values), len(names))
+    return {values[v]: {names[k]: int(counts[v, k]) for k in np.flatnonzero(counts[v])}
+            for v in sorted(range(len(values)), key=values.__getitem__)}
+
+
+class _Rows:
+    """The rows of a table where a mask is set, handed out in order, filtered one chunk at a time."""
+
+    def __init__(self, table: pa.Table, mask: pa.Array):
+        self._batches, self._mask, self._offset = iter(table.to_batches()), mask, 0
+        self._pending = table.schema.empty_table()
+
+    def take(self, n: int) -> pa.Table:
+        """The next `n` rows."""
+        while self._pending.num_rows < n:
+            batch = next(self._batches)
+            kept = batch.filter(self._mask.slice(self._offset, batch.num_rows))
+            self._offset += batch.num_rows
+            self._pending = pa.concat_tables([self._pending, pa.Table.from_batches([kept])])
+        taken, self._pending = self._pending.slice(0, n), self._pending.slice(n)
+        return taken
+
+
+def _sizes(rows: int, size: int) -> list[int]:
+    """`rows` cut into pieces of `size`, the last one shorter."""
+    return [min(size, rows - start) for start in range(0, rows, size)]
+
+
+def _parquet(schema: pa.Schema, tables, cfg: dict, file) -> None:
+    write_parquet(tables, schema, file, row_group_size=cfg["row_group_size"], dictionary=_DICTIONARY,
+                  statistics=_STATISTICS)
+
+
+def _put(data: bytes, file) -> None:
+    file.write(data)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from contextlib import contextmanager
+from typing import Callable, Iterable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -94,12 +95,13 @@ class Destination:
             self.fs.delete_dir(folder)
             raise
 
-    def write(self, folder: str, files: dict[str, bytes]) -> None:
-        for name, data in files.items():
-            if "/" in name:
-                self.fs.create_dir(f"{folder}/{name.rsplit('/', 1)[0]}")
-            with self.fs.open_output_stream(f"{folder}/{name}") as out:
-                out.write(data)
+    def create(self, path: str, write: Callable[[_Hashing], object]) -> dict:
+        """Make a file by `write(file)`; its SHA-256 and size in bytes, taken as it is written."""
+        self.fs.create_dir(path.rsplit("/", 1)[0])
+        with self.fs.open_output_stream(path) as out:
+            file = _Hashing(out)
+            write(file)
+        return {"sha256": file.sha256.hexdigest(), "bytes": file.size}
 
     def publish(self, built: str, final: str) -> None:
         """Move a built folder to its final place; refuse if something is there already."""
@@ -114,19 +116,43 @@ class Destination:
         self.fs.delete_dir(built)
 
 
+class _Hashing:
+    """A file being written: passes the bytes on and keeps their SHA-256 and count."""
+
+    closed = False
+
+    def __init__(self, out):
+        self.out, self.sha256, self.size = out, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        pass
+
+
 def sha256(data) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def parquet_bytes(table: pa.Table, *, row_group_size: int, dictionary: list[str]) -> pa.Buffer:
-    """A Parquet file (zstd) in memory; the same table always gives the same bytes.
+def write_parquet(tables: Iterable[pa.Table], schema: pa.Schema, file, *, row_group_size: int, dictionary: list[str],
+                  statistics: list[str]) -> None:
+    """One Parquet file (zstd) of the rows of `tables`, in row groups of at most `row_group_size`
+    rows that never span two tables; the same rows always give the same bytes.
 
-    Only the `dictionary` columns (few distinct values) are dictionary-encoded: trying it
-    on unique values such as ids and texts costs time and saves nothing.
+    Only the `dictionary` columns (few distinct values) are dictionary-encoded, and only the
+    `statistics` columns get min/max statistics: on texts and hashes both cost time and
+    help no reader.
     """
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, row_group_size=row_group_size, compression="zstd", use_dictionary=dictionary)
-    return sink.getvalue()
+    with pq.ParquetWriter(file, schema, compression="zstd", use_dictionary=dictionary,
+                          write_statistics=statistics) as writer:
+        for table in tables:
+            writer.write_table(table, row_group_size=row_group_size)
 
 
 def render_sums(digests: dict[str, str]) -> bytes:

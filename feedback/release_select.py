@@ -6,7 +6,7 @@ group-relabel batch or a saved list of item ids, or (`from_parent`) takes the pa
 release's examples plus the items decided since the parent was made. Items without text
 (purged, or captured with features only) are left out and counted.
 
-Row hash: MD5 (hex) of the row's id, label and text, each as a netstring
+Row hash: the MD5 (16 bytes) of the row's id, label and text, each as a netstring
 (`<UTF-8 byte length>:<value>`), computed in SQL when building and in Python when
 verifying (`row_hash`); the two must stay the same formula.
 """
@@ -19,24 +19,31 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 
 from .errors import FeedbackError
 from .state import sync_items
 from .workspace import Workspace
 
-_ROW_HASH_SQL = ("md5(strlen(i.item_id) || ':' || i.item_id || strlen(r.current_label) || ':' || r.current_label "
-                 "|| strlen(i.text) || ':' || i.text)")
+ROW_HASH = pa.binary(16)
 _MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?\s*[KMGT]i?B$")
 _LABELED = "FROM reviews r JOIN items i USING (item_id) WHERE r.status = 'labeled' AND ({where})"
 _PICKED = _LABELED + " AND i.text IS NOT NULL"
+# md5_number is the digest read as a little-endian 128-bit number: its low half holds bytes 0-7
 _EXAMPLES = f"""
-SELECT i.item_id AS id, i.text, r.current_label AS label, i.source, {_ROW_HASH_SQL} AS row_hash,
-       (md5_number(? || i.item_id) >> 64)::DOUBLE / 18446744073709551616.0 AS bucket,
-       r.label_decision_id, r.label_reviewer,
-       r.label_decision_id IN (SELECT decision_id FROM decisions WHERE kind = 'adjudicate') AS adjudicated,
-       len(r.reviewers) AS reviewers, hash(i.text) AS text_hash
-{_PICKED} ORDER BY id
+WITH picked AS (
+    SELECT i.item_id AS id, i.text, r.current_label AS label, i.source,
+           md5_number(strlen(i.item_id) || ':' || i.item_id || strlen(r.current_label) || ':' || r.current_label
+                      || strlen(i.text) || ':' || i.text) AS row_md5,
+           (md5_number(? || i.item_id) >> 64)::DOUBLE / 18446744073709551616.0 AS bucket,
+           r.label_decision_id, r.label_reviewer,
+           r.label_decision_id IN (SELECT decision_id FROM decisions WHERE kind = 'adjudicate') AS adjudicated,
+           len(r.reviewers) AS reviewers, hash(i.text) AS text_hash
+    {_PICKED})
+SELECT * EXCLUDE (row_md5), (row_md5 & 18446744073709551615::UHUGEINT)::UBIGINT AS md5_head,
+       (row_md5 >> 64)::UBIGINT AS md5_tail
+FROM picked ORDER BY id
 """
 
 
@@ -111,11 +118,18 @@ def read_examples(ws: Workspace, selection: Selection, *, salt: str, memory_limi
             params = [*params, parent_decided]
         examples = tx.arrow(_EXAMPLES.format(where=where), [salt, *params])
         no_text = tx.value(f"SELECT count(*) {_LABELED.format(where=where)} AND i.text IS NULL", params)
-    return {"examples": examples, "no_text": no_text, "overlap_items": overlap,
+    examples = examples.append_column("row_hash", _row_hashes(examples["md5_head"], examples["md5_tail"]))
+    return {"examples": examples.drop_columns(["md5_head", "md5_tail"]), "no_text": no_text, "overlap_items": overlap,
             "watermark": {"event_seq": watermark, "decided_at": last_decision}}
 
 
-def row_hash(item_id: str, label: str, text: str) -> str:
+def _row_hashes(head: pa.ChunkedArray, tail: pa.ChunkedArray) -> pa.FixedSizeBinaryArray:
+    """Row hashes from the two little-endian halves of their MD5 digests."""
+    halves = np.column_stack([np.asarray(head), np.asarray(tail)]).astype("<u8")
+    return pa.FixedSizeBinaryArray.from_buffers(ROW_HASH, len(halves), [None, pa.py_buffer(halves)])
+
+
+def row_hash(item_id: str, label: str, text: str) -> bytes:
     """The row hash of one example (see the module docstring)."""
     parts = [value.encode() for value in (item_id, label, text)]
-    return hashlib.md5(b"".join(b"%d:%s" % (len(p), p) for p in parts)).hexdigest()
+    return hashlib.md5(b"".join(b"%d:%s" % (len(p), p) for p in parts)).digest()

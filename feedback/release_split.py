@@ -75,11 +75,13 @@ def spanning(rep: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
 
 def _same_text(texts: pa.ChunkedArray, hashes: np.ndarray) -> np.ndarray:
     """Groups of identical texts: same hash, then checked equal, so a hash collision groups nothing."""
-    order = np.argsort(hashes, kind="stable")  # rows of one hash together, in row order
+    if not len(hashes):
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(hashes)  # rows of one hash together
     ordered = hashes[order]
-    starts = np.flatnonzero(np.r_[len(ordered) > 0, ordered[1:] != ordered[:-1]])
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
     rep = np.empty(len(hashes), dtype=np.int64)
-    rep[order] = np.repeat(order[starts], np.diff(np.r_[starts, len(hashes)]))
+    rep[order] = np.repeat(np.minimum.reduceat(order, starts), np.diff(np.r_[starts, len(hashes)]))
     grouped = np.flatnonzero(rep != np.arange(len(rep)))
     differ = grouped[~np.asarray(pc.equal(texts.take(grouped), texts.take(rep[grouped])))]
     rep[differ] = differ

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from .errors import FeedbackError
 from .release_build import release_id, split_digest
 from .release_files import DATA_SCHEMA, INDEX, MANIFEST, Destination, check_files
-from .release_select import row_hash
+from .release_select import ROW_HASH, row_hash
 
 
 def check_release(dest: Destination, folder: str) -> list[dict]:
@@ -35,7 +35,7 @@ def check_release(dest: Destination, folder: str) -> list[dict]:
             problems.append({"file": files, "problem": f"unreadable: {exc}"})
             continue
         hashes = pa.array([row_hash(*row) for row in zip(*(data[c].to_pylist() for c in ("id", "label", "text")))],
-                          pa.string())
+                          ROW_HASH)
         splits[name] = {"rows": data.num_rows, "digest": split_digest(hashes)}
         if splits[name] != {"rows": info["rows"], "digest": info["digest"]}:
             problems.append({"file": files or name, "problem": f"split {name}: rows or digest differ from {MANIFEST}"})

@@ -157,6 +157,22 @@ def test_the_same_store_gives_the_same_release_id_and_identical_data_files(rws):
     assert create_release(rws, if_changed=True)["version"] == "v3"
 
 
+def test_large_splits_span_files_of_whole_row_groups(rws):
+    rws = configure(rws, "[release]\nrows_per_file = 7\nrow_group_size = 3")
+    made = create_release(rws)
+    manifest = show_release(rws, "v1")
+    train = manifest["splits"]["train"]
+    assert train["files"][0] == f"data/train-00000-of-{len(train['files']):05d}.parquet"
+    groups = []
+    for file in train["files"]:
+        meta = pq.ParquetFile(folder(rws, "v1") / file).metadata
+        groups.append([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+    assert groups[:-1] == [[3, 3, 1]] * (len(groups) - 1) and sum(map(sum, groups)) == train["rows"]
+    ids = pd.read_parquet(folder(rws, "v1") / "data")["id"].tolist()
+    assert sorted(ids) == sorted(index(rws, "v1")) and len(ids) == made["examples"] == 40
+    assert verify_release(rws, "v1")["ok"]
+
+
 def test_splits_stay_put_over_three_releases_with_additions_and_relabels(rws):
     rws = configure(rws, "[release.splits]\ntrain = 0.5\nvalidation = 0.25\ntest = 0.25")
     create_release(rws)
