@@ -42,7 +42,7 @@ def release():
 @click.option("--to", "destination", help="Folder or URL to release into (default: [release] destination, "
                                           "else the workspace's releases folder).")
 @click.option("--override", multiple=True, type=click.Choice(GATES), help="Let this failing gate through "
-                                                                           "(repeatable; needs --reason).")
+              "(repeatable; needs --reason, and a lead or an admin as --reviewer).")
 @click.option("--reason", help="Why gates are overridden (recorded in the release).")
 @click.option("--if-changed", is_flag=True, help="Make no release when the content equals the parent's.")
 @reviewer_option
@@ -58,7 +58,7 @@ def create(ws, dataset, labels, sources, since, until, batch, items_file, from_p
       feedback release create --label card_arrival --label card_linking --since 2026-11-01
       feedback release create --from-parent --batch batch-0123456789ab
       feedback release create --to 's3://ml-data/releases?region=eu-west-1' --if-changed
-      feedback release create --override leakage --reason "known paraphrases, ticket ML-42"
+      feedback release create --override leakage --reason "known paraphrases, ticket ML-42" -r lena
     """
     items = tuple(line.strip() for line in Path(items_file).read_text(encoding="utf-8").splitlines()
                   if line.strip()) if items_file else None

@@ -36,6 +36,7 @@ from .release_gates import GATES, run_gates
 from .release_select import Selection, read_examples
 from .release_split import GROUP_BY
 from .release_verify import check_release
+from .roles import actor
 from .workspace import Workspace
 
 DEFAULTS = {
@@ -78,13 +79,14 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
                    reason: str | None = None, if_changed: bool = False, by: str | None = None) -> dict:
     """Select, split, check and write a new release; return its summary.
 
-    `override` names failing gates to let through (with a `reason`, both recorded). With
+    `override` names failing gates to let through (with a `reason`, both recorded); it takes
+    a lead or an admin (`by`, see `feedback.roles`). With
     `if_changed`, a release whose content equals the parent's is not made
     (`created` is False). Raises `GateFailed` when a gate fails, before writing anything.
     """
     cfg = release_config(ws)
     dataset = _checked_name(dataset or ws.dataset)
-    _check_override(override, reason)
+    _check_override(ws, override, reason, by)
     records = _records(ws, dataset)
     parent = records[-1] if records else None
     number = _next_number(dataset, version, parent)
@@ -235,12 +237,14 @@ def _publish(ws: Workspace, dest: Destination, number: int, built: dict, manifes
 
 # -- checks --------------------------------------------------------------------------------------
 
-def _check_override(override: tuple[str, ...], reason: str | None) -> None:
+def _check_override(ws: Workspace, override: tuple[str, ...], reason: str | None, by: str | None) -> None:
     unknown = sorted(set(override) - set(GATES))
     if unknown:
         raise FeedbackError(f"no gate named {', '.join(unknown)}; gates: {', '.join(GATES)}")
     if override and not (reason and reason.strip()):
         raise FeedbackError("say why you override a gate (--reason TEXT): it is recorded in the release")
+    if override:
+        actor(ws, by).require("override_gates")
 
 
 def _apply_override(gates: list[dict], override: tuple[str, ...]) -> None:

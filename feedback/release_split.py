@@ -83,9 +83,19 @@ def _same_text(texts: pa.ChunkedArray, hashes: np.ndarray) -> np.ndarray:
     rep = np.empty(len(hashes), dtype=np.int64)
     rep[order] = np.repeat(np.minimum.reduceat(order, starts), np.diff(np.r_[starts, len(hashes)]))
     grouped = np.flatnonzero(rep != np.arange(len(rep)))
-    differ = grouped[~np.asarray(pc.equal(texts.take(grouped), texts.take(rep[grouped])))]
+    firsts, back = np.unique(rep[grouped], return_inverse=True)
+    differ = grouped[~np.asarray(pc.equal(_take(texts, grouped), _take(texts, firsts).take(back)))]
     rep[differ] = differ
     return rep
+
+
+def _take(column: pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """The values at `rows` (increasing), taken chunk by chunk: `ChunkedArray.take` would first
+    join the chunks, a copy of the whole column."""
+    ends = np.cumsum([0] + [len(chunk) for chunk in column.chunks])
+    cuts = np.searchsorted(rows, ends)
+    return pa.concat_arrays([pa.array([], column.type)] + [
+        chunk.take(rows[cuts[k]:cuts[k + 1]] - ends[k]) for k, chunk in enumerate(column.chunks)])
 
 
 def _first_of(column: pa.ChunkedArray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Who may do what. Reviewers decide; leads also adjudicate, set gold and undo others' work;
+"""Who may do what. Reviewers decide; leads also adjudicate, set gold, undo others' work and
+let a release through a failing quality gate;
 admins also change the taxonomy, manage users and purge data.
 
 Users live in the workspace config (`[users.NAME]` with `role` and an optional salted
@@ -26,6 +27,7 @@ PERMISSIONS = {
     "adjudicate": "lead",
     "set_gold": "lead",
     "undo_others": "lead",
+    "override_gates": "lead",
     "change_taxonomy": "admin",
     "manage_users": "admin",
     "purge": "admin",

@@ -20,7 +20,7 @@ from feedback.labels import decide, relabel_group
 from feedback.release import (GateFailed, create_release, diff_releases, item_releases, lineage, list_releases,
                               show_release, verify_release)
 from feedback.release_select import Selection, row_hash
-from feedback.roles import Actor
+from feedback.roles import Actor, PermissionDenied, add_user
 from conftest import LABELS, free_port, prediction
 
 ALICE, BOB, ADMIN = Actor("alice", "reviewer"), Actor("bob", "reviewer"), Actor("root", "admin")
@@ -281,6 +281,25 @@ def test_agreement_gate_fails_below_the_minimum_and_an_override_is_recorded(rws)
     assert made["examples"] == 42 and manifest["provenance"]["several_reviewers"] == 2
     assert list_releases(rws)[0]["overrides"] == ["agreement"]
     assert "Gate agreement was overridden" in (folder(rws, "v1") / "README.md").read_text()
+
+
+def test_only_a_lead_or_an_admin_overrides_a_gate(rws, run):
+    for name, role in (("root", "admin"), ("lena", "lead"), ("rita", "reviewer")):
+        rws = add_user(rws, Actor("root", "admin"), name, role=role)
+    add(rws, {"req-900": text(0)})  # an exact copy of req-000 with another label: conflicts
+    label(rws, {"req-900": "card_linking"})
+    with pytest.raises(PermissionDenied, match="^rita is a reviewer; override gates needs the lead role$"):
+        create_release(rws, override=("conflicts",), reason="known", by="rita")
+    with pytest.raises(FeedbackError, match="who is acting"):
+        create_release(rws, override=("conflicts",), reason="known")
+    refused = run("create", "-w", rws.root, "--override", "conflicts", "--reason", "known", "-r", "rita")
+    assert (refused.exit_code, refused.output) == (1, "Error: rita is a reviewer; override gates needs the lead role\n")
+    assert not folder(rws, "v1").exists() and list_releases(rws) == []
+
+    made = run("create", "-w", rws.root, "--override", "conflicts", "--reason", "known", "-r", "lena", "--json")
+    assert made.exit_code == 0 and json.loads(made.output)["version"] == "v1"
+    assert show_release(rws, "v1")["overrides"] == {"gates": ["conflicts"], "reason": "known", "by": "lena"}
+    assert create_release(rws, override=("conflicts",), reason="still known", by="root")["version"] == "v2"
 
 
 def test_label_shift_against_the_parent_warns_without_stopping(rws):
