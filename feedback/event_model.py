@@ -8,6 +8,7 @@ names the reason. Fields are declared in alphabetical order, so the encoder
 (`ENCODER`, dict keys sorted) writes sorted keys throughout.
 """
 
+import sys
 from datetime import datetime
 from functools import cache
 from typing import Annotated, Literal
@@ -19,7 +20,7 @@ MAX_ID_CHARS = 200
 ENCODER = msgspec.json.Encoder(order="deterministic")
 
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]  # the bounds also refuse NaN
-Finite = Annotated[float, Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)]
+Finite = Annotated[float, Meta(ge=-sys.float_info.max, le=sys.float_info.max)]  # no NaN or infinity
 Int64 = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]  # what the store keeps exactly
 Scalar = str | Int64 | Finite | bool | None
 Flat = dict[str, Scalar | list[Scalar]]
