@@ -1,9 +1,12 @@
 """Release folders on a local disk or any pyarrow filesystem (S3, GCS, HDFS), written once.
 
-A release is built under `<dataset>/.building/<version>-<random>/` and then published to
-`<dataset>/<version>/`: by a rename on a local disk (atomic), by copying each object with
-`manifest.json` last on object stores (a folder without its manifest is an unfinished copy).
-A failed build deletes its temporary folder; a published folder is never written again.
+A release is built under `<dataset>/.building/<version>-<host>-<pid>-<random>/` and then
+published to `<dataset>/<version>/`: by a rename on a local disk (atomic), by copying each
+object with `manifest.json` last on object stores (a folder without its manifest is an
+unfinished copy). A failed build deletes its temporary folder; a published folder is never
+written again. A build that was killed cannot clean up, so each build first deletes the
+temporary folders of its dataset whose process is gone (made on this host) or that nothing
+has written to for `STALE_AFTER` (made elsewhere, where the process cannot be asked).
 `SHA256SUMS` lists every other file as `<sha256>  <path>`, so `sha256sum -c SHA256SUMS`
 checks a downloaded copy.
 """
@@ -11,8 +14,11 @@ checks a downloaded copy.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import uuid
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -30,6 +36,8 @@ DIFF = "diff.json"
 CARD = "README.md"
 DATA_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.string())])  # of data/*.parquet
 _SECRETS = ("access_key", "secret_key", "session_token")
+_BUILDING = ".building"
+STALE_AFTER = timedelta(hours=24)
 
 
 class Destination:
@@ -86,14 +94,33 @@ class Destination:
 
     @contextmanager
     def building(self, dataset: str, version: str):
-        """A temporary folder for a build; deleted when the block raises."""
-        folder = self.path(dataset, ".building", f"{version}-{uuid.uuid4().hex[:12]}")
+        """A temporary folder for a build; deleted when the block raises. Stale ones go first."""
+        self.sweep(dataset)
+        name = f"{version}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        folder = self.path(dataset, _BUILDING, name)
         self.fs.create_dir(folder)
         try:
             yield folder
         except BaseException:
             self.fs.delete_dir(folder)
             raise
+
+    def sweep(self, dataset: str) -> list[str]:
+        """Delete the temporary folders that builds of `dataset` left behind when they were killed."""
+        found = self.fs.get_file_info(pafs.FileSelector(self.path(dataset, _BUILDING), allow_not_found=True))
+        stale = [info.path for info in found if info.type == pafs.FileType.Directory and self._abandoned(info)]
+        for folder in stale:
+            self.fs.delete_dir(folder)
+        return stale
+
+    def _abandoned(self, folder: pafs.FileInfo) -> bool:
+        _, _, builder = folder.base_name.partition("-")
+        host, _, pid = builder.rpartition("-")[0].rpartition("-")
+        if host == socket.gethostname() and pid.isdigit():
+            return not _alive(int(pid))
+        written = [info.mtime for info in [folder, *self.fs.get_file_info(pafs.FileSelector(folder.path, recursive=True))]
+                   if info.mtime]
+        return bool(written) and datetime.now(timezone.utc) - max(written) > STALE_AFTER
 
     def create(self, path: str, write: Callable[[_Hashing], object]) -> dict:
         """Make a file by `write(file)`; its SHA-256 and size in bytes, taken as it is written."""
@@ -114,6 +141,16 @@ class Destination:
         for name in sorted(names, key=lambda n: n == MANIFEST):
             self.fs.copy_file(f"{built}/{name}", f"{final}/{name}")
         self.fs.delete_dir(built)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
 
 
 class _Hashing:

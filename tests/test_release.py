@@ -2,8 +2,12 @@
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
+import sys
 import threading
+import time
 
 import duckdb
 import pandas as pd
@@ -332,6 +336,47 @@ def test_a_release_is_never_rewritten_and_verify_names_every_changed_file(rws):
         ("data/extra.parquet", "not listed in SHA256SUMS (added after th"),
         (DATA_FILES[1], "checksum differs from SHA256SUMS"),
         (DATA_FILES[1], "unreadable: Could not open Parquet input")]
+
+
+BUILDER = """
+import os, signal, sys
+from feedback.release_files import Destination
+
+dest = Destination(sys.argv[1])
+with dest.building("test", "v1") as folder:
+    dest.create(folder + "/data/train-00000-of-00001.parquet", lambda f: f.write(b"half a file"))
+    print(folder, flush=True)
+    if sys.argv[2] == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.read()
+"""
+
+
+def test_a_killed_build_leaves_a_folder_that_the_next_build_deletes(rws):
+    root = rws.path("releases")
+
+    def builder(how: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", BUILDER, str(root), how], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+
+    killed = builder("die")
+    dead = killed.stdout.readline().strip()
+    assert killed.wait() == -signal.SIGKILL and os.path.isdir(dead)
+    running = builder("wait")
+    alive = running.stdout.readline().strip()
+    elsewhere = root / "test" / ".building"
+    (elsewhere / "v1-otherhost-7-0a1b2c3d").mkdir()  # another machine's build, written to a minute ago
+    (elsewhere / "v1-otherhost-8-4e5f6a7b").mkdir()  # ... and one nothing wrote to for two days
+    os.utime(elsewhere / "v1-otherhost-8-4e5f6a7b", (time.time() - 2 * 86400,) * 2)
+    os.utime(elsewhere / "v1-otherhost-7-0a1b2c3d", (time.time() - 60,) * 2)
+    try:
+        assert create_release(rws)["version"] == "v1"
+        assert sorted(p.name for p in elsewhere.iterdir()) == sorted([os.path.basename(alive), "v1-otherhost-7-0a1b2c3d"])
+    finally:
+        running.communicate("")
+    create_release(rws)
+    assert [p.name for p in elsewhere.iterdir()] == ["v1-otherhost-7-0a1b2c3d"]
+    assert verify_release(rws, "v1")["ok"]
 
 
 def test_overlapping_scheduled_runs_make_one_release(rws):
