@@ -98,6 +98,8 @@ def child(kind: str, root: Path) -> dict:
 def _side(kind: str, root: str) -> dict:
     import resource
 
+    import pandas  # noqa: F401  (pyarrow imports it on first use; imports are not timed)
+
     from feedback.release import create_release
 
     ws = Workspace(root)

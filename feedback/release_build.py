@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -70,13 +69,14 @@ def split_digest(row_hashes: pa.ChunkedArray | pa.Array) -> str:
         row_hashes = row_hashes.combine_chunks() if row_hashes.num_chunks else pa.array([], ROW_HASH)
     n = len(row_hashes)
     halves = np.frombuffer(row_hashes.buffers()[1], dtype=">u8", count=2 * n, offset=row_hashes.offset * 16)
-    high, low = halves.reshape(n, 2).astype(np.uint64).T
+    pairs = halves.reshape(n, 2)
+    high, low = pairs.astype(np.uint64).T
     order = np.argsort(high)  # 64 bits seldom tie; when they do, sort on all 128
     if n > 1 and np.any(np.diff(high[order]) == 0):
         order = np.lexsort((low, high))
     digest = hashlib.sha256()
     for block in range(0, n, _BLOCK):
-        digest.update(halves.reshape(n, 2)[order[block:block + _BLOCK]].tobytes().hex().encode())
+        digest.update(pairs[order[block:block + _BLOCK]].tobytes().hex().encode())
     return digest.hexdigest()
 
 
@@ -101,15 +101,16 @@ def write_release(dest: Destination, folder: str, built: dict, manifest: dict, d
         if part == INDEX:
             index = built["index"]
             return {INDEX: dest.create(f"{folder}/{INDEX}", partial(_parquet, index.schema, [index], cfg))}
-        rows, count = _Rows(data, built["masks"][part]), built["splits"][part]["rows"]
-        return {file: dest.create(f"{folder}/{file}", partial(_parquet, DATA_SCHEMA, (
-                    rows.take(n) for n in _sizes(min(size, count - i * size), cfg["row_group_size"])), cfg))
-                for i, file in enumerate(built["splits"][part]["files"])}
+        rows, written = _Rows(data, built["masks"][part]), {}
+        for i, file in enumerate(built["splits"][part]["files"]):
+            groups = (rows.take(n) for n in _sizes(min(size, counts[part] - i * size), cfg["row_group_size"]))
+            written[file] = dest.create(f"{folder}/{file}", partial(_parquet, DATA_SCHEMA, groups, cfg))
+        return written
 
-    parts = sorted([INDEX, *built["splits"]], key=lambda part: -built["splits"].get(part, {"rows": math.inf})["rows"])
+    counts = {INDEX: built["index"].num_rows, **{name: info["rows"] for name, info in built["splits"].items()}}
     files = {}
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
-        for written in pool.map(write, parts):
+        for written in pool.map(write, sorted(counts, key=counts.get, reverse=True)):
             files.update(written)
     for name, text in ((DIFF, to_json(diff)), (CARD, render_card(manifest).encode())):
         files[name] = dest.create(f"{folder}/{name}", partial(_put, text))

@@ -105,13 +105,12 @@ class Destination:
             self.fs.delete_dir(folder)
             raise
 
-    def sweep(self, dataset: str) -> list[str]:
+    def sweep(self, dataset: str) -> None:
         """Delete the temporary folders that builds of `dataset` left behind when they were killed."""
         found = self.fs.get_file_info(pafs.FileSelector(self.path(dataset, _BUILDING), allow_not_found=True))
-        stale = [info.path for info in found if info.type == pafs.FileType.Directory and self._abandoned(info)]
-        for folder in stale:
-            self.fs.delete_dir(folder)
-        return stale
+        for info in found:
+            if info.type == pafs.FileType.Directory and self._abandoned(info):
+                self.fs.delete_dir(info.path)
 
     def _abandoned(self, folder: pafs.FileInfo) -> bool:
         _, _, builder = folder.base_name.partition("-")
