@@ -19,8 +19,8 @@ import socket
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
 from pathlib import Path
+from typing import Callable, Iterable
 from urllib.parse import parse_qs, urlsplit
 
 import pyarrow as pa
@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .errors import FeedbackError
+from .processes import alive
 
 SUMS = "SHA256SUMS"
 MANIFEST = "manifest.json"
@@ -116,7 +117,7 @@ class Destination:
         _, _, builder = folder.base_name.partition("-")
         host, _, pid = builder.rpartition("-")[0].rpartition("-")
         if host == socket.gethostname() and pid.isdigit():
-            return not _alive(int(pid))
+            return not alive(int(pid))
         written = [info.mtime for info in [folder, *self.fs.get_file_info(pafs.FileSelector(folder.path, recursive=True))]
                    if info.mtime]
         return bool(written) and datetime.now(timezone.utc) - max(written) > STALE_AFTER
@@ -140,16 +141,6 @@ class Destination:
         for name in sorted(names, key=lambda n: n == MANIFEST):
             self.fs.copy_file(f"{built}/{name}", f"{final}/{name}")
         self.fs.delete_dir(built)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
 
 
 class _Hashing:

@@ -18,6 +18,8 @@ import threading
 import time
 from pathlib import Path
 
+from .processes import alive
+
 ACTIVE, SEALED, DONE = "active", "sealed", "done"
 
 
@@ -117,8 +119,11 @@ def pending_events(root: str | Path) -> int:
     total = 0
     for folder in (dirs[ACTIVE], dirs[SEALED]):
         for path in folder.glob("*.jsonl"):
-            with open(path, "rb") as f:
-                total += sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+            try:
+                with open(path, "rb") as f:
+                    total += sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+            except FileNotFoundError:  # sealed since (counted in sealed/, listed later) or ingested since
+                continue
     return total
 
 
@@ -129,15 +134,5 @@ def _recover_orphans(dirs: dict[str, Path]) -> None:
         if not rest.startswith(host + "-"):
             continue
         pid = int(rest[len(host) + 1 :].split("-")[0])
-        if not _alive(pid):
+        if not alive(pid):
             os.replace(path, dirs[SEALED] / path.name)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
