@@ -34,6 +34,7 @@ class Client:
         ws = workspace if isinstance(workspace, Workspace) else find_workspace(workspace)
         conf = ws.config["capture"]
         self.max_text_chars = conf["max_text_chars"]
+        self._encode = events.encoder(self.max_text_chars)
         self._spool = ws.path("spool")
         self._writer_options = {"max_bytes": conf["segment_max_bytes"], "max_seconds": conf["segment_max_seconds"]}
         self._writer = SegmentWriter(self._spool, **self._writer_options)
@@ -51,7 +52,7 @@ class Client:
     def capture(self, event: dict) -> bool:
         """Record one event (a dict of the v1 contract). True when it is safely spooled."""
         try:
-            self._writer.append(events.encode(event, max_text_chars=self.max_text_chars)[2])
+            self._writer.append(self._encode(event)[2])
         except (InvalidEvent, OSError) as exc:
             self._refused(exc)
             return False
@@ -60,7 +61,7 @@ class Client:
     def capture_checked(self, event: dict) -> tuple[bool, dict]:
         """Record one event; return (accepted, detail) where detail names the event or the problem."""
         try:
-            event_id, item_id, line = events.encode(event, max_text_chars=self.max_text_chars)
+            event_id, item_id, line = self._encode(event)
             self._writer.append(line)
         except (InvalidEvent, OSError) as exc:
             return False, self._refused(exc)

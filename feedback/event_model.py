@@ -82,10 +82,10 @@ def parse_time(text: str) -> datetime | None:
         return None
 
 
-def convert(event, max_text_chars: int):
-    """The event as a Struct, or None when the Python validator must decide."""
+def convert(event, model: type):
+    """The event as a `model` Struct (from `event_type`), or None when the Python validator must decide."""
     try:
-        checked = msgspec.convert(event, event_type(max_text_chars))
+        checked = msgspec.convert(event, model)
     except msgspec.ValidationError:
         return None
     inp = checked.input

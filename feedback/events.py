@@ -21,7 +21,9 @@ import math
 import os
 import time
 from datetime import datetime, timezone
+from functools import cache
 from pathlib import Path
+from typing import Callable
 
 from xxhash import xxh3_128_hexdigest
 
@@ -98,33 +100,36 @@ def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, received_at
 
 
 def encode(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> tuple[str, str, bytes]:
-    """Check one event and return (event_id, item_id, spool line): `to_line(validate(event))`, serialised once.
+    """Check one event and return (event_id, item_id, spool line): `to_line(validate(event))`, serialised once."""
+    return encoder(max_text_chars)(event)
+
+
+@cache
+def encoder(max_text_chars: int) -> Callable[[object], tuple[str, str, bytes]]:
+    """`encode` for one text limit, with what it needs bound, since the SDK runs it for every event.
 
     The compiled model (`event_model`) takes the events it can; the rest take `_checked`.
     """
-    compiled = _compiled(event, max_text_chars)
-    if compiled is None:
-        content, body, event_id = _checked(event, max_text_chars)
-        item_id = content["item_id"]
-    else:
-        body, event_id, item_id = compiled
-    return event_id, item_id, _LINE % (body[:-1], _encode(event_id), _encode(time.time()), _content_hash(body).encode())
+    model, convert, to_json, clock = event_model.event_type(max_text_chars), event_model.convert, _encode, time.time
 
+    def encode_one(event) -> tuple[str, str, bytes]:
+        checked, body = convert(event, model), None
+        if checked is not None:
+            event_id, checked.event_id = checked.event_id, None  # the id is not content: unset, it is not encoded
+            try:
+                if checked.item_id is None:
+                    checked.item_id = derive_item_id(checked.input)
+                body = to_json(checked)
+            except UnicodeEncodeError:  # an unpaired surrogate, which `_checked` reports
+                pass
+        if body is None:
+            content, body, event_id = _checked(event, max_text_chars)
+            item_id = content["item_id"]
+        else:
+            item_id, event_id = checked.item_id, event_id or new_event_id()
+        return event_id, item_id, _LINE % (body[:-1], to_json(event_id), to_json(clock()), _content_hash(body).encode())
 
-def _compiled(event, max_text_chars: int) -> tuple[bytes, str, str] | None:
-    """(content JSON, event id, item id) by the compiled model, or None when `_checked` must decide."""
-    checked = event_model.convert(event, max_text_chars)
-    if checked is None:
-        return None
-    event_id = checked.event_id
-    checked.event_id = None  # the id is not content; unset, it is not encoded
-    try:
-        if checked.item_id is None:
-            checked.item_id = derive_item_id(checked.input)
-        body = _encode(checked)
-    except UnicodeEncodeError:  # an unpaired surrogate, which `_checked` reports
-        return None
-    return body, event_id or new_event_id(), checked.item_id
+    return encode_one
 
 
 def _content_hash(body: bytes) -> str:

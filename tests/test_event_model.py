@@ -82,7 +82,7 @@ def by_encode(event):
 @settings(max_examples=1500, deadline=None)
 @given(producer_events | plausible_events)
 def test_compiled_path_agrees_with_the_python_validator(event):
-    compiled = event_model.convert(copy.deepcopy(event), LIMIT) is not None
+    compiled = event_model.convert(copy.deepcopy(event), event_model.event_type(LIMIT)) is not None
     hypothesis.event("compiled" if compiled else "python")
     reference = outcome(lambda e: events.validate(e, max_text_chars=LIMIT), event)
     assert outcome(by_encode, event) == reference
@@ -93,5 +93,5 @@ def test_compiled_path_agrees_with_the_python_validator(event):
 def test_sample_events_all_take_the_compiled_path():
     for line in SAMPLE.read_text().splitlines():
         event = json.loads(line)
-        assert event_model.convert(event, events.DEFAULT_MAX_TEXT_CHARS) is not None, event
+        assert event_model.convert(event, event_model.event_type(events.DEFAULT_MAX_TEXT_CHARS)) is not None, event
         assert json.loads(events.encode(event)[2])["content_hash"] == events.validate(event)["content_hash"]
