@@ -14,7 +14,7 @@ import os
 import random
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
@@ -72,8 +72,11 @@ class Tx:
         self._con.register(name, table)
         try:
             yield name
-        finally:
-            self._con.unregister(name)
+        except BaseException:
+            with suppress(duckdb.Error):  # a failed statement aborted the transaction, which refuses this too
+                self._con.unregister(name)
+            raise
+        self._con.unregister(name)
 
     def insert(self, table: str, data: pa.Table) -> None:
         """Append an Arrow table to `table`, matching columns by name."""
