@@ -107,8 +107,9 @@ def read_examples(ws: Workspace, selection: Selection, *, salt: str, memory_limi
         raise FeedbackError(f"[release] memory_limit = {memory_limit!r}: give a size such as \"500MB\" or \"2GB\"")
     where, params = selection.where()
     from_parent = selection.from_parent and parent_ids is not None
-    with ws.store().atomic() as tx, (tx.registered(parent_ids) if from_parent else nullcontext()) as parent:
-        tx.execute(f"SET memory_limit = '{memory_limit}'")
+    store = ws.store()
+    with store.memory_limit(memory_limit), store.atomic() as tx, \
+            (tx.registered(parent_ids) if from_parent else nullcontext()) as parent:
         watermark = sync_items(tx, ws)
         last_decision = tx.value("SELECT max(decided_at) FROM decisions")
         overlap = tx.value("SELECT count(*) FROM reviews WHERE len(reviewers) >= 2")

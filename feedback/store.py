@@ -121,6 +121,20 @@ class Store:
                 raise
             tx.execute("COMMIT")
 
+    @contextmanager
+    def memory_limit(self, limit: str) -> Iterator[None]:
+        """Hold DuckDB to `limit` (such as "500MB"; it spills to disk beyond) in the block, then reset it.
+
+        The limit belongs to the process's engine, so work in other threads meanwhile shares it.
+        """
+        with self.connect() as tx:
+            tx.execute(f"SET memory_limit = '{limit}'")
+        try:
+            yield
+        finally:
+            with self.connect() as tx:
+                tx.execute("RESET memory_limit")
+
     def rows(self, sql: str, params=None) -> list[dict]:
         with self.connect() as tx:
             return tx.rows(sql, params)

@@ -161,6 +161,15 @@ def test_the_same_store_gives_the_same_release_id_and_identical_data_files(rws):
     assert create_release(rws, if_changed=True)["version"] == "v3"
 
 
+def test_the_release_memory_limit_holds_for_the_read_only(rws):
+    setting = "SELECT current_setting('memory_limit')"
+    before = rws.store().value(setting)
+    with rws.store().memory_limit("300MB"):
+        assert rws.store().value(setting) == "286.1 MiB"
+    create_release(rws)  # sets its own limit for the read
+    assert rws.store().value(setting) == before
+
+
 def test_large_splits_span_files_of_whole_row_groups(rws):
     rws = configure(rws, "[release]\nrows_per_file = 7\nrow_group_size = 3")
     made = create_release(rws)
