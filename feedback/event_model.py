@@ -1,7 +1,7 @@
 """The v1 event contract as msgspec Structs: the compiled fast path of `events.encode`.
 
-`convert` checks a producer's event in C and encodes exactly the content that the
-Python validator (`events.validate`) would. It accepts a subset of the contract
+`convert` checks a producer's event in C into a Struct, which `ENCODER` writes as exactly
+the content that the Python validator (`events.validate`) would. It accepts a subset of the contract
 (for example only flat `meta` and `input.features` values); whatever it does not
 accept returns None and takes the Python path, which either accepts the event or
 names the reason. Fields are declared in alphabetical order, so the encoder
