@@ -54,14 +54,13 @@ class SegmentWriter:
                 self._open()
             try:
                 written = os.write(self._fd, line)
+                if written != len(line):
+                    raise OSError(f"short write to {self._name}: {written} of {len(line)} bytes")
             except OSError:
                 self._seal()
                 raise
-            if written != len(line):
-                self._seal()
-                raise OSError(f"short write to {self._name}: {written} of {len(line)} bytes")
-            self._size += written
             self.lines += 1
+            self._size += written
             if self._size >= self.max_bytes:
                 self._seal()
 
