@@ -30,12 +30,14 @@ ROW_HASH = pa.binary(16)
 _MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?\s*[KMGT]i?B$")
 _LABELED = "FROM reviews r JOIN items i USING (item_id) WHERE r.status = 'labeled' AND ({where})"
 _PICKED = _LABELED + " AND i.text IS NOT NULL"
+#: The row hash in SQL over `items i` and `reviews r`, as a number (see `_EXAMPLES` for its bytes)
+ROW_MD5 = ("md5_number(strlen(i.item_id) || ':' || i.item_id || strlen(r.current_label) || ':' || r.current_label"
+           " || strlen(i.text) || ':' || i.text)")
 # md5_number is the digest read as a little-endian 128-bit number: its low half holds bytes 0-7
 _EXAMPLES = f"""
 WITH picked AS (
     SELECT i.item_id AS id, i.text, r.current_label AS label, i.source,
-           md5_number(strlen(i.item_id) || ':' || i.item_id || strlen(r.current_label) || ':' || r.current_label
-                      || strlen(i.text) || ':' || i.text) AS row_md5,
+           {ROW_MD5} AS row_md5,
            (md5_number(? || i.item_id) >> 64)::DOUBLE / 18446744073709551616.0 AS bucket,
            r.label_decision_id, r.label_reviewer,
            r.label_decision_id IN (SELECT decision_id FROM decisions WHERE kind = 'adjudicate') AS adjudicated,
