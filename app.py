@@ -7,7 +7,8 @@ one library call; this script composes pages, caches data (never connections) an
 import streamlit as st
 
 import feedback
-from feedback import dashboard, groups, labels, release, roles, sampler, screens, triage, views
+from feedback import learn, release, review, roles
+from feedback.app import screens, views
 from feedback.errors import FeedbackError, StoreBusy
 
 st.set_page_config(page_title="Feedback workbench", page_icon=":material/rate_review:", layout="wide")
@@ -59,19 +60,19 @@ def show_flash() -> None:
 
 
 def decide(actor, item_id, label, based_on):
-    if act(labels.decide, ws, actor, item_id, label, based_on=based_on, check_stale=True):
+    if act(review.decide, ws, actor, item_id, label, based_on=based_on, check_stale=True):
         state.last_item = item_id
 
 
 def undo(actor):
-    done = act(labels.undo_last, ws, actor)
+    done = act(review.undo_last, ws, actor)
     if done:
         state.passed = [i for i in state.passed if i != done["item_id"]]
         state.flash = ("info", f"Undid your last decision on {done['item_id']}.")
 
 
 def pass_over(actor, item_id):
-    act(triage.release_claim, ws, actor, item_id)
+    act(review.release_claim, ws, actor, item_id)
     state.passed = [*state.passed, item_id]
 
 
@@ -121,12 +122,12 @@ def review_page():
 
 def queue_page():
     st.title("Queue")
-    counts = triage.queue_counts(ws)
+    counts = review.queue_counts(ws)
     with st.sidebar:
         st.header("Filters")
-        flt = triage.QueueFilter(
+        flt = review.QueueFilter(
             reason=st.selectbox("Reason", list(counts["reason"]), index=None),
-            status=st.selectbox("Status", triage.STATUSES, index=None),
+            status=st.selectbox("Status", review.STATUSES, index=None),
             pred_label=st.selectbox("Predicted label", list(counts["pred_label"]), index=None),
             corr_label=st.selectbox("Corrected label", list(counts["corr_label"]), index=None),
             model_version=st.selectbox("Model version", list(counts["model_version"]), index=None),
@@ -134,28 +135,28 @@ def queue_page():
             text=st.text_input("Text contains") or None,
         )
         sort = st.segmented_control("Sort by", ["priority", "time"], default="priority") or "priority"
-    matching = triage.queue_counts(ws, flt)
+    matching = review.queue_counts(ws, flt)
     with st.sidebar:
         views.counts_sidebar(matching)
     size = 50
     pages = max(1, -(-matching["total"]["items"] // size))
     page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, width=200)
-    views.queue_table(triage.queue(ws, flt, sort=sort, limit=size, offset=(page - 1) * size), key="queue")
+    views.queue_table(review.queue_page(ws, flt, sort=sort, limit=size, offset=(page - 1) * size), key="queue")
 
 
 @st.cache_data(ttl=60, show_spinner="Finding near-duplicates...")
 def cached_groups(root: str, threshold: float) -> list[dict]:
-    return groups.groups(feedback.Workspace(root), threshold=threshold, queued_only=False)
+    return review.near_duplicate_groups(feedback.Workspace(root), threshold=threshold, queued_only=False)
 
 
 def relabel(actor, item_ids, label):
-    batch = act(labels.relabel_group, ws, actor, item_ids, label)
+    batch = act(review.relabel_group, ws, actor, item_ids, label)
     if batch:
         state.flash = ("success", f"Labeled {len(item_ids)} items as {label} (batch {batch}).")
 
 
 def undo_batch(actor, batch_id):
-    if act(labels.undo_batch, ws, actor, batch_id):
+    if act(review.undo_batch, ws, actor, batch_id):
         state.flash = ("info", f"Undid batch {batch_id}.")
 
 
@@ -174,7 +175,7 @@ def groups_page():
     chosen = st.selectbox("Group", [g["group_id"] for g in found],
                           format_func=lambda gid: f"{gid} ({next(g['size'] for g in found if g['group_id'] == gid)} items)")
     group = next(g for g in found if g["group_id"] == chosen)
-    preview = labels.preview_group(ws, group["item_ids"])
+    preview = review.preview_group(ws, group["item_ids"])
     st.dataframe(preview, hide_index=True, width="stretch", key="group-preview")
     with st.container(horizontal=True, vertical_alignment="bottom"):
         label = st.selectbox("Label for the whole group", sorted(ws.taxonomy.names) or list(group["predicted"]),
@@ -191,7 +192,7 @@ def groups_page():
 
 def adjudicate(actor, item_id, key):
     label = state.get(key)
-    if label and act(labels.adjudicate, ws, actor, item_id, label):
+    if label and act(review.adjudicate, ws, actor, item_id, label):
         state.flash = ("success", f"{item_id} settled as {label}.")
 
 
@@ -219,7 +220,7 @@ def adjudication_page():
 
 @st.cache_data(ttl=30, show_spinner=False)
 def cached_dashboard(root: str) -> dict:
-    return dashboard.dashboard(feedback.Workspace(root))
+    return review.dashboard_figures(feedback.Workspace(root))
 
 
 def dashboard_page():
@@ -278,7 +279,7 @@ def releases_page():
 
 
 def run_sampler(budget):
-    run = act(sampler.sample, ws, budget=budget)
+    run = act(learn.sample, ws, budget=budget)
     if run:
         state.flash = ("info", run["message"])
 
@@ -291,7 +292,7 @@ def sampler_page():
         budget = st.number_input("Budget", min_value=1, max_value=5000, value=100, width=200)
         st.button("Queue the most informative items now", disabled=not actor.can("adjudicate"),
                   on_click=run_sampler, args=(budget,))
-    runs = sampler.report(ws)
+    runs = learn.sampler_report(ws)
     total = runs["total"]
     a, b, c = st.columns(3)
     a.metric("Picked", f"{total['picked']:,}")

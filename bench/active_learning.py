@@ -1,15 +1,15 @@
 """Choosing what reviewers see, measured on BANKING77 (77 intents; train 10,003, test 3,080 texts).
 
 learning curves: the active-learning loop simulated. From a random seed of 100 labeled train
-texts, each round fits the sampler's model (`feedback.sampler_model`) on the labels so far,
+texts, each round fits the sampler's model (`feedback.learn.model`) on the labels so far,
 measures test accuracy, and "labels" a batch of 100 more texts with the dataset's labels,
-chosen by each strategy (`feedback.sampler_select`) or at random; 30 rounds. Measure: how
+chosen by each strategy (`feedback.learn.strategies`) or at random; 30 rounds. Measure: how
 many labels each strategy needs to reach the accuracy random sampling has at the full
 budget (linear between rounds). Target: the default strategy needs at least 30% fewer.
 
 label errors: 10% of the train labels flipped to another label at random (seeded); the
-out-of-fold probabilities of `feedback.sampler_model.out_of_fold_proba` (5 folds); the flags
-of each method of `feedback.quality.label_issues` against the flipped set, and those of
+out-of-fold probabilities of `feedback.learn.model.out_of_fold_proba` (5 folds); the flags
+of each method of `feedback.learn.suspects.label_issues` against the flipped set, and those of
 `cleanlab.filter.find_label_issues` (defaults) on the same probabilities. Target: the
 default method's F1 at least cleanlab's. cleanlab is AGPL and never a dependency: install
 it only to run this comparison (`pip install cleanlab`); without it the row says so. The
@@ -33,9 +33,8 @@ import numpy as np
 import pandas as pd
 
 from bench import result
-from feedback.quality import DEFAULT_METHOD, METHODS, label_issues
-from feedback.sampler_model import out_of_fold_proba, text_classifier
-from feedback.sampler_select import DEFAULT_DIVERSITY, DEFAULT_STRATEGY, STRATEGIES, select, uncertainty
+from feedback.learn import (DEFAULT_DIVERSITY, DEFAULT_STRATEGY, DEFAULT_SUSPECT_METHOD, STRATEGIES, SUSPECT_METHODS,
+                            label_issues, out_of_fold_proba, select, text_classifier, uncertainty)
 
 DATA = Path(os.environ.get("BANKING77_DIR", "/work/shared/data/banking77"))
 SEED_LABELS, BATCH, ROUNDS = 100, 100, 30
@@ -160,7 +159,7 @@ def label_errors(texts: list[str], labels: np.ndarray, noise: str, noisy: np.nda
     wrong = noisy != labels
     probs, classes = out_of_fold_proba(texts, noisy, seed=0)
     given = np.searchsorted(classes, noisy)
-    flags = {method: label_issues(given, probs, method=method)[0] for method in METHODS}
+    flags = {method: label_issues(given, probs, method=method)[0] for method in SUSPECT_METHODS}
     try:
         from cleanlab.filter import find_label_issues
     except ImportError:
@@ -173,7 +172,7 @@ def label_errors(texts: list[str], labels: np.ndarray, noise: str, noisy: np.nda
     described = f"{noise} ({wrong.sum():,} of {len(labels):,})"
     rows = []
     for method, (p, r, f1) in scored.items():
-        gated = noise.startswith("10%") and method == DEFAULT_METHOD
+        gated = noise.startswith("10%") and method == DEFAULT_SUSPECT_METHOD
         target = "informational"
         if gated:
             target = ">= cleanlab's F1" if theirs else "cleanlab not installed: comparison skipped"

@@ -23,7 +23,7 @@ import orjson
 
 from bench import result
 from feedback import Client, ingest_spool, init_workspace
-from feedback.spool import DONE, sealed_segments
+from feedback.capture.spool import DONE, sealed_segments
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 CAPTURE_EVENTS = 200_000

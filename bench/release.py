@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from bench import result
 from feedback import init_workspace
-from feedback.release_select import ROW_MD5
+from feedback.release.select import ROW_MD5
 from feedback.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent

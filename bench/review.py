@@ -5,9 +5,9 @@ Setup (timed, reported, not a target): a workspace with the BANKING77 taxonomy, 
 about 10%, an error for about 2%), then one library call that brings `items` up to date
 (`sync_items`), as the first call after a big ingest does.
 
-queue page: `triage.queue` with several reviewer filters, median of several calls, against the very
+queue page: `review.queue_page` with several reviewer filters, median of several calls, against the very
 SELECT the library ran, executed on a DuckDB connection kept open (same data, same run).
-decision:   `labels.decide` on different items, against a single-row INSERT into `decisions` on an
+decision:   `review.decide` on different items, against a single-row INSERT into `decisions` on an
 open connection.
 open+close: a store connection on the full store (part of every library call), against the same
 on an empty store.
@@ -30,10 +30,9 @@ import duckdb
 from bench import result
 from bench.capture_ingest import spool_events
 from feedback import ingest_spool, init_workspace
-from feedback.labels import decide
 from feedback.roles import Actor
 from feedback.store import Store, Tx
-from feedback.triage import QueueFilter, queue
+from feedback.review import QueueFilter, decide, queue_page
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 ITEMS = 10_000_000
@@ -61,7 +60,7 @@ def run(scale: float) -> list[dict]:
         ws = init_workspace(tmp / "ws", dataset="bench", labels=labels)
         empty = init_workspace(tmp / "empty", dataset="bench", labels=labels)
         rows = setup(ws, n, labels)
-        rows += [queue_page(ws, n, what, flt, kwargs) for what, flt, kwargs in FILTERS]
+        rows += [timed_page(ws, n, what, flt, kwargs) for what, flt, kwargs in FILTERS]
         rows.append(decision(ws, n, labels))
         rows.append(open_close(ws, empty, n))
         rows += after_ingest(ws, n)
@@ -73,7 +72,7 @@ def setup(ws, n: int, labels: list[str]) -> list[dict]:
     events = generate(ws.path("store"), n, labels)
     generated = time.perf_counter() - start
     start = time.perf_counter()
-    queue(ws, limit=1)
+    queue_page(ws, limit=1)
     synced = time.perf_counter() - start
     return [
         result("review queue", f"setup: {events:,} events for {n:,} items written with SQL", generated, "s",
@@ -142,10 +141,10 @@ def generate(path: Path, n: int, labels: list[str]) -> int:
         con.close()
 
 
-def queue_page(ws, n: int, what: str, flt: QueueFilter, kwargs: dict) -> dict:
+def timed_page(ws, n: int, what: str, flt: QueueFilter, kwargs: dict) -> dict:
     with recorded() as statements:
-        queue(ws, flt, limit=50, **kwargs)  # warm-up, and the SELECT the library runs
-    ours = median_ms(lambda: queue(ws, flt, limit=50, **kwargs), RUNS)
+        queue_page(ws, flt, limit=50, **kwargs)  # warm-up, and the SELECT the library runs
+    ours = median_ms(lambda: queue_page(ws, flt, limit=50, **kwargs), RUNS)
     return result("review queue", f"queue page of 50, {what}, {n:,} items", ours, "ms",
                   baseline=raw_select_ms(ws, *statements[-1]), target=f"< {QUEUE_TARGET_MS} ms",
                   ok=ours < QUEUE_TARGET_MS)
@@ -160,7 +159,7 @@ def raw_select_ms(ws, sql: str, params: list) -> float:
 
 def decision(ws, n: int, labels: list[str]) -> dict:
     actor = Actor("bench-reviewer", "reviewer")
-    items = [r["item_id"] for r in queue(ws, QueueFilter(reason="correction"), limit=2 * DECISIONS)]
+    items = [r["item_id"] for r in queue_page(ws, QueueFilter(reason="correction"), limit=2 * DECISIONS)]
     ours = statistics.median(timed_ms(lambda: decide(ws, actor, item_id, labels[k % len(labels)]))
                              for k, item_id in enumerate(items[:DECISIONS]))
     with open_connection(ws) as con:
@@ -194,7 +193,7 @@ def after_ingest(ws, n: int) -> list[dict]:
         spool_events(ws, events, INGESTED)
         ingests.append(timed_ms(lambda: ingest_spool(ws)))
         with recorded() as statements:
-            pages.append(timed_ms(lambda: queue(ws, flt, limit=50)))
+            pages.append(timed_ms(lambda: queue_page(ws, flt, limit=50)))
     return [
         result("review queue", f"ingest_spool of {INGESTED:,} events into the store of {n:,} items",
                statistics.median(ingests), "ms", target="informational", ok=True),

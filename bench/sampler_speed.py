@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from bench import result
 from feedback import init_workspace
-from feedback.sampler import sample
+from feedback.learn import sample
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 POOL = 1_000_000

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench import result
-from feedback import similar
+from feedback.review import similar
 
 REPO = Path(__file__).resolve().parent.parent
 TEXTS = 100_000

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .capture.ingest import ingest_files
 from .errors import FeedbackError
-from .ingest import ingest_files
 from .workspace import CONFIG_NAME, Workspace, init_workspace
 
 REPO = Path(__file__).resolve().parent.parent

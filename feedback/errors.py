@@ -24,7 +24,7 @@ class StoreError(FeedbackError):
 class InvalidEvent(FeedbackError):
     """An event broke the contract.
 
-    `reason` is a stable code (see `feedback.events.REASONS`), `field` the dotted
+    `reason` is a stable code (see `feedback.capture.REASONS`), `field` the dotted
     path of the offending field, when there is one.
     """
 

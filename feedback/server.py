@@ -16,8 +16,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from .capture import Client
-from .events import SCHEMA_PATH
+from .capture.client import Client
+from .capture.contract import SCHEMA_PATH
 from .workspace import Workspace
 
 

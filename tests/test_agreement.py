@@ -3,8 +3,7 @@
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from feedback.agreement import agreement, krippendorff_alpha
-from feedback.labels import decide, set_gold, undo_last
+from feedback.review import decide, krippendorff_alpha, reviewer_agreement, set_gold, undo_last
 from feedback.roles import Actor
 from test_review import queued  # noqa: F401  (fixture)
 
@@ -34,7 +33,7 @@ def test_agreement_of_a_constructed_store(queued):
     decide(queued, c, "e1", "junk")  # not a label: does not count
     decide(queued, a, "sure", "card_linking")
     undo_last(queued, a)  # undone: does not count
-    result = agreement(queued)
+    result = reviewer_agreement(queued)
     assert result["items_with_overlap"] == 4
     ab = next(p for p in result["pairs"] if (p["a"], p["b"]) == ("a", "b"))
     left = ["card_linking", "card_arrival", "card_linking", "lost_or_stolen_card"]
@@ -54,5 +53,5 @@ def test_gold_accuracy_per_reviewer(queued):
     decide(queued, Actor("a", "reviewer"), "c1", "card_linking")
     decide(queued, Actor("a", "reviewer"), "e1", "card_linking")
     decide(queued, Actor("b", "reviewer"), "c1", "card_linking")
-    assert agreement(queued)["gold"] == [{"reviewer": "a", "items": 2, "accuracy": 0.5},
+    assert reviewer_agreement(queued)["gold"] == [{"reviewer": "a", "items": 2, "accuracy": 0.5},
                                          {"reviewer": "b", "items": 1, "accuracy": 1.0}]

@@ -11,8 +11,7 @@ from streamlit.testing.v1 import AppTest
 from feedback import ingest_files
 from feedback.demo import prepare_demo
 from feedback.roles import Actor, add_user
-from feedback.groups import groups
-from feedback.triage import QueueFilter, item, queue_counts
+from feedback.review import QueueFilter, item, near_duplicate_groups, queue_counts
 from conftest import REPO, set_config
 
 BREAD = [f"my bread sit order {n} never came" for n in range(6)]
@@ -80,7 +79,7 @@ def test_skip_undo_and_next(app, demo):
 def test_a_stale_decision_shows_an_error_not_a_traceback(app, demo):
     at = app()
     held = _claimed(demo, "tess")
-    from feedback.labels import decide
+    from feedback.review import decide
 
     decide(demo, Actor("other", "admin"), held, "card_arrival")
     at.button(key="quick-1").click().run()
@@ -101,7 +100,7 @@ def test_queue_filters_and_counts(app, demo):
 def test_groups_relabel_and_undo_a_batch(app, demo):
     at = app("groups")
     assert not at.exception
-    bread = next(g for g in groups(demo, threshold=90, queued_only=False) if "bread-0" in g["item_ids"])
+    bread = next(g for g in near_duplicate_groups(demo, threshold=90, queued_only=False) if "bread-0" in g["item_ids"])
     assert bread["item_ids"] == [f"bread-{i}" for i in range(6)]
     at.selectbox[0].set_value(bread["group_id"]).run()
     at.selectbox(key="group-label").select("card_arrival").run()
@@ -113,7 +112,7 @@ def test_groups_relabel_and_undo_a_batch(app, demo):
 
 
 def test_adjudication_settles_a_disputed_item(app, demo):
-    from feedback.labels import decide
+    from feedback.review import decide
 
     decide(demo, Actor("x", "reviewer"), "bread-0", "unsure")
     at = app("adjudication")
@@ -178,7 +177,7 @@ def test_sampler_page_runs_the_sampler_and_shows_its_yield(app, demo):
 
 
 def test_releases_page_creates_a_release_and_lists_it(tmp_path, monkeypatch):
-    from feedback.labels import relabel_group
+    from feedback.review import relabel_group
 
     ws = seed(tmp_path / "ws", tmp_path)
     monkeypatch.setenv("FEEDBACK_WORKSPACE", str(ws.root))

@@ -16,9 +16,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from feedback import ingest_files
 from feedback.demo import prepare_demo
-from feedback.groups import groups
 from feedback.roles import Actor, add_user
-from feedback.triage import add_to_queue
+from feedback.review import add_to_queue, near_duplicate_groups
 from conftest import REPO, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -137,7 +136,7 @@ def test_a_reviewers_day(page, workspace):
     shot(page, "3-queue")
 
     go(page, "Groups")
-    bread = next(g for g in groups(workspace, threshold=90, queued_only=False) if "bread-0" in g["item_ids"])
+    bread = next(g for g in near_duplicate_groups(workspace, threshold=90, queued_only=False) if "bread-0" in g["item_ids"])
     page.locator("[data-testid=stSelectbox]").filter(has_text="Group").first.click()
     page.get_by_role("option", name=bread["group_id"], exact=False).click()
     page.locator("[data-testid=stSelectbox]").filter(has_text="Label for the whole group").click()

@@ -5,12 +5,9 @@ import sys
 import textwrap
 import threading
 
-import importlib
-
 from feedback import Client, ingest_spool
+from feedback.capture import client as capture_module
 from conftest import prediction, set_config
-
-capture_module = importlib.import_module("feedback.capture")  # the package's `capture` is the function
 
 
 def test_bad_events_return_false_and_are_counted_not_raised(ws, caplog):
@@ -115,7 +112,7 @@ def test_forked_children_write_their_own_segments(ws):
 def test_module_level_capture_uses_the_workspace_from_the_environment(ws, monkeypatch):
     monkeypatch.setenv("FEEDBACK_WORKSPACE", str(ws.root))
     monkeypatch.setattr(capture_module, "_default", {})
-    assert capture_module.capture(prediction()) is True
+    assert capture_module.capture_event(prediction()) is True
     capture_module._default["client"].close()
     assert ingest_spool(ws).events == 1
 
@@ -124,5 +121,5 @@ def test_module_level_capture_without_a_workspace_returns_false(tmp_path, monkey
     monkeypatch.delenv("FEEDBACK_WORKSPACE", raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(capture_module, "_default", {})
-    assert capture_module.capture(prediction()) is False
+    assert capture_module.capture_event(prediction()) is False
     assert "not configured" in caplog.text

@@ -1,21 +1,117 @@
-"""Checks of the codebase itself: the layering rules of DESIGN.md."""
+"""Checks of the codebase itself: the layering rules of DESIGN.md, and a CLI that starts light."""
 
+import ast
 import re
+import subprocess
+import sys
 
 from conftest import REPO
 
+PACKAGE = REPO / "feedback"
+#: Each part imports from layers below its own, never beside or above it (shells may use each other).
+LAYERS = {"errors": 0, "lazy": 0, "processes": 0, "store": 1, "workspace": 2, "roles": 3, "capture": 4,
+          "review": 5, "learn": 6, "release": 6, "cli": 7, "server": 7, "demo": 7, "app": 7, "__main__": 7}
+SHELLS = {"cli", "server", "demo", "app", "__main__"}
+HEAVY = ("sklearn", "streamlit", "fastapi", "uvicorn", "rapidfuzz", "pandas", "pyarrow", "duckdb", "numpy", "scipy")
+
 
 def python_files():
-    return [p for p in (REPO / "feedback").rglob("*.py")]
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def module_name(path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def is_module(name: str) -> bool:
+    return (REPO / name.replace(".", "/")).with_suffix(".py").is_file()
+
+
+def imports_of(path) -> set[str]:
+    """The feedback modules and packages a file imports, anywhere in it (imports inside functions too)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("feedback")}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+            target = ".".join(filter(None, [base, node.module]))
+            if target.startswith("feedback"):
+                found |= {target} | {f"{target}.{a.name}" for a in node.names if is_module(f"{target}.{a.name}")}
+    return found - {name}
+
+
+def part(module: str) -> str:
+    return module.split(".")[1] if "." in module else "__init__"
+
+
+def graph() -> dict[str, set[str]]:
+    return {module_name(p): imports_of(p) for p in python_files()}
 
 
 def test_only_the_store_imports_duckdb():
-    importers = {p.name for p in python_files() if re.search(r"^\s*(import|from)\s+duckdb", p.read_text(), re.M)}
-    assert importers == {"store.py"}
+    importers = {module_name(p) for p in python_files() if re.search(r"^\s*(import|from)\s+duckdb", p.read_text(), re.M)}
+    assert importers == {"feedback.store.embedded"}
+
+
+def allowed(module: str, target: str) -> bool:
+    a, b = part(module), part(target)
+    if a == b or "__init__" in (a, b):
+        return True
+    return LAYERS[b] < LAYERS[a] or (LAYERS[b] == LAYERS[a] and a in SHELLS)
+
+
+def test_every_part_imports_only_from_layers_below():
+    wrong = [(module, target) for module, targets in graph().items() for target in targets if not allowed(module, target)]
+    assert wrong == []
+    assert set(LAYERS) == {part(module_name(p)) for p in python_files()} - {"__init__"}
+
+
+def test_no_capability_imports_a_shell():
+    wrong = [(module, target) for module, targets in graph().items() if part(module) not in SHELLS
+             for target in targets if part(target) in SHELLS]
+    assert wrong == []
+
+
+def test_no_import_circles_between_modules():
+    modules = graph()
+    packages = {m for m in modules if not is_module(m)}  # their names load lazily: importing one runs no module
+    edges = {m: (targets & modules.keys()) - packages for m, targets in modules.items()}
+    done, path = set(), []
+
+    def visit(module):
+        if module in path:
+            raise AssertionError("import circle: " + " -> ".join(path[path.index(module):] + [module]))
+        if module in done:
+            return
+        path.append(module)
+        for target in sorted(edges[module]):
+            visit(target)
+        path.pop()
+        done.add(module)
+
+    for module in sorted(edges):
+        visit(module)
+
+
+def test_importing_the_cli_loads_no_heavy_library():
+    code = f"import sys, feedback.cli; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_the_sdk_loads_no_heavy_library():
+    code = f"import sys, feedback; feedback.Client; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
 
 
 def test_library_code_never_prints():
-    offenders = [p.name for p in python_files() if p.name != "cli.py" and re.search(r"^\s*print\(", p.read_text(), re.M)]
+    offenders = [module_name(p) for p in python_files()
+                 if part(module_name(p)) != "cli" and re.search(r"^\s*print\(", p.read_text(), re.M)]
     assert offenders == []
 
 

@@ -28,10 +28,10 @@ PRODUCER = textwrap.dedent("""
 
 INGEST = textwrap.dedent("""
     import sys
-    import feedback.ingest
+    import feedback.capture.ingest
     from feedback import Workspace
-    feedback.ingest.GROUP_BYTES = 60_000  # many small transactions: many instants to die between
-    feedback.ingest.ingest_spool(Workspace(sys.argv[1]))
+    feedback.capture.ingest.GROUP_BYTES = 60_000  # many small transactions: many instants to die between
+    feedback.capture.ingest.ingest_spool(Workspace(sys.argv[1]))
 """)
 
 

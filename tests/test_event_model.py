@@ -9,7 +9,7 @@ from pathlib import Path
 import hypothesis
 from hypothesis import example, given, settings, strategies as st
 
-from feedback import event_model, events
+from feedback.capture import contract as events, structs as event_model
 from feedback.errors import InvalidEvent
 
 LIMIT = 12  # a small text limit, so that too-long texts are common

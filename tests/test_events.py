@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from feedback import events
+from feedback.capture import contract as events
 from feedback.errors import InvalidEvent
 from conftest import prediction
 

@@ -3,8 +3,7 @@
 import pytest
 
 from feedback import Client, ingest_spool
-from feedback.forget import forget
-from feedback.labels import decide, history
+from feedback.review import decide, forget, history
 from feedback.roles import Actor, PermissionDenied
 from conftest import prediction
 

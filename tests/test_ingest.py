@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from feedback import Client, ingest_files, ingest_spool, status
-from feedback.quarantine import dismiss, export_quarantine, list_quarantine, retry_quarantine
+from feedback.capture import dismiss, export_quarantine, list_quarantine, retry_quarantine
 from conftest import LABELS, prediction, set_config
 
 
@@ -127,7 +127,7 @@ def test_reingesting_a_file_or_a_copy_stores_nothing_twice(ws, tmp_path):
 
 
 def test_a_partly_ingested_file_resumes_without_duplicates(ws, tmp_path, monkeypatch):
-    import feedback.ingest as ingest
+    import feedback.capture.ingest as ingest
 
     path = tmp_path / "log.jsonl"
     path.write_text("\n".join(json.dumps(prediction(f"r{i}")) for i in range(25)) + "\n")

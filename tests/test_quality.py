@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from feedback import ingest_files
-from feedback.cli import Shell
-from feedback.cli_sampler import suspects as suspects_command
-from feedback.labels import decide, relabel_group
-from feedback.quality import confident_joint, disagreement, label_issues, suspects
+from feedback.cli.shell import Shell
+from feedback.cli.learn import suspects as suspects_command
+from feedback.learn import confident_joint, disagreement, find_suspects, label_issues
+from feedback.review import decide, relabel_group
 from feedback.roles import Actor
 from conftest import REPO
 
@@ -73,7 +73,7 @@ def labeled(open_ws, tmp_path):
 
 def test_suspects_finds_planted_flips_and_queues_them(labeled):
     ws, flipped = labeled
-    found = suspects(ws)
+    found = find_suspects(ws)
     assert found["status"] == "done" and (found["labeled"], found["judged"]) == (240, 240)
     hits = {s["item_id"] for s in found["suspects"]} & flipped
     assert len(hits) / len(flipped) >= 0.7 and len(hits) / found["queued"] >= 0.7  # recall and precision
@@ -88,12 +88,12 @@ def test_suspects_finds_planted_flips_and_queues_them(labeled):
 
 def test_an_item_is_flagged_once_and_dry_runs_queue_nothing(labeled):
     ws, _ = labeled
-    dry = suspects(ws, dry_run=True, limit=5)
+    dry = find_suspects(ws, dry_run=True, limit=5)
     assert dry["status"] == "dry_run" and len(dry["suspects"]) == 5
     assert ws.store().value("SELECT count(*) FROM queue_reasons") == 0
-    first = suspects(ws, limit=5)
+    first = find_suspects(ws, limit=5)
     assert [s["item_id"] for s in first["suspects"]] == [s["item_id"] for s in dry["suspects"]]
-    second = suspects(ws, limit=5)
+    second = find_suspects(ws, limit=5)
     assert second["status"] == "done" and not {s["item_id"] for s in second["suspects"]} & {
         s["item_id"] for s in first["suspects"]}
     assert ws.store().value("SELECT count(DISTINCT item_id) = count(*) FROM queue_reasons")
@@ -106,7 +106,7 @@ def test_too_few_labels_is_nothing_to_do(open_ws, tmp_path):
     ingest_files(open_ws, [path])
     for i in range(6):
         decide(open_ws, ALICE, f"r{i}", "a" if i < 5 else "b")
-    found = suspects(open_ws)
+    found = find_suspects(open_ws)
     assert found["status"] == "nothing_to_do" and found["queued"] == 0
     assert found["message"] == ("nothing to do: 5 trusted labels in labels with 5+ examples; cross-validation "
                                 "needs two such labels or more")

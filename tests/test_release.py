@@ -17,13 +17,11 @@ import pytest
 from click.testing import CliRunner
 
 from feedback import Workspace, ingest_files
-from feedback.cli_release import release as release_group
+from feedback.cli.release import release_group
 from feedback.errors import FeedbackError, NotFound
-from feedback.forget import forget
-from feedback.labels import decide, relabel_group
-from feedback.release import (GateFailed, create_release, diff_releases, item_releases, lineage, list_releases,
-                              show_release, verify_release)
-from feedback.release_select import Selection, row_hash
+from feedback.review import decide, forget, relabel_group
+from feedback.release import (GateFailed, Selection, create_release, diff_releases, item_releases, lineage,
+                              list_releases, row_hash, show_release, verify_release)
 from feedback.roles import Actor, PermissionDenied, add_user
 from conftest import LABELS, free_port, prediction
 
@@ -349,7 +347,7 @@ def test_a_release_is_never_rewritten_and_verify_names_every_changed_file(rws):
 
 BUILDER = """
 import os, signal, sys
-from feedback.release_files import Destination
+from feedback.release import Destination
 
 dest = Destination(sys.argv[1])
 with dest.building("test", "v1") as folder:

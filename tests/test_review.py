@@ -7,11 +7,11 @@ import pytest
 
 from feedback import ingest_files, Workspace
 from feedback.errors import FeedbackError, NotFound
-from feedback.labels import (StaleDecision, adjudicate, decide, history, preview_group, relabel_group, set_gold,
+from feedback.review import (StaleDecision, adjudicate, decide, history, preview_group, relabel_group, set_gold,
                              undo, undo_batch, undo_last)
 from feedback.roles import Actor, PermissionDenied, actor, add_user, authenticate
-from feedback.state import derive_review
-from feedback.triage import QueueFilter, add_to_queue, item, next_item, queue, queue_counts
+from feedback.review.state import derive_review
+from feedback.review import QueueFilter, add_to_queue, item, next_item, queue_counts, queue_page
 from conftest import prediction
 
 ALICE, BOB, CAROL = Actor("alice", "reviewer"), Actor("bob", "reviewer"), Actor("carol", "reviewer")
@@ -54,7 +54,7 @@ def ids(rows):
 
 
 def test_items_enter_the_queue_for_reasons_and_are_ordered_by_the_documented_priority(queued):
-    rows = queue(queued)
+    rows = queue_page(queued)
     assert ids(rows) == ["c1", "e1", "low1", "low2"]
     by_id = {r["item_id"]: r for r in rows}
     assert by_id["c1"]["reasons"] == ["correction"] and by_id["c1"]["priority"] == pytest.approx(1.0)
@@ -67,7 +67,7 @@ def test_items_enter_the_queue_for_reasons_and_are_ordered_by_the_documented_pri
 def test_correction_before_its_prediction_still_queues_the_item(ws, tmp_path):
     load(ws, tmp_path, [correction("late", "card_linking")])
     load(ws, tmp_path, [prediction("late")])
-    (row,) = queue(ws)
+    (row,) = queue_page(ws)
     assert (row["item_id"], row["pred_label"], row["corr_label"], row["reasons"]) == (
         "late", "card_arrival", "card_linking", ["correction"])
 
@@ -76,30 +76,30 @@ def test_config_weights_change_the_priority(queued):
     path = queued.root / "feedback.toml"
     path.write_text(path.read_text() + "\n[queue.weights]\nerror = 5.0\n")
     ws = Workspace(queued.root)
-    from feedback.state import refresh_items
+    from feedback.review.state import refresh_items
 
     with ws.store().atomic() as tx:
         refresh_items(tx, ws, ["e1"])
-    assert ids(queue(ws))[0] == "e1"
+    assert ids(queue_page(ws))[0] == "e1"
 
 
 def test_filters_and_counts(queued):
-    assert ids(queue(queued, QueueFilter(reason="error"))) == ["e1"]
-    assert ids(queue(queued, QueueFilter(model_version="v2"))) == ["low1"]
-    assert ids(queue(queued, QueueFilter(pred_label="lost_or_stolen_card"))) == ["low2"]
-    assert ids(queue(queued, QueueFilter(corr_label="card_linking"))) == ["c1"]
-    assert ids(queue(queued, QueueFilter(text="LINK my"))) == ["low1"]
-    assert ids(queue(queued, QueueFilter(text="100%"))) == []
-    assert ids(queue(queued, QueueFilter(source="app"))) == ["c1"]
-    assert ids(queue(queued, QueueFilter(since=datetime.utcnow() + timedelta(days=1)))) == []
+    assert ids(queue_page(queued, QueueFilter(reason="error"))) == ["e1"]
+    assert ids(queue_page(queued, QueueFilter(model_version="v2"))) == ["low1"]
+    assert ids(queue_page(queued, QueueFilter(pred_label="lost_or_stolen_card"))) == ["low2"]
+    assert ids(queue_page(queued, QueueFilter(corr_label="card_linking"))) == ["c1"]
+    assert ids(queue_page(queued, QueueFilter(text="LINK my"))) == ["low1"]
+    assert ids(queue_page(queued, QueueFilter(text="100%"))) == []
+    assert ids(queue_page(queued, QueueFilter(source="app"))) == ["c1"]
+    assert ids(queue_page(queued, QueueFilter(since=datetime.utcnow() + timedelta(days=1)))) == []
     decide(queued, ALICE, "low1", "card_linking")
-    assert ids(queue(queued, QueueFilter(status="labeled"))) == ["low1"]
-    assert ids(queue(queued, QueueFilter(current_label="card_linking"))) == ["low1"]
+    assert ids(queue_page(queued, QueueFilter(status="labeled"))) == ["low1"]
+    assert ids(queue_page(queued, QueueFilter(current_label="card_linking"))) == ["low1"]
     counts = queue_counts(queued)
     assert counts["total"] == {"items": 4}
     assert counts["status"] == {"new": 3, "labeled": 1}
     assert counts["reason"]["low_confidence"] >= 2 and counts["reason"]["error"] == 1
-    assert ids(queue(queued, sort="time", limit=2)) != [] and len(queue(queued, limit=2, offset=3)) == 1
+    assert ids(queue_page(queued, sort="time", limit=2)) != [] and len(queue_page(queued, limit=2, offset=3)) == 1
     with pytest.raises(FeedbackError, match="status 'done' is not one of"):
         QueueFilter(status="done")
 
@@ -214,7 +214,7 @@ def test_overlap_items_collect_independent_decisions_and_disagreement_goes_to_ad
     decide(ws, ALICE, "e1", "card_arrival")
     decide(ws, BOB, "e1", "card_linking")
     assert item(ws, "e1")["status"] == "disputed"
-    assert ids(queue(ws, QueueFilter(status="disputed"))) == ["e1"]
+    assert ids(queue_page(ws, QueueFilter(status="disputed"))) == ["e1"]
     with pytest.raises(PermissionDenied, match="alice is a reviewer; adjudicate needs the lead role"):
         adjudicate(ws, ALICE, "e1", "card_arrival")
     adjudicate(ws, LEAD, "e1", "card_arrival")

@@ -10,15 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from feedback import ingest_files
-from feedback.cli import Shell
-from feedback.cli_sampler import sample as sample_command, suspects as suspects_command
-from feedback.labels import decide, relabel_group
+from feedback.cli.shell import Shell
+from feedback.cli.learn import sample as sample_command, suspects as suspects_command
 from feedback.roles import Actor
-from feedback import sampler
-from feedback.sampler import report, sample
-from feedback.sampler_jobs import job_lock
-from feedback.sampler_select import select, uncertainty
-from feedback.triage import add_to_queue
+from feedback.learn import sample, sampler_report, select, uncertainty
+from feedback.learn import sampler
+from feedback.learn.jobs import job_lock
+from feedback.review import add_to_queue, decide, relabel_group
 from conftest import REPO
 
 ALICE = Actor("alice", "reviewer")
@@ -195,16 +193,16 @@ def test_yield_is_the_share_of_reviewed_picks_relabeled_away_from_the_prediction
     q, p, _ = [pick["item_id"] for pick in run["picks"]]
     decide(pool, ALICE, q, "card_arrival")  # as predicted
     decide(pool, ALICE, p, "card_linking")  # relabeled
-    (row,) = report(pool)["runs"]
+    (row,) = sampler_report(pool)["runs"]
     assert (row["picked"], row["reviewed"], row["relabeled"], row["yield"]) == (3, 2, 1, 0.5)
-    assert report(pool)["total"]["yield"] == 0.5
+    assert sampler_report(pool)["total"]["yield"] == 0.5
 
 
 def test_a_run_finds_the_lock_held_and_does_nothing(pool):
     with job_lock(pool, "sample"):
         run = sample(pool, budget=2)
     assert run["status"] == "busy"
-    assert run["message"].startswith(f"another `feedback sample` run is in progress (pid ")
+    assert run["message"].startswith("another `feedback sample` run is in progress (pid ")
     assert queued(pool) == []
 
 
@@ -212,7 +210,7 @@ RUN = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     from feedback import Workspace
-    from feedback.sampler import sample
+    from feedback.learn.sampler import sample
     ws, go = Workspace(sys.argv[1]), Path(sys.argv[2])
     while not go.exists():
         time.sleep(0.001)

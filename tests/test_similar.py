@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from rapidfuzz import fuzz
 
-from feedback.similar import (
+from feedback.review.similar import (
     exhaustive_pairs, group, more_like_this, near_duplicate_pairs, normalise,
 )
 from conftest import REPO

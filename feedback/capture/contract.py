@@ -1,0 +1,309 @@
+"""The capture event contract, version 1 (published as `feedback/schema/event-v1.json`).
+
+An event is a JSON object: `type` (prediction, correction, error), `item_id` (or an
+`input` it is derived from), optional `event_id`, `ts`, `input`, `prediction`,
+`correction`, `error`, `meta` and `schema_version`. `validate` checks one event and
+returns its normalised form, or raises `InvalidEvent` with a stable reason code.
+
+A normalised event is what the spool holds: the producer's fields plus `event_id`
+(generated when absent), `item_id` (derived when absent), `received_at` (capture
+time, which the store also uses as `ts` when the producer gave none) and
+`content_hash` (a hash of what the producer sent, so a retried event is recognised
+and a reused id with other content is not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import time
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+from typing import Callable
+
+from xxhash import xxh3_128_hexdigest
+
+from ..errors import InvalidEvent
+from . import structs
+from .structs import ENCODER, MAX_ID_CHARS
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schema" / "event-v1.json"
+TYPES = ("prediction", "correction", "error")
+DEFAULT_MAX_TEXT_CHARS = 100_000
+
+#: Stable reason codes for rejected events, with what each means.
+REASONS = {
+    "invalid_json": "the line is not valid JSON",
+    "invalid_utf8": "the bytes are not valid UTF-8",
+    "not_an_object": "the event is not a JSON object",
+    "missing_field": "a required field is absent",
+    "wrong_type": "a field has the wrong JSON type",
+    "invalid_value": "a field's value is not allowed (empty, out of range, not finite)",
+    "invalid_time": "a timestamp is not ISO 8601 with a time zone, nor epoch seconds",
+    "unknown_field": "a field the contract does not define (is the producer on a newer schema?)",
+    "unsupported_schema_version": "the event was written for a schema version this store does not know",
+    "too_large": "a text or the whole event exceeds the configured size limit",
+    "unknown_label": "a label is not in the workspace's fixed taxonomy",
+    "duplicate_event_conflict": "an event with this event_id but different content is already stored",
+}
+
+_FIELDS = {
+    "schema_version", "event_id", "type", "item_id", "ts", "input",
+    "prediction", "correction", "error", "meta",
+}
+_SECTIONS = {
+    "input": {"text": str, "features": dict},
+    "prediction": {"label": str, "score": float, "probs": dict, "model": str, "model_version": str},
+    "correction": {"label": str, "by": str, "note": str},
+    "error": {"kind": str, "message": str},
+}
+_REQUIRED = {"prediction": ("label",), "correction": ("label",), "error": ("kind",)}
+_REQUIRED_TEXTS = {"label", "kind"}
+_LONG_TEXTS = {"text", "message", "note"}
+_NUMBER = (float, int)
+_LINE = b'%s,"schema_version":1,"event_id":%s,"received_at":%s,"content_hash":"%s"}\n'
+_encode = ENCODER.encode
+_ids = {}
+
+
+def _reseed_ids() -> None:
+    _ids.update(prefix=f"{os.urandom(6).hex()}-", counter=itertools.count())
+
+
+_reseed_ids()
+os.register_at_fork(after_in_child=_reseed_ids)
+
+
+def new_event_id() -> str:
+    """A unique event id: a random per-process prefix and a counter (fast, no syscalls)."""
+    return _ids["prefix"] + str(next(_ids["counter"]))
+
+
+def derive_item_id(inp: dict) -> str:
+    """An item id from a content hash of the input, for producers that have no request id."""
+    return "in-" + hashlib.blake2b(_encode(inp), digest_size=10).hexdigest()
+
+
+def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, received_at: float | None = None) -> dict:
+    """Check one event against the contract; return its normalised form or raise `InvalidEvent`."""
+    content, body, event_id = _checked(event, max_text_chars)
+    content["schema_version"] = SCHEMA_VERSION
+    content["event_id"] = event_id
+    content["received_at"] = received_at or time.time()
+    content["content_hash"] = _content_hash(body)
+    return content
+
+
+def encode(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> tuple[str, str, bytes]:
+    """Check one event and return (event_id, item_id, spool line): `to_line(validate(event))`, serialised once."""
+    return encoder(max_text_chars)(event)
+
+
+@cache
+def encoder(max_text_chars: int) -> Callable[[object], tuple[str, str, bytes]]:
+    """`encode` for one text limit, with what it needs bound, since the SDK runs it for every event.
+
+    The compiled model (`structs`) takes the events it can; the rest take `_checked`.
+    """
+    model, convert, to_json, clock = structs.event_type(max_text_chars), structs.convert, _encode, time.time
+
+    def encode_one(event) -> tuple[str, str, bytes]:
+        checked, body = convert(event, model), None
+        if checked is not None:
+            event_id, checked.event_id = checked.event_id, None  # the id is not content: unset, it is not encoded
+            try:
+                if checked.item_id is None:
+                    checked.item_id = derive_item_id(checked.input)
+                body = to_json(checked)
+            except UnicodeEncodeError:  # an unpaired surrogate, which `_checked` reports
+                pass
+        if body is None:
+            content, body, event_id = _checked(event, max_text_chars)
+            item_id = content["item_id"]
+        else:
+            item_id, event_id = checked.item_id, event_id or new_event_id()
+        return event_id, item_id, _LINE % (body[:-1], to_json(event_id), to_json(clock()), _content_hash(body).encode())
+
+    return encode_one
+
+
+def _content_hash(body: bytes) -> str:
+    """XXH3-128 of the canonical content: cheap, and collisions are out of reach (it only tells retries from conflicts)."""
+    return xxh3_128_hexdigest(body)
+
+
+def _checked(event, max_text_chars: int) -> tuple[dict, bytes, str]:
+    """The producer's content (Nones dropped, item_id derived, ts normalised), its sorted JSON, and the event id."""
+    if not isinstance(event, dict):
+        raise InvalidEvent("not_an_object", f"expected a JSON object, got {_json_type(event)}")
+    if not _FIELDS.issuperset(event):
+        name = sorted(event.keys() - _FIELDS)[0]
+        raise InvalidEvent("unknown_field", f"is not part of schema v{SCHEMA_VERSION}", name)
+    version = event.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+            raise InvalidEvent(
+                "unsupported_schema_version",
+                f"is {version}; this store reads v{SCHEMA_VERSION}: upgrade feedback-workbench before sending v{version} events",
+                "schema_version",
+            )
+        raise InvalidEvent("invalid_value", f"must be {SCHEMA_VERSION}", "schema_version")
+    kind = event.get("type")
+    if kind is None:
+        raise InvalidEvent("missing_field", "is required (one of prediction, correction, error)", "type")
+    if kind not in TYPES:
+        raise InvalidEvent("invalid_value", f"{kind!r} is not one of prediction, correction, error", "type")
+    content = {}
+    for key, value in event.items():
+        if value is None or key == "event_id" or key == "schema_version":
+            continue
+        spec = _SECTIONS.get(key)
+        if spec is not None:
+            value = _check_section(key, value, spec, max_text_chars)
+        elif key == "meta" and value.__class__ is not dict:
+            raise InvalidEvent("wrong_type", f"must be an object, got {_json_type(value)}", "meta")
+        if (key == "meta" or key == "input") and _has_unstorable_number(value):
+            raise InvalidEvent("invalid_value", "numbers must be finite (no NaN or Infinity) and fit in 64 bits", key)
+        content[key] = value
+    if kind not in content:
+        raise InvalidEvent("missing_field", f"is required for a {kind} event", kind)
+    if kind == "prediction" and "input" not in content:
+        raise InvalidEvent("missing_field", "is required for a prediction event", "input")
+    item_id = content.get("item_id")
+    if item_id is None:
+        if "input" not in content:
+            raise InvalidEvent("missing_field", "is required when the event has no input to derive it from", "item_id")
+        content["item_id"] = derive_item_id(content["input"])
+    else:
+        _check_id(item_id, "item_id")
+    event_id = event.get("event_id")
+    if event_id is None:
+        event_id = new_event_id()
+    else:
+        _check_id(event_id, "event_id")
+    if "ts" in content:
+        content["ts"] = _check_time(content["ts"])
+    try:
+        return content, _encode(content), event_id
+    except UnicodeEncodeError:
+        raise InvalidEvent("invalid_utf8", "contains an unpaired surrogate, which is not valid UTF-8") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidEvent("invalid_value", f"holds a value the store cannot keep ({exc})") from None
+
+
+def to_line(normalised: dict) -> bytes:
+    """The spool line of a normalised event: compact UTF-8 JSON and a newline."""
+    return _encode(normalised) + b"\n"
+
+
+def _has_unstorable_number(value) -> bool:
+    kind = value.__class__
+    if kind is float:
+        return not math.isfinite(value)
+    if kind is int:
+        return not -(2**63) <= value < 2**63
+    if kind is dict:
+        return any(_has_unstorable_number(v) for v in value.values() if v.__class__ is not str)
+    if kind is list:
+        return any(_has_unstorable_number(v) for v in value)
+    return False
+
+
+def _check_section(section: str, value, spec: dict, max_text_chars: int) -> dict:
+    """Check one section (input, prediction, correction, error); return it without null fields."""
+    if not isinstance(value, dict):
+        raise InvalidEvent("wrong_type", f"must be an object, got {_json_type(value)}", section)
+    for key, item in value.items():
+        expected = spec.get(key)
+        if expected is None:
+            raise InvalidEvent("unknown_field", f"is not part of schema v{SCHEMA_VERSION}", f"{section}.{key}")
+        if item is None:
+            continue
+        if expected is float:
+            if not (item.__class__ in _NUMBER and 0.0 <= item <= 1.0):
+                _check_probability(item, f"{section}.{key}")
+        elif item.__class__ is not expected and not isinstance(item, expected):
+            raise InvalidEvent("wrong_type", f"must be {_json_name(expected)}, got {_json_type(item)}", f"{section}.{key}")
+        elif expected is str:
+            limit = max_text_chars if key in _LONG_TEXTS else MAX_ID_CHARS
+            if len(item) > limit or (not item and key in _REQUIRED_TEXTS):
+                _check_text(item, f"{section}.{key}", limit)
+    for key in _REQUIRED.get(section, ()):
+        if value.get(key) is None:
+            raise InvalidEvent("missing_field", "is required", f"{section}.{key}")
+    if section == "input" and value.get("text") is None and value.get("features") is None:
+        raise InvalidEvent("missing_field", "input needs a text or features", "input.text")
+    checked = {key: item for key, item in value.items() if item is not None}
+    if "probs" in checked:
+        for label, p in checked["probs"].items():
+            if not (p.__class__ in _NUMBER and 0.0 <= p <= 1.0):
+                _check_probability(p, f"{section}.probs.{label}")
+        checked["probs"] = {label: float(p) for label, p in checked["probs"].items()}
+    if "score" in checked:
+        checked["score"] = float(checked["score"])  # scores are floats, as the compiled model keeps them
+    return checked
+
+
+def _check_text(text: str, where: str, limit: int) -> None:
+    if not text:
+        raise InvalidEvent("invalid_value", "must not be empty", where)
+    raise InvalidEvent("too_large", f"has {len(text):,} characters; the limit is {limit:,}", where)
+
+
+def _check_probability(value, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidEvent("wrong_type", f"must be a number, got {_json_type(value)}", where)
+    raise InvalidEvent("invalid_value", f"must be a finite number in [0, 1], got {value!r}", where)
+
+
+def _check_id(value, where: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidEvent("wrong_type", f"must be a string, got {_json_type(value)}", where)
+    if not value or len(value) > MAX_ID_CHARS:
+        raise InvalidEvent("invalid_value", f"must have 1 to {MAX_ID_CHARS} characters", where)
+
+
+def _check_time(value) -> str | float:
+    """Epoch seconds as a float, or a time with a zone as RFC 3339 text (as the compiled model writes it)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < structs.MAX_EPOCH:
+        return float(value)
+    if isinstance(value, str):
+        parsed = structs.parse_time(value)
+        if parsed is None:  # other ISO 8601 forms, in UTC (a zone may have seconds, RFC 3339's may not)
+            try:
+                parsed = datetime.fromisoformat(value)
+                parsed = parsed.astimezone(timezone.utc) if parsed.tzinfo else None
+            except ValueError:
+                pass
+        if parsed is not None and parsed.tzinfo is not None:
+            return _encode(parsed)[1:-1].decode()
+    raise InvalidEvent("invalid_time", f"{value!r} is not ISO 8601 with a time zone (e.g. 2026-11-01T12:00:00Z) nor epoch seconds", "ts")
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "array", str: "string", int: "number", float: "number"}.get(type(value), type(value).__name__)
+
+
+def _json_name(kind: type) -> str:
+    return {dict: "an object", str: "a string"}[kind]
+
+
+def parse_line(raw: bytes) -> dict:
+    """Decode one JSONL line (bytes) into an object, raising `InvalidEvent` for bad UTF-8 or JSON."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent("invalid_utf8", f"byte {exc.start} is not valid UTF-8") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidEvent("invalid_json", f"{exc.msg} at column {exc.colno}") from None

@@ -1,0 +1,367 @@
+"""Ingest: spool segments and bulk files into the store, each event exactly once.
+
+Spool segments hold events the SDK already validated, so DuckDB reads them directly
+(`read_json`); a segment it cannot read (a writer died mid-line) falls back to the
+line-by-line path that bulk files take. Both paths end in one SQL step that drops
+retries (same event_id, same content), quarantines conflicts (same event_id, other
+content) and labels outside a fixed taxonomy, and appends the rest.
+
+Exactly once: a segment is recorded in `ingested_sources` in the same transaction
+as its rows, and moved to the archive only after that commits. A crash in between
+leaves a segment that is recorded, so the next run just archives it; a crash before
+leaves nothing committed, so the next run ingests it again. Bulk-file events without
+an `event_id` get one derived from the file's content hash and the line, so
+re-ingesting a file never stores its events twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import orjson
+import pyarrow as pa
+
+from ..errors import FeedbackError, InvalidEvent, StoreError
+from ..workspace import Workspace
+from . import contract, spool
+from .readers import Record, read_records
+
+BATCH_ROWS = 50_000
+GROUP_BYTES = 256 << 20
+Progress = Callable[[int, int], None]
+
+_BATCH_SCHEMA = pa.schema([
+    ("event_id", pa.string()), ("type", pa.string()), ("item_id", pa.string()), ("ts", pa.string()),
+    ("received_at", pa.float64()), ("input", pa.string()), ("prediction", pa.string()),
+    ("correction", pa.string()), ("error", pa.string()), ("meta", pa.string()),
+    ("schema_version", pa.int32()), ("content_hash", pa.string()), ("source", pa.string()), ("line", pa.int64()),
+])
+_SPOOL_COLUMNS = (
+    "{event_id: 'VARCHAR', type: 'VARCHAR', item_id: 'VARCHAR', ts: 'JSON', received_at: 'DOUBLE', "
+    "input: 'JSON', prediction: 'JSON', correction: 'JSON', error: 'JSON', meta: 'JSON', "
+    "schema_version: 'INTEGER', content_hash: 'VARCHAR'}"
+)
+
+
+@dataclass
+class IngestReport:
+    """What one ingest run did."""
+
+    sources: int = 0
+    events: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    skipped_sources: list[str] = field(default_factory=list)
+
+    def add(self, other: "IngestReport") -> None:
+        self.sources += other.sources
+        self.events += other.events
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+        self.skipped_sources += other.skipped_sources
+
+
+def ingest_spool(ws: Workspace, *, progress: Progress | None = None) -> IngestReport:
+    """Absorb every sealed spool segment into the store."""
+    store = ws.store()
+    report = IngestReport()
+    segments = spool.sealed_segments(ws.path("spool"))
+    if not segments:
+        return report
+    names = [f"spool:{s.name}" for s in segments]
+    done = {r["source"] for r in store.rows(
+        "SELECT source FROM ingested_sources WHERE source IN (SELECT unnest(?))", [names])}
+    total = sum(s.stat().st_size for s in segments)
+    finished = 0
+    for group in _groups([s for s in segments if f"spool:{s.name}" not in done]):
+        report.add(_ingest_segments(ws, group))
+        finished += sum(s.stat().st_size for s in group)
+        for segment in group:
+            spool.archive(segment)
+        if progress:
+            progress(finished, total)
+    for segment in segments:
+        if f"spool:{segment.name}" in done:
+            spool.archive(segment)
+    return report
+
+
+def ingest_files(ws: Workspace, paths: Iterable[str | Path], *, mapping: dict | None = None,
+                 default_type: str | None = None, progress: Progress | None = None) -> IngestReport:
+    """Ingest bulk JSONL, CSV or Parquet files; bad rows go to quarantine, the rest go in."""
+    report = IngestReport()
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise FeedbackError(f"{path}: no such file")
+        fingerprint = _file_digest(path)
+        source = f"file:{path.resolve()}"
+        if ws.store().value(
+            "SELECT count(*) FROM ingested_sources WHERE fingerprint = ? AND kind = 'file'", [fingerprint]
+        ):
+            report.skipped_sources.append(str(path))
+            continue
+        size = path.stat().st_size
+        seen = [0]
+
+        def on_bytes(n: int, _size=size, _seen=seen) -> None:
+            _seen[0] += n
+            if progress:
+                progress(_seen[0], _size)
+
+        records = read_records(path, mapping=mapping, default_type=default_type, on_bytes=on_bytes)
+        file_report = _ingest_records(ws, records, source=source, id_prefix=fingerprint[:16])
+        _record_source(ws, source, "file", fingerprint, file_report)
+        report.add(file_report)
+    return report
+
+
+def ingest_records(ws: Workspace, records: Iterable[Record], *, source: str, quarantine: bool = True) -> IngestReport:
+    """Ingest records that carry their event ids; with `quarantine=False` rejects are only counted."""
+    return _ingest_records(ws, records, source=source, id_prefix=None, quarantine=quarantine)
+
+
+def _groups(segments: list[Path]) -> Iterable[list[Path]]:
+    group, size = [], 0
+    for segment in segments:
+        group.append(segment)
+        size += segment.stat().st_size
+        if size >= GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _ingest_segments(ws: Workspace, segments: list[Path]) -> IngestReport:
+    """Fast path: DuckDB reads the segments; an unreadable one takes the line-by-line path."""
+    try:
+        with ws.store().atomic() as tx:
+            tx.execute(
+                f"CREATE TEMP TABLE batch AS SELECT * EXCLUDE (filename), 'spool:' || parse_filename(filename) AS source, "
+                f"NULL::BIGINT AS line "
+                f"FROM read_json(?, format = 'newline_delimited', columns = {_SPOOL_COLUMNS}, filename = true)",
+                [[str(s) for s in segments]],
+            )
+            report, rejected = _absorb(tx, ws)
+            _quarantine(tx, [_locate(row, segments[0].parent) for row in rejected])
+            for segment in segments:
+                _record_source_tx(tx, f"spool:{segment.name}", "spool", None, None)
+            report.sources = len(segments)
+            return report
+    except StoreError:
+        if len(segments) > 1:
+            report = IngestReport()
+            for segment in segments:
+                report.add(_ingest_segments(ws, [segment]))
+            return report
+    segment = segments[0]
+    report = _ingest_records(ws, _spool_records(segment), source=f"spool:{segment.name}", id_prefix=None)
+    _record_source(ws, f"spool:{segment.name}", "spool", None, report)
+    return report
+
+
+def _spool_records(segment: Path) -> Iterable[Record]:
+    """A segment's lines as producer events again (without the fields capture added)."""
+    for record in read_records(segment):
+        if isinstance(record.event, dict):
+            record.event.pop("received_at", None)
+            record.event.pop("content_hash", None)
+        yield record
+
+
+def _ingest_records(ws: Workspace, records: Iterable[Record], *, source: str, id_prefix: str | None,
+                    quarantine: bool = True) -> IngestReport:
+    """Slow path: validate each record in Python, then absorb in batches."""
+    report = IngestReport(sources=1)
+    limit = ws.config["capture"]["max_text_chars"]
+    received_at = time.time()
+    good: list[dict] = []
+    bad: list[dict] = []
+    for record in records:
+        event = record.event
+        if event is not None:
+            if id_prefix and isinstance(event, dict) and event.get("event_id") is None:
+                event["event_id"] = f"{id_prefix}:{record.line}"
+            try:
+                normalised = contract.validate(event, max_text_chars=limit, received_at=received_at)
+            except InvalidEvent as exc:
+                record.error = exc
+            else:
+                normalised["line"] = record.line
+                normalised["source"] = source
+                good.append(normalised)
+        if record.error is not None:
+            event_id = event.get("event_id") if isinstance(event, dict) else None
+            bad.append(_rejection(source, record.line, event_id, record.error, record.raw))
+        if len(good) >= BATCH_ROWS or len(bad) >= BATCH_ROWS:
+            report.add(_absorb_batch(ws, good, bad, quarantine))
+            good, bad = [], []
+    if good or bad:
+        report.add(_absorb_batch(ws, good, bad, quarantine))
+    report.sources = 1
+    return report
+
+
+def _absorb_batch(ws: Workspace, good: list[dict], bad: list[dict], quarantine: bool) -> IngestReport:
+    with ws.store().atomic() as tx:
+        with tx.registered(_to_arrow(good)) as name:
+            tx.execute(f"CREATE TEMP TABLE batch AS SELECT * REPLACE (ts::JSON AS ts, input::JSON AS input, "
+                       f"prediction::JSON AS prediction, correction::JSON AS correction, error::JSON AS error, "
+                       f"meta::JSON AS meta) FROM {name}")
+        report, rejected = _absorb(tx, ws)
+        raw = {(g["source"], g["line"]): g for g in good}
+        for row in rejected:
+            del row["content_hash"]
+            row["raw"] = contract.to_line(_public(raw[(row["source"], row["line"])])).decode().rstrip("\n")
+        if quarantine:
+            _quarantine(tx, bad + rejected)
+        report.quarantined += len(bad)
+        return report
+
+
+def _absorb(tx, ws: Workspace) -> tuple[IngestReport, list[dict]]:
+    """Append the temp table `batch` to `events`: skip retries, hold back conflicts and unknown labels."""
+    taxonomy = ws.taxonomy
+    labels = sorted(taxonomy.names) if taxonomy.mode == "fixed" else None
+    tx.execute(
+        """
+        CREATE TEMP TABLE judged AS
+        WITH ranks AS (  -- windows over narrow rows only: sorting the JSON payloads is the slow part
+            SELECT rowid AS rid, first_value(content_hash) OVER w AS first_hash, row_number() OVER w AS nth
+            FROM batch WINDOW w AS (PARTITION BY event_id ORDER BY received_at, line)
+        ), b AS (
+            SELECT batch.*, prediction->>'label' AS pred_label, correction->>'label' AS corr_label, first_hash, nth
+            FROM batch JOIN ranks ON ranks.rid = batch.rowid
+        ), known AS (
+            SELECT event_id, any_value(content_hash) AS stored_hash FROM events
+            WHERE event_id IN (SELECT event_id FROM batch) GROUP BY event_id
+        )
+        SELECT b.*, CASE
+            WHEN ?::VARCHAR[] IS NOT NULL AND pred_label IS NOT NULL AND NOT list_contains(?::VARCHAR[], pred_label)
+                THEN 'unknown_label:prediction.label'
+            WHEN ?::VARCHAR[] IS NOT NULL AND corr_label IS NOT NULL AND NOT list_contains(?::VARCHAR[], corr_label)
+                THEN 'unknown_label:correction.label'
+            WHEN stored_hash IS NOT NULL AND stored_hash <> content_hash THEN 'duplicate_event_conflict:event_id'
+            WHEN stored_hash IS NOT NULL THEN 'duplicate'
+            WHEN first_hash <> content_hash THEN 'duplicate_event_conflict:event_id'
+            WHEN nth > 1 THEN 'duplicate'
+            ELSE 'ok' END AS verdict
+        FROM b LEFT JOIN known USING (event_id)
+        """,
+        [labels] * 4,
+    )
+    base = tx.value("SELECT coalesce(max(seq), 0) FROM events")
+    tx.execute(
+        """
+        INSERT INTO events
+        WITH ordered AS (
+            SELECT rowid AS rid, row_number() OVER (ORDER BY received_at, source, line, event_id) AS n
+            FROM judged WHERE verdict = 'ok'
+        )
+        SELECT ? + n, event_id, type, item_id,
+               coalesce(CASE WHEN json_type(ts) = 'VARCHAR' THEN (ts->>'$')::TIMESTAMPTZ ELSE to_timestamp(ts::DOUBLE) END,
+                        to_timestamp(received_at))::TIMESTAMP,
+               to_timestamp(received_at)::TIMESTAMP, now()::TIMESTAMP,
+               input->>'text', input, pred_label, (prediction->>'score')::DOUBLE, prediction->'probs',
+               prediction->>'model', prediction->>'model_version', corr_label, correction->>'by',
+               correction->>'note', error->>'kind', error->>'message', meta, source, content_hash, schema_version
+        FROM judged JOIN ordered ON ordered.rid = judged.rowid
+        """,
+        [base],
+    )
+    counts = {r["verdict"]: r["n"] for r in tx.rows("SELECT verdict, count(*) AS n FROM judged GROUP BY verdict")}
+    rejected = tx.rows(
+        "SELECT source, line, event_id, content_hash, verdict, pred_label, corr_label FROM judged "
+        "WHERE verdict NOT IN ('ok', 'duplicate')"
+    )
+    tx.execute("DROP TABLE judged")
+    tx.execute("DROP TABLE batch")
+    report = IngestReport(events=counts.get("ok", 0), duplicates=counts.get("duplicate", 0), quarantined=len(rejected))
+    return report, [_verdict_rejection(row, taxonomy) for row in rejected]
+
+
+def _verdict_rejection(row: dict, taxonomy) -> dict:
+    reason, _, where = row["verdict"].partition(":")
+    if reason == "unknown_label":
+        label = row["pred_label"] if where == "prediction.label" else row["corr_label"]
+        message = f"{label!r} is not in the taxonomy{taxonomy.hint(label)}"
+    else:
+        message = f"{row['event_id']!r} is already stored with different content; give the new event its own id"
+    error = InvalidEvent(reason, message, where)
+    return {**_rejection(row["source"], row["line"], row["event_id"], error, None), "content_hash": row["content_hash"]}
+
+
+def _rejection(source, line, event_id, error: InvalidEvent, raw) -> dict:
+    return {"source": source, "line": line, "event_id": event_id, "reason": error.reason,
+            "field": error.field, "message": str(error), "raw": raw}
+
+
+def _locate(row: dict, folder: Path) -> dict:
+    """Find the line and text of a rejected spool event in its segment (rare, so a scan is fine)."""
+    needle = row.pop("content_hash").encode()
+    with open(folder / row["source"].removeprefix("spool:"), "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if needle in raw and orjson.loads(raw).get("content_hash") == needle.decode():
+                return {**row, "line": number, "raw": raw.decode().rstrip("\n")}
+    return row
+
+
+def _quarantine(tx, rows: list[dict]) -> None:
+    """Append rejections, except those already quarantined from the same place for the same reason."""
+    if not rows:
+        return
+    table = pa.Table.from_pylist(rows, schema=pa.schema([
+        ("source", pa.string()), ("line", pa.int64()), ("event_id", pa.string()), ("reason", pa.string()),
+        ("field", pa.string()), ("message", pa.string()), ("raw", pa.string()),
+    ]))
+    with tx.registered(table) as name:
+        tx.execute(
+            f"""
+            INSERT INTO quarantine
+            SELECT md5(concat_ws('|', n.source, n.line, n.event_id, n.reason)), now()::TIMESTAMP,
+                   n.source, n.line, n.event_id, n.reason, n.field, n.message, n.raw
+            FROM {name} n ANTI JOIN quarantine q
+              ON q.qid = md5(concat_ws('|', n.source, n.line, n.event_id, n.reason))
+            """
+        )
+
+
+def _record_source(ws: Workspace, source: str, kind: str, fingerprint: str | None, report: IngestReport) -> None:
+    with ws.store().atomic() as tx:
+        _record_source_tx(tx, source, kind, fingerprint, report)
+
+
+def _record_source_tx(tx, source, kind, fingerprint, report: IngestReport | None) -> None:
+    r = report or IngestReport()
+    tx.execute("INSERT INTO ingested_sources VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+               [source, kind, fingerprint, r.events, r.duplicates, r.quarantined])
+
+
+def _to_arrow(rows: list[dict]) -> pa.Table:
+    def dumped(row, key):
+        value = row.get(key)
+        return None if value is None else orjson.dumps(value).decode()
+
+    columns = {name: [] for name in _BATCH_SCHEMA.names}
+    for row in rows:
+        for name in ("event_id", "type", "item_id", "received_at", "schema_version", "content_hash", "source", "line"):
+            columns[name].append(row.get(name))
+        for name in ("ts", "input", "prediction", "correction", "error", "meta"):
+            columns[name].append(dumped(row, name))
+    return pa.table(columns, schema=_BATCH_SCHEMA)
+
+
+def _public(normalised: dict) -> dict:
+    return {k: v for k, v in normalised.items() if k not in ("line", "source", "received_at", "content_hash")}
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

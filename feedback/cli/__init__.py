@@ -1,0 +1,34 @@
+"""The `feedback` command: one subcommand per library function, grouped by the part of the loop.
+
+Each group module (`workspace`, `capture`, `review`, `learn`, `release`) takes its shared options
+and error handling from `shell`, never from another group. Library modules load on first use,
+so `feedback --help` and `--version` import none of the heavy libraries.
+"""
+
+import click
+
+from . import capture, learn, release, review, workspace
+from .shell import Shell
+
+
+@click.group(cls=Shell, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="feedback-workbench")
+def main():
+    """Capture production model feedback, review it, and release versioned datasets.
+
+    \b
+    Example:
+      feedback init ws --dataset banking77 --labels sample_data/taxonomy.json
+      feedback -h
+    """
+
+
+for command in (
+    workspace.init, workspace.status, workspace.labels, workspace.user_add, workspace.label_add, workspace.demo,
+    capture.ingest, capture.quarantine, capture.serve, capture.schema,
+    review.queue_command, review.next_command, review.label, review.undo, review.history, review.agreement,
+    review.groups, review.relabel, review.adjudicate, review.gold, review.enqueue, review.forget,
+    learn.sample, learn.suspects,
+    release.release_group,
+):
+    main.add_command(command)

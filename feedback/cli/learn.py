@@ -1,0 +1,125 @@
+"""The `feedback sample` and `feedback suspects` commands, of the `feedback` command.
+
+A run that finds nothing to do, or finds another run in progress, exits 0 and says so:
+both are normal when the commands run from cron.
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import learn
+from ..learn.choices import (
+    DEFAULT_DIVERSITY,
+    DEFAULT_STRATEGY,
+    DEFAULT_SUSPECT_METHOD,
+    DIVERSITY,
+    PROBABILITIES,
+    QUOTA_FIELDS,
+    STRATEGIES,
+    SUSPECT_METHODS,
+)
+from .shell import emit, output_options, workspace_option
+
+
+def _quotas(ctx, param, values) -> dict[str, int]:
+    quotas = {}
+    for text in values:
+        field, _, cap = text.partition("=")
+        if field not in QUOTA_FIELDS or not cap.isdigit():
+            raise click.BadParameter(f"{text!r} is not FIELD=N with FIELD one of {', '.join(QUOTA_FIELDS)} "
+                                     "(e.g. pred_label=5)")
+        quotas[field] = int(cap)
+    return quotas
+
+
+@click.command()
+@click.option("--budget", default=100, show_default=True, type=click.IntRange(1), help="Queue at most this many items.")
+@click.option("--strategy", type=click.Choice(STRATEGIES), default=DEFAULT_STRATEGY, show_default=True,
+              help="Uncertainty: 1 - p1 (least_confidence), 1 - (p1 - p2) (margin), or normalised entropy.")
+@click.option("--diversity", type=click.Choice(DIVERSITY), default=DEFAULT_DIVERSITY, show_default=True,
+              help="kmeans: cluster the top candidates and pick the best of each cluster; none: top scores only.")
+@click.option("--quota", "quotas", multiple=True, metavar="FIELD=N", callback=_quotas,
+              help="At most N picks per value of FIELD: pred_label, model_version or source (repeatable).")
+@click.option("--probabilities", type=click.Choice(PROBABILITIES), default="auto", show_default=True,
+              help="stored: the production probabilities of the latest model version; fit: a model fitted on the "
+                   "trusted labels; auto: stored, unless they cover under half the pool and a model can be fitted.")
+@click.option("--recent-runs", default=10, show_default=True, type=click.IntRange(0),
+              help="Never pick an item picked by this many latest runs.")
+@click.option("--key", help="Run key (e.g. the scheduled time): a run with a key that ran before does nothing.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the clustering.")
+@click.option("--dry-run", is_flag=True, help="Show the picks; queue and record nothing.")
+@click.option("--report", is_flag=True, help="Show the latest runs and their yield instead of sampling.")
+@click.option("--runs", default=20, show_default=True, type=click.IntRange(1), help="With --report: how many runs.")
+@workspace_option
+@output_options
+def sample(ws, budget, strategy, diversity, quotas, probabilities, recent_runs, key, seed, dry_run, report, runs,
+           as_json, quiet):
+    """Queue the unlabeled items a model would learn most from (reason active_learning).
+
+    The pool is the items not queued, not labeled and not picked by recent runs. Each run
+    is recorded; one run at a time per workspace; safe to run from cron.
+
+    \b
+    Examples:
+      feedback sample --budget 200 --dry-run
+      feedback sample --budget 200 --quota pred_label=10 --key "$(date -u +%Y-%m-%dT%H)"
+      feedback sample --report
+    """
+    if report:
+        return emit(learn.sampler_report(ws, runs=runs), as_json=as_json, quiet=quiet, text=_report_text)
+    run = learn.sample(ws, budget=budget, strategy=strategy, diversity=diversity, quotas=quotas,
+                       probabilities=probabilities, recent_runs=recent_runs, key=key, dry_run=dry_run, seed=seed)
+    emit(run, as_json=as_json, quiet=quiet, text=lambda r: _result_text(r, [
+        f"{p['rank']:>4}  {p['score']:.3f}  {p['item_id']:<14} {p['predicted'] or '-':<28} {p['text'][:60]!r}"
+        for p in r["picks"]]))
+
+
+@click.command()
+@click.option("--method", type=click.Choice(SUSPECT_METHODS), default=DEFAULT_SUSPECT_METHOD, show_default=True,
+              help="ranked: per label, as many as confident learning estimates, most disagreeing first; "
+                   "confident_learning: off the confident joint's diagonal; disagreement: prediction is not the label.")
+@click.option("--folds", default=5, show_default=True, type=click.IntRange(2), help="Cross-validation folds.")
+@click.option("--limit", type=click.IntRange(1), help="Queue at most this many (the most suspicious).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the folds and the model.")
+@click.option("--dry-run", is_flag=True, help="Show the suspects; queue nothing.")
+@workspace_option
+@output_options
+def suspects(ws, method, folds, limit, seed, dry_run, as_json, quiet):
+    """Queue trusted labels that look wrong (reason suspected_label_error), most suspicious first.
+
+    Out-of-fold probabilities of a TF-IDF + logistic regression model over the labeled
+    items, and confident learning. An item is flagged at most once.
+
+    \b
+    Examples:
+      feedback suspects --dry-run
+      feedback suspects --limit 100 --json
+    """
+    found = learn.find_suspects(ws, method=method, folds=folds, limit=limit, dry_run=dry_run, seed=seed)
+    emit(found, as_json=as_json, quiet=quiet, text=lambda r: _result_text(r, [
+        f"{s['score']:.3f}  {s['item_id']:<14} {s['label']} -> {s['suggested']}  {s['text'][:60]!r}"
+        for s in r["suspects"]]))
+
+
+def _result_text(result: dict, lines: list[str]) -> str:
+    head = result["message"][:1].upper() + result["message"][1:] + "."
+    if result["status"] == "dry_run":
+        head = f"Dry run, nothing queued or recorded. {head}"
+    return "\n".join([head, *lines])
+
+
+def _report_text(report: dict) -> str:
+    if not report["runs"]:
+        return "No sample runs yet; run `feedback sample`."
+    row = "{:<27} {:<16} {:<13} {:<16} {:>6} {:>8} {:>9} {:>5}".format
+
+    def counts(r):
+        return r["picked"], r["reviewed"], r["relabeled"], "-" if r["yield"] is None else f"{r['yield']:.2f}"
+
+    lines = [row("run", "started (UTC)", "status", "strategy", "picked", "reviewed", "relabeled", "yield")]
+    lines += [row(r["run_id"], f"{r['started_at']:%Y-%m-%d %H:%M}", r["status"], r["strategy"], *counts(r))
+              for r in report["runs"]]
+    lines.append(row("total", "", "", "", *counts(report["total"])))
+    lines.append("Yield: the share of reviewed picks whose label differs from the model's prediction.")
+    return "\n".join(line.rstrip() for line in lines)

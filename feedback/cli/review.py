@@ -1,0 +1,287 @@
+"""Review commands: the queue, claims, decisions, undo, history, agreement, groups, adjudication, purge."""
+
+from __future__ import annotations
+
+import click
+
+from .. import review, roles
+from ..review.choices import REASONS, STATUSES
+from .shell import emit, output_options, parse_pair, reviewer_option, workspace_option
+
+
+@click.command("queue")
+@click.option("--reason", type=click.Choice(REASONS), help="Only items queued for this reason.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only items with this status.")
+@click.option("--pred-label", help="Only items the model predicted as this label.")
+@click.option("--corr-label", help="Only items a user corrected to this label.")
+@click.option("--current-label", help="Only items whose current (reviewed) label is this.")
+@click.option("--model-version", help="Only items predicted by this model version.")
+@click.option("--source", help="Only items from this source (meta.source, meta.channel or the capture path).")
+@click.option("--since", type=click.DateTime(), help="Only items seen at or after this UTC time.")
+@click.option("--until", type=click.DateTime(), help="Only items seen before this UTC time.")
+@click.option("--search", "text", help="Only items whose text contains this (case-insensitive).")
+@click.option("--sort", type=click.Choice(["priority", "time"]), default="priority", show_default=True)
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--offset", default=0, show_default=True, type=click.IntRange(0))
+@click.option("--counts", is_flag=True, help="Print counts per filter value instead of items.")
+@workspace_option
+@output_options
+def queue_command(ws, sort, limit, offset, counts, as_json, quiet, **filters):
+    """The review queue, highest priority first, with filters.
+
+    \b
+    Examples:
+      feedback queue --reason correction --limit 10
+      feedback queue --status disputed --json
+      feedback queue --counts
+    """
+    flt = review.QueueFilter(**filters)
+    if counts:
+        return emit(review.queue_counts(ws, flt), as_json=as_json, quiet=quiet, text=_counts_text)
+    emit(review.queue_page(ws, flt, sort=sort, limit=limit, offset=offset), as_json=as_json, quiet=quiet,
+         text=_queue_text)
+
+
+@click.command("next")
+@reviewer_option
+@workspace_option
+@output_options
+def next_command(ws, reviewer, as_json, quiet):
+    """Claim the next item of the queue for the reviewer and show it.
+
+    \b
+    Example:
+      feedback next --reviewer alice
+    """
+    row = review.next_item(ws, roles.actor(ws, reviewer))
+    emit(row, as_json=as_json, quiet=quiet, text=lambda r: _queue_text([r]) if r else "The queue is empty.")
+
+
+@click.command()
+@click.argument("item_id")
+@click.argument("label")
+@click.option("--note", help="Why (kept with the decision).")
+@click.option("--expect", "based_on", metavar="DECISION_ID",
+              help="Refuse if the item's last decision is no longer this one ('none' for an undecided item).")
+@reviewer_option
+@workspace_option
+@output_options
+def label(ws, item_id, label, note, based_on, reviewer, as_json, quiet):
+    """Decide an item: a label of the taxonomy, or skip, junk, unsure.
+
+    \b
+    Examples:
+      feedback label req-000123 card_arrival --reviewer alice
+      feedback label req-000124 junk --note "test message"
+    """
+    check = based_on is not None
+    decision = review.decide(ws, roles.actor(ws, reviewer), item_id, label, note=note,
+                                 based_on=None if based_on == "none" else based_on, check_stale=check)
+    emit(decision, as_json=as_json, quiet=quiet,
+         text=lambda d: f"{d['decision_id']}: {d['item_id']} -> {d['label'] or d['kind']} by {d['reviewer']}")
+
+
+@click.command()
+@click.argument("decision_id", required=False)
+@click.option("--last", is_flag=True, help="Undo the reviewer's latest decision.")
+@click.option("--batch", "batch_id", help="Undo every decision of a group relabel batch.")
+@reviewer_option
+@workspace_option
+def undo(ws, decision_id, last, batch_id, reviewer):
+    """Undo a decision (appends an undo; nothing is deleted).
+
+    \b
+    Examples:
+      feedback undo d-1a2b3c4d5e6f7a8b
+      feedback undo --last --reviewer alice
+      feedback undo --batch batch-0123456789ab
+    """
+    who = roles.actor(ws, reviewer)
+    if sum(map(bool, (decision_id, last, batch_id))) != 1:
+        raise click.UsageError("give one of DECISION_ID, --last, --batch")
+    if batch_id:
+        click.echo(f"Undid {review.undo_batch(ws, who, batch_id)} decisions of {batch_id}.")
+        return
+    done = review.undo_last(ws, who) if last else review.undo(ws, who, decision_id)
+    click.echo(f"Undid {done['undoes']} on {done['item_id']}." if done else "Nothing to undo.")
+
+
+@click.command()
+@click.argument("item_id")
+@workspace_option
+@output_options
+def history(ws, item_id, as_json, quiet):
+    """Everything that happened to an item, oldest first.
+
+    \b
+    Example:
+      feedback history req-000123 --json
+    """
+    emit(review.history(ws, item_id), as_json=as_json, quiet=quiet, text=lambda rows: "\n".join(
+        f"{r['at']}  {r['kind']:<22} {r['label'] or '':<32} {r['reviewer'] or ''}" for r in rows))
+
+
+@click.command()
+@workspace_option
+@output_options
+def agreement(ws, as_json, quiet):
+    """Agreement between reviewers (Cohen's kappa, Krippendorff's alpha) and accuracy on gold items.
+
+    \b
+    Example:
+      feedback agreement --json
+    """
+    emit(review.reviewer_agreement(ws), as_json=as_json, quiet=quiet, text=_agreement_text)
+
+
+@click.command()
+@click.option("--threshold", default=90.0, show_default=True, help="Similarity (0-100) that makes two texts near-copies.")
+@click.option("--min-size", default=2, show_default=True, type=click.IntRange(2))
+@click.option("--all", "all_items", is_flag=True, help="Group every item, not only queued ones.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1))
+@workspace_option
+@output_options
+def groups(ws, threshold, min_size, all_items, limit, as_json, quiet):
+    """Near-duplicate groups of items, largest and most disputed first.
+
+    \b
+    Example:
+      feedback groups --threshold 90 --json
+    """
+    found = review.near_duplicate_groups(ws, threshold=threshold, min_size=min_size, queued_only=not all_items)[:limit]
+    emit(found, as_json=as_json, quiet=quiet, text=lambda gs: "\n".join(
+        f"{g['group_id']}  {g['size']:>4} items  {g['disputed']} disputed  {g['text'][:60]!r}" for g in gs)
+        or "No groups.")
+
+
+@click.command()
+@click.argument("label")
+@click.argument("item_ids", nargs=-1, required=True)
+@click.option("--note", help="Why (kept with each decision).")
+@click.option("--preview", is_flag=True, help="Show what would change, decide nothing.")
+@reviewer_option
+@workspace_option
+@output_options
+def relabel(ws, label, item_ids, note, preview, reviewer, as_json, quiet):
+    """Label many items at once (a near-duplicate group): one decision each, sharing a batch id.
+
+    \b
+    Example:
+      feedback relabel card_arrival req-1 req-2 req-3 --preview
+      feedback relabel card_arrival req-1 req-2 req-3 --reviewer alice
+    """
+    if preview:
+        return emit(review.preview_group(ws, list(item_ids)), as_json=as_json, quiet=quiet,
+                    text=lambda rows: "\n".join(
+                        f"{r['item_id']}  {r['current_label'] or '-'} -> {label}  {r['text']!r}" for r in rows))
+    batch = review.relabel_group(ws, roles.actor(ws, reviewer), list(item_ids), label, note=note)
+    emit({"batch_id": batch, "items": len(set(item_ids))}, as_json=as_json, quiet=quiet,
+         text=lambda d: f"Labeled {d['items']} items as {label}: batch {d['batch_id']} (undo with --batch).")
+
+
+@click.command()
+@click.argument("item_id")
+@click.argument("label")
+@click.option("--note", help="Why.")
+@reviewer_option
+@workspace_option
+def adjudicate(ws, item_id, label, note, reviewer):
+    """Settle a disputed item with a final label (leads).
+
+    \b
+    Example:
+      feedback adjudicate req-000123 card_arrival --reviewer lead-ann
+    """
+    d = review.adjudicate(ws, roles.actor(ws, reviewer), item_id, label, note=note)
+    click.echo(f"{d['decision_id']}: {item_id} -> {label} (adjudicated by {d['reviewer']})")
+
+
+@click.command()
+@click.argument("item_id")
+@click.argument("label")
+@reviewer_option
+@workspace_option
+def gold(ws, item_id, label, reviewer):
+    """Make an item a gold item with a known answer (leads); it then gets overlapping decisions.
+
+    \b
+    Example:
+      feedback gold req-000123 card_arrival --reviewer lead-ann
+    """
+    review.set_gold(ws, roles.actor(ws, reviewer), item_id, label)
+    click.echo(f"{item_id} is gold: {label}.")
+
+
+@click.command()
+@click.argument("item_ids", nargs=-1, required=True)
+@reviewer_option
+@workspace_option
+def enqueue(ws, item_ids, reviewer):
+    """Put items in the review queue by hand (reason `manual`).
+
+    \b
+    Example:
+      feedback enqueue req-000123 req-000124 --reviewer alice
+    """
+    n = review.add_to_queue(ws, roles.actor(ws, reviewer), list(item_ids), reason="manual")
+    click.echo(f"Queued {n} items.")
+
+
+@click.command()
+@click.argument("item_ids", nargs=-1)
+@click.option("--meta", "meta_match", metavar="FIELD=VALUE", help="Forget every item whose events have this meta value.")
+@click.option("--why", required=True, help="The request or ticket behind the purge (recorded).")
+@reviewer_option
+@workspace_option
+@output_options
+def forget(ws, item_ids, meta_match, why, reviewer, as_json, quiet):
+    """Purge the captured payload of items (privacy request), keeping an audited skeleton (admins).
+
+    \b
+    Examples:
+      feedback forget req-000123 --why "GDPR-4711" --reviewer admin
+      feedback forget --meta user_id=u0042 --why "GDPR-4712"
+    """
+    field, value = parse_pair(meta_match, option="--meta") if meta_match else (None, None)
+    report = review.forget(ws, roles.actor(ws, reviewer), item_ids=list(item_ids), meta_field=field,
+                               meta_value=value, why=why)
+    emit(vars(report), as_json=as_json, quiet=quiet, text=_forget_text)
+
+
+def _queue_text(rows: list[dict]) -> str:
+    if not rows:
+        return "No items match."
+    return "\n".join(
+        f"{r['item_id']:<14} {r['priority']:5.2f}  {r['status']:<9} {','.join(r['reasons']):<28} "
+        f"{r['pred_label'] or '-'} -> {r['corr_label'] or r['current_label'] or '?'}  {(r['text'] or '')[:50]!r}"
+        for r in rows)
+
+
+def _counts_text(counts: dict) -> str:
+    lines = [f"{counts['total']['items']:,} items"]
+    for name, values in counts.items():
+        if name != "total" and values:
+            top = ", ".join(f"{k} {v:,}" for k, v in list(values.items())[:8])
+            lines.append(f"{name:<14} {top}")
+    return "\n".join(lines)
+
+
+def _agreement_text(a: dict) -> str:
+    def num(x):
+        return "-" if x is None else f"{x:.3f}"
+
+    lines = [f"{a['items_with_overlap']} items with overlapping decisions; Krippendorff's alpha {num(a['alpha'])}"]
+    lines += [f"  {p['a']} ~ {p['b']}: {p['items']} items, agreement {num(p['agreement'])}, kappa {num(p['kappa'])}"
+              for p in a["pairs"]]
+    lines += [f"  gold {g['reviewer']}: {g['items']} items, accuracy {num(g['accuracy'])}" for g in a["gold"]]
+    return "\n".join(lines)
+
+
+def _forget_text(r: dict) -> str:
+    lines = [f"Purged {len(r['items'])} items: {r['events']} events, {r['quarantine_rows']} quarantine rows, "
+             f"{r['spool_lines']} spool lines."]
+    if r["active_lines_left"]:
+        lines.append(f"{r['active_lines_left']} events are still in active spool segments: run again after ingest.")
+    if r["releases"]:
+        lines.append("Releases containing them (rebuild these): " + ", ".join(r["releases"]))
+    return "\n".join(lines)

@@ -1,0 +1,17 @@
+"""The learning loop's fixed choices and defaults, in a module that imports nothing heavy, so the CLI can offer them.
+
+Defaults were chosen on BANKING77 (`bench/active_learning.py`).
+"""
+
+#: How a sampler scores an item's uncertainty.
+STRATEGIES = ("least_confidence", "margin", "entropy")
+#: How a sampler keeps one batch from being copies of one phrase.
+DIVERSITY = ("kmeans", "none")
+DEFAULT_STRATEGY, DEFAULT_DIVERSITY = "margin", "kmeans"
+#: Where a sampler's probabilities come from.
+PROBABILITIES = ("auto", "stored", "fit")
+#: What a sampler's quota can cap.
+QUOTA_FIELDS = ("pred_label", "model_version", "source")
+#: How suspected label errors are chosen.
+SUSPECT_METHODS = ("ranked", "confident_learning", "disagreement")
+DEFAULT_SUSPECT_METHOD = "ranked"

@@ -1,0 +1,46 @@
+"""What the scheduled jobs that fill the review queue share (`feedback sample`, `feedback suspects`).
+
+- `job_lock`: one run of a job at a time per workspace, across processes. It is an
+  `flock` on a file in the workspace: the kernel releases it when the holding process
+  ends, however it ends, so a killed run never leaves a stale lock behind.
+Jobs queue their picks with `review.queue.log_reasons` inside their own write transaction,
+so the check that an item is not queued yet and the queueing cannot interleave with another writer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from ..errors import FeedbackError
+from ..workspace import Workspace
+
+
+class JobBusy(FeedbackError):
+    """Another process is running the same job on this workspace."""
+
+
+@contextmanager
+def job_lock(ws: Workspace, job: str) -> Iterator[None]:
+    """Hold the workspace's lock for `job` during the block; raise JobBusy at once if another process holds it."""
+    path = ws.root / f".{job}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise JobBusy(f"another `feedback {job}` run is in progress ({holder}, lock {path}); this run did "
+                          "nothing. The lock goes when that process ends; if it hangs, stop it") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} since {now():%Y-%m-%d %H:%M:%S} UTC".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)

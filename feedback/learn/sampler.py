@@ -1,0 +1,239 @@
+"""The active-learning sampler: runs that queue the unlabeled items a model would learn most from.
+
+A run (`sample`):
+1. reads, in one short transaction, the pool: items with text that are not queued, not
+   labeled or junk, and not picked by the last `recent_runs` runs, with their latest stored
+   production probabilities, and the trusted labels;
+2. scores the pool without holding the store: from the stored probabilities when they come
+   from the latest model version, else from a model fitted on the trusted labels
+   (`probabilities="auto"`), then picks a diverse batch (`strategies`);
+3. in one short transaction, keeps the picks that are still eligible, queues them with the
+   reason `active_learning` and their score, and records the run (`sampler_runs`) and its
+   picks (`sampler_picks`).
+
+Made for cron: one run at a time per workspace (`job_lock`); the write re-checks that each
+pick is still eligible, so even runs that do not share the lock never queue an item twice;
+a run `key` (e.g. the scheduled time) makes a retried run a no-op; a run that finds nothing
+to do is recorded and says so.
+
+Yield (`report`): of a run's picks that reviewers have labeled since, the share whose label
+differs from the model's prediction at pick time. A high yield means the sampler finds the
+items the model gets wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import FeedbackError
+from ..review.queue import log_reasons
+from ..review.state import sync_items
+from ..roles import Actor
+from ..workspace import Workspace
+from .choices import DEFAULT_DIVERSITY, DEFAULT_STRATEGY, DIVERSITY, PROBABILITIES, QUOTA_FIELDS, STRATEGIES
+from .jobs import JobBusy, job_lock, now
+from .model import DESCRIPTION, fit_predict_proba
+from .strategies import select, uncertainty
+
+SAMPLER = Actor("sampler", "reviewer")
+MIN_TRUSTED = 20  # trusted labels (of two labels or more) needed to fit a model
+
+_ELIGIBLE = """i.text IS NOT NULL AND len(i.reasons) = 0
+    AND i.item_id NOT IN (SELECT item_id FROM reviews WHERE status IN ('labeled', 'junk'))
+    AND i.item_id NOT IN (SELECT item_id FROM sampler_picks WHERE run_id IN (
+        SELECT run_id FROM sampler_runs WHERE picked > 0 ORDER BY started_at DESC LIMIT ?))"""
+_POOL = f"""
+WITH current AS (SELECT model_version AS version FROM events WHERE type = 'prediction' AND model_version IS NOT NULL
+                 ORDER BY ts DESC, seq DESC LIMIT 1),
+latest AS (SELECT item_id, pred_probs FROM events
+           WHERE seq IN (SELECT max(seq) FROM events WHERE type = 'prediction' GROUP BY item_id))
+SELECT i.item_id, i.text, i.pred_label, i.model_version, i.source,
+       i.model_version IS NOT DISTINCT FROM (SELECT version FROM current) AS fresh,
+       CAST(json_extract(l.pred_probs, '$.*') AS DOUBLE[]) AS probs
+FROM items i LEFT JOIN latest l USING (item_id)
+WHERE {_ELIGIBLE}
+ORDER BY i.item_id
+"""
+_TRUSTED = ("SELECT i.text, r.current_label AS label FROM reviews r JOIN items i USING (item_id) "
+            "WHERE r.status = 'labeled' AND i.text IS NOT NULL")
+
+
+def sample(ws: Workspace, *, budget: int = 100, strategy: str = DEFAULT_STRATEGY,
+           diversity: str = DEFAULT_DIVERSITY, quotas: dict[str, int] | None = None, probabilities: str = "auto",
+           recent_runs: int = 10, key: str | None = None, dry_run: bool = False, seed: int = 0,
+           actor: Actor = SAMPLER) -> dict:
+    """Pick up to `budget` unlabeled items and queue them for review (`active_learning`); return the run.
+
+    `quotas` caps the picks per value of a field, e.g. {"pred_label": 5}. The run's
+    `status` is `done`, `nothing_to_do`, `dry_run` (picks shown, nothing written), `busy`
+    (another run holds the lock; nothing done) or `repeat` (`key` ran before; nothing done).
+    """
+    params = {"budget": budget, "diversity": diversity, "quotas": dict(quotas or {}), "probabilities": probabilities,
+              "recent_runs": recent_runs, "seed": seed}
+    _check(strategy, params)
+    actor.require("add_to_queue")
+    if dry_run:
+        return {**_plan(ws, strategy, params), "status": "dry_run"}
+    try:
+        with job_lock(ws, "sample"):
+            earlier = key and _run_with_key(ws, key)
+            if earlier:
+                return {**earlier, "status": "repeat", "picks": [],
+                        "message": f"run key {key!r} already ran as {earlier['run_id']}; nothing done"}
+            started = now()
+            return _record(ws, _plan(ws, strategy, params), actor=actor, key=key, started=started)
+    except JobBusy as exc:
+        return {"status": "busy", "message": str(exc), "picks": []}
+
+
+def sampler_report(ws: Workspace, *, runs: int = 20) -> dict:
+    """The latest runs, newest first, with their yield so far, and the totals over them."""
+    rows = ws.store().rows(
+        """
+        WITH recent AS (SELECT * FROM sampler_runs ORDER BY started_at DESC LIMIT ?)
+        SELECT r.run_id, r.started_at, r.status, r.strategy, r.model, r.picked,
+               count(v.item_id) FILTER (WHERE v.status = 'labeled') AS reviewed,
+               count(v.item_id) FILTER (WHERE v.status = 'labeled' AND v.current_label IS DISTINCT FROM p.predicted)
+                   AS relabeled
+        FROM recent r LEFT JOIN sampler_picks p USING (run_id) LEFT JOIN reviews v USING (item_id)
+        GROUP BY ALL ORDER BY r.started_at DESC
+        """, [runs])
+    total = {key: sum(r[key] for r in rows) for key in ("picked", "reviewed", "relabeled")}
+    return {"runs": [{**r, "yield": _share(r)} for r in rows], "total": {**total, "yield": _share(total)}}
+
+
+def _share(counts: dict) -> float | None:
+    return counts["relabeled"] / counts["reviewed"] if counts["reviewed"] else None
+
+
+def _check(strategy: str, params: dict) -> None:
+    choices = {"strategy": (strategy, STRATEGIES), "diversity": (params["diversity"], DIVERSITY),
+               "probabilities": (params["probabilities"], PROBABILITIES)}
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise FeedbackError(f"{name} {value!r} is not one of {', '.join(allowed)}")
+    if params["budget"] < 1:
+        raise FeedbackError(f"budget {params['budget']}: give at least 1 item")
+    if params["recent_runs"] < 0:
+        raise FeedbackError(f"recent_runs {params['recent_runs']}: give 0 or more")
+    for field, cap in params["quotas"].items():
+        if field not in QUOTA_FIELDS:
+            raise FeedbackError(f"quota field {field!r} is not one of {', '.join(QUOTA_FIELDS)}")
+        if cap < 1:
+            raise FeedbackError(f"quota {field}={cap}: allow at least 1 pick per value")
+
+
+def _run_with_key(ws: Workspace, key: str) -> dict | None:
+    rows = ws.store().rows("SELECT * FROM sampler_runs WHERE run_key = ? ORDER BY started_at DESC LIMIT 1", [key])
+    return rows[0] if rows else None
+
+
+def _plan(ws: Workspace, strategy: str, params: dict) -> dict:
+    """Read the pool, score it and choose the picks; nothing is written."""
+    with ws.store().atomic() as tx:
+        sync_items(tx, ws)
+        pool = tx.arrow(_POOL, [params["recent_runs"]])
+        trusted = tx.rows(_TRUSTED)
+    plan = {"strategy": strategy, "params": params, "pool": pool.num_rows, "scored": 0, "model": None, "picks": []}
+    try:
+        if not pool.num_rows:
+            raise _NothingToDo("every item with text is queued, labeled or recently picked")
+        positions, probs, predicted, model = _scored(pool, trusted, params["probabilities"], params["seed"])
+    except _NothingToDo as exc:
+        return {**plan, "message": f"nothing to do: {exc}"}
+    scores = uncertainty(probs, strategy)
+    column = {name: pool.column(name).take(positions) for name in ("text", *params["quotas"])}
+    values = {name: array.to_numpy(zero_copy_only=False) for name, array in column.items()}
+    chosen = select(scores, values["text"], budget=params["budget"], diversity=params["diversity"],
+                    quotas=[(values[name], cap) for name, cap in params["quotas"].items()], seed=params["seed"])
+    rows = pool.select(["item_id", "text", "pred_label", "model_version", "source"]).take(positions[chosen]).to_pylist()
+    labels = predicted.take(chosen).to_pylist()
+    picks = [{**row, "rank": rank, "score": float(scores[i]), "predicted": label}
+             for rank, (row, i, label) in enumerate(zip(rows, chosen, labels), start=1)]
+    message = f"picked {len(picks)} of {len(positions):,} scored items ({model})"
+    return {**plan, "scored": len(positions), "model": model, "picks": picks, "message": message}
+
+
+class _NothingToDo(Exception):
+    """Why a run cannot pick anything."""
+
+
+def _scored(pool: pa.Table, trusted: list[dict], probabilities: str, seed: int):
+    """The pool positions scored, their probabilities and predicted labels, and the model's description."""
+    lengths = pc.list_value_length(pool.column("probs")).fill_null(0).to_numpy()
+    fresh = np.flatnonzero(pool.column("fresh").to_numpy(zero_copy_only=False) & (lengths > 0))
+    fittable = len(trusted) >= MIN_TRUSTED and len({t["label"] for t in trusted}) >= 2
+    use_fit = probabilities == "fit" or (probabilities == "auto" and fittable and len(fresh) < pool.num_rows / 2)
+    if use_fit:
+        if not fittable:
+            raise _NothingToDo(f"{len(trusted)} trusted labels; fitting a model needs {MIN_TRUSTED} in two labels or "
+                               "more (label more items, or use the stored probabilities)")
+        probs, classes = fit_predict_proba([t["text"] for t in trusted], [t["label"] for t in trusted],
+                                           pool.column("text").to_pylist(), seed=seed)
+        predicted = pa.array(classes.tolist()).take(probs.argmax(axis=1))
+        return np.arange(pool.num_rows), probs, predicted, f"{DESCRIPTION} fitted on {len(trusted)} trusted labels"
+    if not len(fresh):
+        raise _NothingToDo("no pool item has stored probabilities from the latest model version, and "
+                           f"{len(trusted)} trusted labels are too few to fit a model (need {MIN_TRUSTED})")
+    version = pool.column("model_version")[int(fresh[0])].as_py()
+    probs, predicted = _padded(pool.column("probs").take(fresh)), pool.column("pred_label").take(fresh)
+    return fresh, probs, predicted, f"stored probabilities of model version {version}"
+
+
+def _padded(lists: pa.ChunkedArray) -> np.ndarray:
+    """A list<double> column (no nulls) as a matrix, short rows padded with zeros."""
+    lists = lists.combine_chunks()
+    lengths = pc.list_value_length(lists).to_numpy()
+    values = pc.list_flatten(lists).to_numpy()
+    if (lengths == lengths[0]).all():
+        return values.reshape(len(lists), lengths[0])
+    matrix = np.zeros((len(lists), int(lengths.max())))
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    matrix[np.repeat(np.arange(len(lists)), lengths), np.arange(len(values)) - starts] = values
+    return matrix
+
+
+def _record(ws: Workspace, plan: dict, *, actor: Actor, key: str | None, started) -> dict:
+    """Queue the picks still eligible, and record the run and its picks, in one transaction."""
+    run_id = f"run-{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    wanted = [p["item_id"] for p in plan["picks"]]
+    with ws.store().atomic() as tx:
+        sync_items(tx, ws)
+        still = {r["item_id"] for r in tx.rows(
+            f"SELECT i.item_id FROM items i WHERE i.item_id IN (SELECT unnest(?::VARCHAR[])) AND {_ELIGIBLE}",
+            [wanted, plan["params"]["recent_runs"]])}
+        picks = [p for p in plan["picks"] if p["item_id"] in still]
+        if picks:
+            log_reasons(tx, ws, actor, [p["item_id"] for p in picks], reason="active_learning",
+                    scores=[p["score"] for p in picks],
+                    details=[{"run_id": run_id, "strategy": plan["strategy"], "rank": p["rank"]} for p in picks])
+        status = "done" if picks else "nothing_to_do"
+        message = plan["message"]
+        if picks:
+            message = f"queued {len(picks)} of {plan['scored']:,} scored items ({plan['model']})"
+        if len(picks) < len(wanted):
+            message += f"; {len(wanted) - len(picks)} of the picks were queued or labeled meanwhile and left out"
+        run = {"run_id": run_id, "run_key": key, "started_at": started, "finished_at": now(), "actor": actor.name,
+               "strategy": plan["strategy"], "params": json.dumps(plan["params"]), "model": plan["model"],
+               "pool": plan["pool"], "picked": len(picks), "status": status, "message": message}
+        tx.insert("sampler_runs", pa.Table.from_pylist([run], schema=_RUN_SCHEMA))
+        tx.insert("sampler_picks", pa.Table.from_pylist(
+            [{"run_id": run_id, **{k: p[k] for k in _PICK_SCHEMA.names[1:]}} for p in picks], schema=_PICK_SCHEMA))
+    return {**plan, **run, "params": plan["params"], "picks": picks}
+
+
+_RUN_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("run_key", pa.string()), ("started_at", pa.timestamp("us")),
+    ("finished_at", pa.timestamp("us")), ("actor", pa.string()), ("strategy", pa.string()), ("params", pa.string()),
+    ("model", pa.string()), ("pool", pa.int64()), ("picked", pa.int64()), ("status", pa.string()),
+    ("message", pa.string()),
+])
+_PICK_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("item_id", pa.string()), ("rank", pa.int32()), ("score", pa.float64()),
+    ("predicted", pa.string()),
+])

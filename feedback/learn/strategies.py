@@ -1,0 +1,110 @@
+"""Choosing what reviewers see from model probabilities: uncertainty, diversity and quotas.
+
+Score convention, here and in the queue: a float in [0, 1]; higher means a person should
+look sooner.
+
+- `uncertainty` scores each item from its label probabilities (least confidence, margin
+  or entropy).
+- `select` turns scores into an ordered batch. With the k-means diversity step, the top
+  `factor` x `budget` candidates are clustered into `budget` clusters and the best of each
+  cluster goes first, so one batch is not fifty copies of one phrase and covers many
+  labels from a cold start. Texts are clustered as TF-IDF vectors reduced to 50 dimensions;
+  on BANKING77 a factor of 5 and 50 dimensions pick as well as 10 and 100, in half the time.
+  Quotas cap how many picks share one value (a predicted label, a model version, a source).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.decomposition import TruncatedSVD
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
+
+from .choices import DEFAULT_DIVERSITY, DEFAULT_STRATEGY, DIVERSITY, STRATEGIES
+
+_SVD_DIMENSIONS = 50
+
+
+def uncertainty(probs, strategy: str = DEFAULT_STRATEGY) -> np.ndarray:
+    """How unsure the model is about each row of `probs` (items x labels), in [0, 1].
+
+    Rows may be truncated to the top labels (as stored from production): the missing mass
+    counts as one more outcome.
+
+    - least_confidence: 1 - p1
+    - margin: 1 - (p1 - p2)
+    - entropy: the entropy of the row, divided by the log of its number of outcomes
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    p = np.asarray(probs, dtype=float)
+    if p.ndim != 2 or p.shape[1] == 0:
+        raise ValueError(f"probs must be a 2-d array with a column per label, not shape {p.shape}")
+    rest = np.clip(1.0 - p.sum(axis=1, keepdims=True), 0.0, 1.0)
+    q = -np.sort(-np.hstack([p, rest]), axis=1)
+    if strategy == "least_confidence":
+        score = 1.0 - q[:, 0]
+    elif strategy == "margin":
+        score = 1.0 - (q[:, 0] - q[:, 1])
+    else:
+        logs = np.log(q, out=np.zeros_like(q), where=q > 0)
+        score = -(q * logs).sum(axis=1) / np.log(q.shape[1])
+    return np.clip(score, 0.0, 1.0)
+
+
+def select(scores, texts: Sequence[str], *, budget: int, diversity: str = DEFAULT_DIVERSITY, factor: int = 5,
+           quotas: Sequence[tuple[Sequence, int]] = (), seed: int = 0) -> np.ndarray:
+    """Positions of up to `budget` items to review, in pick order.
+
+    `texts` are the items' texts (used by the diversity step). Each quota is a pair
+    (values, cap): the items' values of one attribute and the most picks one value may get.
+    """
+    if diversity not in DIVERSITY:
+        raise ValueError(f"diversity {diversity!r} is not one of {', '.join(DIVERSITY)}")
+    scores = np.asarray(scores, dtype=float)
+    order = np.argsort(-scores, kind="stable")
+    if diversity == "kmeans":
+        order = _cluster_first(order, texts, budget=budget, factor=factor, seed=seed)
+    if quotas:
+        return _within_quotas(order, quotas, budget)
+    return order[:budget]
+
+
+def _cluster_first(order: np.ndarray, texts: Sequence[str], *, budget: int, factor: int, seed: int) -> np.ndarray:
+    """`order` with the best-ranked member of each of `budget` clusters of the top candidates moved first."""
+    candidates = order[: budget * factor]
+    if len(candidates) <= budget:
+        return order
+    features = TfidfVectorizer(sublinear_tf=True).fit_transform([texts[i] for i in candidates])
+    # The matrices are small: BLAS threads gain little, and on a busy 2-core machine they thrash
+    # (measured: 16 s instead of 1.5 s for 5,000 candidates and 1,000 clusters).
+    with threadpool_limits(1, user_api="blas"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # identical texts make fewer clusters than asked
+        if features.shape[1] > _SVD_DIMENSIONS:
+            features = normalize(TruncatedSVD(_SVD_DIMENSIONS, random_state=seed).fit_transform(features))
+        clusters = KMeans(n_clusters=budget, n_init=1, random_state=seed).fit_predict(features)
+    _, first = np.unique(clusters, return_index=True)  # candidates are in rank order: the best of each cluster
+    lead = np.zeros(len(order), dtype=bool)
+    lead[first] = True
+    return np.concatenate([order[lead], order[~lead]])
+
+
+def _within_quotas(order: np.ndarray, quotas: Sequence[tuple[Sequence, int]], budget: int) -> np.ndarray:
+    used = [Counter() for _ in quotas]
+    picks = []
+    for i in order:
+        if len(picks) == budget:
+            break
+        keys = [values[i] for values, _ in quotas]
+        if all(count[key] < cap for count, key, (_, cap) in zip(used, keys, quotas)):
+            picks.append(i)
+            for count, key in zip(used, keys):
+                count[key] += 1
+    return np.asarray(picks, dtype=np.int64)

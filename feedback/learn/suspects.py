@@ -1,0 +1,184 @@
+"""Suspected label errors: trusted labels that an out-of-fold model contradicts.
+
+The method is confident learning (Northcutt et al., 2021), written here on numpy: the
+`cleanlab` package is AGPL-licensed and is never a dependency.
+
+1. Out-of-fold probabilities: every labeled text is scored by a TF-IDF + logistic
+   regression model that did not see it (`model.out_of_fold_proba`).
+2. Per-label thresholds: the mean probability the model gives label k on the examples
+   labeled k. An example's confident label is its most probable label among those whose
+   probability reaches their threshold.
+3. The confident joint C[given, confident] counts examples by given and confident label.
+   Calibrated (each row rescaled to the number of examples with that given label), its
+   off-diagonal cells estimate how many labels are wrong, and into which label.
+
+Score convention: in [0, 1], higher means a person should look sooner. `disagreement` is
+p(best other label) / (p(best other label) + p(given label)): above 0.5 exactly when the
+model prefers another label to the given one.
+
+Methods (`SUSPECT_METHODS`), measured in `bench/active_learning.py`:
+- `ranked` (default): for each pair (given label i, likely true label j), as many examples
+  labeled i as the calibrated confident joint estimates for that pair, taken in order of
+  p(j) / (p(j) + p(i)): how much the model prefers j to the given label;
+- `confident_learning`: the examples off the diagonal of the confident joint;
+- `disagreement`: every example whose out-of-fold prediction is not its label.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import FeedbackError
+from ..review.queue import log_reasons
+from ..review.state import sync_items
+from ..roles import Actor
+from ..workspace import Workspace
+from .choices import DEFAULT_SUSPECT_METHOD, SUSPECT_METHODS
+from .jobs import JobBusy, job_lock
+from .model import out_of_fold_proba
+
+FINDER = Actor("label-error-finder", "reviewer")
+
+_TRUSTED = """
+SELECT i.item_id, i.text, r.current_label AS label, r.label_decision_id
+FROM reviews r JOIN items i USING (item_id)
+WHERE r.status = 'labeled' AND i.text IS NOT NULL
+ORDER BY i.item_id
+"""
+_FLAGGED = "SELECT DISTINCT item_id FROM queue_reasons WHERE reason = 'suspected_label_error'"
+
+
+def confident_joint(labels, probs) -> tuple[np.ndarray, np.ndarray]:
+    """The confident joint C[given, confident] and each example's confident label (-1 when none).
+
+    `labels` are column indices of `probs` (examples x labels, out-of-fold).
+    """
+    labels, probs = np.asarray(labels), np.asarray(probs, dtype=float)
+    k = probs.shape[1]
+    counts = np.bincount(labels, minlength=k)
+    sums = np.bincount(labels, weights=probs[np.arange(len(labels)), labels], minlength=k)
+    thresholds = np.divide(sums, counts, out=np.full(k, np.inf), where=counts > 0)
+    above = probs >= thresholds
+    confident = np.where(above.any(axis=1), np.where(above, probs, -1.0).argmax(axis=1), -1)
+    joint = np.zeros((k, k), dtype=np.int64)
+    sure = confident >= 0
+    np.add.at(joint, (labels[sure], confident[sure]), 1)
+    return joint, confident
+
+
+def disagreement(labels, probs) -> np.ndarray:
+    """How much more the model believes its best other label than the given one, in [0, 1]."""
+    labels, probs = np.asarray(labels), np.asarray(probs, dtype=float)
+    rows = np.arange(len(labels))
+    given = probs[rows, labels]
+    others = probs.copy()
+    others[rows, labels] = -np.inf
+    best = others.max(axis=1)
+    total = best + given
+    return np.divide(best, total, out=np.full(len(labels), 0.5), where=total > 0)
+
+
+def label_issues(labels, probs, *, method: str = DEFAULT_SUSPECT_METHOD) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the likely label errors, most likely first, and every example's disagreement score."""
+    if method not in SUSPECT_METHODS:
+        raise ValueError(f"method {method!r} is not one of {', '.join(SUSPECT_METHODS)}")
+    labels, probs = np.asarray(labels), np.asarray(probs, dtype=float)
+    if probs.ndim != 2 or len(labels) != len(probs):
+        raise ValueError(f"labels ({len(labels)}) and probs {probs.shape} must have one row per example")
+    score = disagreement(labels, probs)
+    if method == "disagreement":
+        flagged = probs.argmax(axis=1) != labels
+    elif method == "confident_learning":
+        confident = confident_joint(labels, probs)[1]
+        flagged = (confident >= 0) & (confident != labels)
+    else:
+        flagged = _most_disagreeing_per_pair(labels, probs)
+    positions = np.flatnonzero(flagged)
+    return positions[np.argsort(-score[positions], kind="stable")], score
+
+
+def _most_disagreeing_per_pair(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Flag, for each off-diagonal cell (given i, true j) of the calibrated confident joint, as many
+    examples labeled i as the cell holds: those with the highest p(j) / (p(j) + p(i))."""
+    joint = confident_joint(labels, probs)[0]
+    counts = np.bincount(labels, minlength=probs.shape[1])
+    rows = joint.sum(axis=1, keepdims=True)
+    estimated = np.rint(np.divide(joint, rows, out=np.zeros(joint.shape), where=rows > 0) * counts[:, None])
+    np.fill_diagonal(estimated, 0)
+    flagged = np.zeros(len(labels), dtype=bool)
+    for i, j in zip(*np.nonzero(estimated)):
+        members = np.flatnonzero(labels == i)
+        pair = probs[members, j] / np.maximum(probs[members, j] + probs[members, i], 1e-12)
+        flagged[members[np.argsort(-pair, kind="stable")[: int(estimated[i, j])]]] = True
+    return flagged
+
+
+def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds: int = 5, limit: int | None = None,
+             dry_run: bool = False, seed: int = 0, actor: Actor = FINDER) -> dict:
+    """Find trusted labels that look wrong and queue them (`suspected_label_error`), most suspicious first.
+
+    Items flagged before are not queued again. Labels with fewer than `folds` examples
+    cannot be cross-validated; their items are left out. The result's `status` is `done`,
+    `nothing_to_do`, `dry_run` (suspects shown, nothing queued) or `busy` (another run
+    holds the lock).
+    """
+    if method not in SUSPECT_METHODS:
+        raise FeedbackError(f"method {method!r} is not one of {', '.join(SUSPECT_METHODS)}")
+    if folds < 2:
+        raise FeedbackError(f"folds {folds}: cross-validation needs at least 2")
+    if limit is not None and limit < 1:
+        raise FeedbackError(f"limit {limit}: give at least 1, or no limit")
+    actor.require("add_to_queue")
+    if dry_run:
+        return {**_find(ws, method=method, folds=folds, limit=limit, seed=seed), "status": "dry_run", "queued": 0}
+    try:
+        with job_lock(ws, "suspects"):
+            found = _find(ws, method=method, folds=folds, limit=limit, seed=seed)
+            return _queue(ws, found, actor) if found["suspects"] else {**found, "status": "nothing_to_do", "queued": 0}
+    except JobBusy as exc:
+        return {"status": "busy", "message": str(exc), "suspects": []}
+
+
+def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, seed: int) -> dict:
+    with ws.store().atomic() as tx:
+        sync_items(tx, ws)
+        rows = tx.rows(_TRUSTED)
+        flagged_before = {r["item_id"] for r in tx.rows(_FLAGGED)}
+    names, counts = np.unique([r["label"] for r in rows], return_counts=True)
+    judged = [r for r in rows if counts[np.searchsorted(names, r["label"])] >= folds]
+    result = {"method": method, "labeled": len(rows), "judged": len(judged), "flagged": 0, "suspects": []}
+    if len({r["label"] for r in judged}) < 2:
+        return {**result, "message": f"nothing to do: {len(judged)} trusted labels in labels with {folds}+ "
+                                     f"examples; cross-validation needs two such labels or more"}
+    probs, classes = out_of_fold_proba([r["text"] for r in judged], [r["label"] for r in judged], folds=folds,
+                                       seed=seed)
+    labels = np.searchsorted(classes, [r["label"] for r in judged])
+    positions, score = label_issues(labels, probs, method=method)
+    fresh = [i for i in positions if judged[i]["item_id"] not in flagged_before][:limit]
+    found = [{"item_id": judged[i]["item_id"], "text": judged[i]["text"], "label": judged[i]["label"],
+              "suggested": str(classes[probs[i].argmax()]), "score": float(score[i]),
+              "label_decision_id": judged[i]["label_decision_id"]} for i in fresh]
+    message = (f"{len(positions)} of {len(judged)} judged labels look wrong; {len(positions) - len(fresh)} of them "
+               "flagged before or over the limit")
+    return {**result, "flagged": len(positions), "suspects": found,
+            "message": message if found else f"nothing to do: {message}"}
+
+
+def _queue(ws: Workspace, found: dict, actor: Actor) -> dict:
+    """Queue the suspects whose label has not changed and that nobody flagged meanwhile, in one transaction."""
+    with ws.store().atomic() as tx:
+        sync_items(tx, ws)
+        current = {r["item_id"]: r["label_decision_id"] for r in tx.rows(
+            f"SELECT item_id, label_decision_id FROM reviews WHERE status = 'labeled' AND item_id NOT IN ({_FLAGGED}) "
+            "AND item_id IN (SELECT unnest(?::VARCHAR[]))", [[s["item_id"] for s in found["suspects"]]])}
+        still = [s for s in found["suspects"] if current.get(s["item_id"]) == s["label_decision_id"]]
+        if still:
+            log_reasons(tx, ws, actor, [s["item_id"] for s in still], reason="suspected_label_error",
+                    scores=[s["score"] for s in still],
+                    details=[{"method": found["method"], "label": s["label"], "suggested": s["suggested"]}
+                             for s in still])
+    if not still:
+        return {**found, "status": "nothing_to_do", "queued": 0, "suspects": [],
+                "message": "nothing to do: the suspects were relabeled or flagged meanwhile"}
+    return {**found, "status": "done", "queued": len(still), "suspects": still,
+            "message": f"queued {len(still)} suspected label errors; {found['message']}"}

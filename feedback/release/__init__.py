@@ -1,0 +1,27 @@
+"""Release: curated labels out as immutable, versioned dataset folders that any trainer can load.
+
+Select (`select`), split (`split`), gate (`gates`), build (`build`), write (`files`), and later
+verify (`verify`) and diff (`diff`); `releases` runs them against the store and records each release.
+"""
+
+from typing import TYPE_CHECKING
+
+from ..lazy import exports
+
+if TYPE_CHECKING:
+    from .choices import GATES, GROUP_BY
+    from .files import Destination
+    from .releases import (
+        GateFailed,
+        create_release,
+        diff_releases,
+        item_releases,
+        lineage,
+        list_releases,
+        release_config,
+        show_release,
+        verify_release,
+    )
+    from .select import Selection, row_hash
+
+__getattr__, __dir__, __all__ = exports(__name__, __file__)

@@ -1,0 +1,346 @@
+"""Versioned dataset releases: immutable folders a training job can pin, verify and diff.
+
+A release is `<destination>/<dataset>/<version>/` (versions v1, v2, ...; each names its
+parent, the release before it), written once (see `files`):
+- `data/<split>-NNNNN-of-NNNNN.parquet`: id, text, label, sorted by id;
+- `index.parquet`: per example its split, label, row hash, duplicate group, and the decision and
+  reviewer that set the label (the production events behind it are the item's events up to the
+  store watermark of the recipe: `lineage`);
+- `diff.json` (against the parent), `README.md` (the data card), `manifest.json`, `SHA256SUMS`.
+
+Building: select (`select`), split (`split`), check (`gates`), compute the content and
+release id (`build`), write and publish (`files`). The
+manifest's recipe says how it was made: store watermark, selection, parameters, code
+version. The store records each release in `releases`; lineage reads the store and the
+index. Settings live in `[release]` of feedback.toml (`DEFAULTS`, gates in `[release.gates]`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime, timezone
+from importlib.metadata import version as package_version
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import FeedbackError, NotFound
+from ..review.agreement import reviewer_agreement
+from ..roles import actor
+from ..workspace import Workspace
+from .build import build, to_json, write_release
+from .card import license_and_credit
+from .choices import GATES, GROUP_BY
+from .diff import diff_indexes
+from .files import INDEX, MANIFEST, SUMS, Destination
+from .gates import DEFAULTS as GATE_DEFAULTS
+from .gates import run_gates
+from .select import Selection, read_examples
+from .verify import check_release
+
+DEFAULTS = {
+    "splits": {"train": 0.8, "validation": 0.1, "test": 0.1},
+    "salt": None,  # default: the dataset name
+    "group_by": "near_duplicate",
+    "near_duplicate_threshold": 90.0,
+    "near_duplicate_max": 200_000,
+    "rows_per_file": 1_000_000,
+    "row_group_size": 100_000,
+    "memory_limit": "500MB",  # DuckDB memory for reading the examples; it spills to disk beyond
+    "destination": None,  # default: the workspace's releases folder
+    "license": None,
+    "credit": None,
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_VERSION = re.compile(r"^v([1-9][0-9]*)$")
+
+
+class GateFailed(FeedbackError):
+    """A quality gate failed and was not overridden; nothing was written."""
+
+
+def release_config(ws: Workspace) -> dict:
+    """`[release]` of feedback.toml over the defaults, checked."""
+    raw = ws.config.get("release", {})
+    cfg = {**DEFAULTS, **raw, "gates": {**GATE_DEFAULTS, **raw.get("gates", {})}}
+    ratios = cfg["splits"]
+    if not ratios or any(not _NAME.match(k) or not 0 <= v <= 1 for k, v in ratios.items()) \
+            or abs(sum(ratios.values()) - 1) > 1e-9:
+        raise FeedbackError(f"[release] splits = {ratios}: give split names with ratios in [0, 1] that sum to 1, "
+                            "e.g. {train = 0.8, validation = 0.1, test = 0.1}")
+    if cfg["group_by"] not in GROUP_BY:
+        raise FeedbackError(f"[release] group_by = {cfg['group_by']!r}: use one of {', '.join(GROUP_BY)}")
+    return cfg
+
+
+def create_release(ws: Workspace, dataset: str | None = None, *, selection: Selection = Selection(),
+                   version: str | None = None, destination: str | None = None, override: tuple[str, ...] = (),
+                   reason: str | None = None, if_changed: bool = False, by: str | None = None) -> dict:
+    """Select, split, check and write a new release; return its summary.
+
+    `override` names failing gates to let through (with a `reason`, both recorded); it takes
+    a lead or an admin (`by`, see `feedback.roles`). With
+    `if_changed`, a release whose content equals the parent's is not made
+    (`created` is False). Raises `GateFailed` when a gate fails, before writing anything.
+    """
+    cfg = release_config(ws)
+    dataset = _checked_name(dataset or ws.dataset)
+    _check_override(ws, override, reason, by)
+    records = _records(ws, dataset)
+    parent = records[-1] if records else None
+    number = _next_number(dataset, version, parent)
+    dest = Destination(destination or cfg["destination"] or ws.path("releases"))
+    final = dest.path(dataset, f"v{number}")
+    if dest.exists(final):
+        raise FeedbackError(f"{dest.describe(final)} exists already; releases are never overwritten")
+    parent_index = _read_index(parent) if parent else None
+    salt = cfg["salt"] or dataset
+    read = read_examples(ws, selection, salt=salt, memory_limit=cfg["memory_limit"],
+                         parent_ids=None if parent is None else parent_index.select(["id"]),
+                         parent_decided=parent and _decided(parent))
+    if not read["examples"].num_rows:
+        raise FeedbackError("nothing to release: no item with a trusted label and a text matches the selection; "
+                            "label items first (feedback next, feedback label)")
+    built = build(cfg, read["examples"], _known_splits(records), salt=salt)
+    measured = reviewer_agreement(ws) if read["overlap_items"] else None
+    gates = run_gates(ws, built["examples"], duplicates=built["duplicates"], splits=built["codes"],
+                      split_names=list(cfg["splits"]), counts=_label_totals(built),
+                      parent_counts=parent and _label_totals(parent["manifest"]), agreement=measured,
+                      config=cfg["gates"])
+    if if_changed and parent and parent["release_id"] == built["release_id"]:
+        return {"created": False, "dataset": dataset, "version": parent["version"], "release_id": parent["release_id"],
+                "location": parent["location"], "examples": parent["examples"], "reason": "unchanged since the parent"}
+    _apply_override(gates, override)
+    manifest = {
+        "format": 1, "dataset": dataset, "version": f"v{number}", "release_id": built["release_id"],
+        "parent": parent and {"version": parent["version"], "release_id": parent["release_id"]},
+        "created_at": _now().isoformat(), "created_by": by,
+        "examples": built["examples"].num_rows, "schema": built["schema"], "split_policy": built["split_policy"],
+        "splits": built["splits"], "labels": built["labels"], "missing_labels": _missing(ws, built["labels"]),
+        "provenance": _provenance(built["examples"]), "agreement": measured and {
+            "alpha": measured["alpha"], "items_with_overlap": measured["items_with_overlap"]},
+        "gates": gates, "overrides": {"gates": list(override), "reason": reason, "by": by} if override else None,
+        "excluded": {"no_text": read["no_text"]},
+        "license": license_and_credit(cfg, pc.unique(built["examples"]["source"]).to_pylist()),
+        "recipe": {"watermark": {k: _plain(v) for k, v in read["watermark"].items()},
+                   "selection": selection.describe(), "params": _params(cfg, salt),
+                   "code_version": package_version("feedback-workbench"), "destination": dest.location},
+    }
+    diff = {"from": parent and parent["version"], "to": f"v{number}", **diff_indexes(parent_index, built["index"])}
+    manifest["diff"] = {k: diff[k] for k in ("added", "removed", "relabeled", "split_moves", "relabel_matrix")}
+    _publish(ws, dest, number, built, manifest, diff, cfg)
+    return {"created": True, "dataset": dataset, "version": manifest["version"], "release_id": built["release_id"],
+            "location": dest.describe(final), "examples": manifest["examples"], "parent": manifest["parent"],
+            "splits": {k: v["rows"] for k, v in built["splits"].items()}, "gates": gates, "diff": manifest["diff"]}
+
+
+def list_releases(ws: Workspace, dataset: str | None = None) -> list[dict]:
+    """The releases the store records, oldest first, for one dataset or all."""
+    return ws.store().rows(
+        "SELECT dataset, version, release_id, parent, examples, created_at, created_by, location, overrides "
+        "FROM releases WHERE ?::VARCHAR IS NULL OR dataset = ? ORDER BY dataset, number", [dataset, dataset])
+
+
+def show_release(ws: Workspace, ref: str) -> dict:
+    """A release's manifest, read from the release itself, with its location."""
+    record = resolve(ws, ref)
+    dest, folder = _folder(record)
+    return {**json.loads(dest.read(f"{folder}/{MANIFEST}")), "location": dest.describe(folder)}
+
+
+def verify_release(ws: Workspace | None, ref: str) -> dict:
+    """Recompute every checksum and digest of a release (a ref such as `v2`, or a folder path or URL).
+
+    `ok` is False when anything differs; `problems` name each file and what is wrong.
+    """
+    if "://" in ref or os.path.isdir(ref):
+        dest = Destination(ref)
+        folder = dest.root
+    else:
+        dest, folder = _folder(resolve(ws, ref))
+    problems = check_release(dest, folder) if dest.exists(f"{folder}/{SUMS}") else [
+        {"file": SUMS, "problem": "missing"}]
+    return {"location": dest.describe(folder), "ok": not problems, "problems": problems}
+
+
+def diff_releases(ws: Workspace, a: str, b: str) -> dict:
+    """What changed from release `a` to release `b`."""
+    old, new = resolve(ws, a), resolve(ws, b)
+    return {"from": _ref(old), "to": _ref(new), **diff_indexes(_read_index(old), _read_index(new))}
+
+
+def lineage(ws: Workspace, ref: str, item_id: str) -> dict:
+    """An example of a release, with the decisions and production events behind it: those the store
+    held when the release was built (up to its recorded watermark)."""
+    record = resolve(ws, ref)
+    rows = _read_index(record, filters=[("id", "=", item_id)]).to_pylist()
+    if not rows:
+        raise NotFound(f"{item_id!r} is not in release {_ref(record)}; see `feedback release containing {item_id}`")
+    example = rows[0]
+    with ws.store().connect() as tx:
+        decisions = tx.rows("SELECT * FROM decisions WHERE item_id = ? AND decided_at <= ? "
+                            "ORDER BY decided_at, decision_id", [item_id, _decided(record)])
+        events = tx.rows("SELECT seq, event_id, type, ts, input_text, pred_label, pred_score, model_version, "
+                         "corr_label, corr_by, error_kind, source FROM events WHERE item_id = ? AND seq <= ? "
+                         "ORDER BY seq", [item_id, record["event_seq"]])
+    return {"release": _ref(record), "release_id": record["release_id"], "example": example,
+            "decisions": decisions, "events": events}
+
+
+def item_releases(ws: Workspace, item_id: str) -> list[dict]:
+    """The recorded releases that contain an item, oldest first, with its split and label in each."""
+    found = []
+    for record in _records(ws, None):
+        for row in _read_index(record, filters=[("id", "=", item_id)]).to_pylist():
+            found.append({"release": _ref(record), "release_id": record["release_id"], "split": row["split"],
+                          "label": row["label"], "label_decision_id": row["label_decision_id"]})
+    return found
+
+
+def resolve(ws: Workspace, ref: str) -> dict:
+    """The store's record of a release named `VERSION` (the workspace's dataset) or `DATASET/VERSION`."""
+    dataset, _, version = ref.rpartition("/")
+    dataset = dataset or ws.dataset
+    rows = [r for r in _records(ws, dataset) if r["version"] == version]
+    if not rows:
+        raise NotFound(f"release {dataset}/{version} is not recorded in this workspace; see `feedback release list`")
+    return rows[0]
+
+
+# -- writing -------------------------------------------------------------------------------------
+
+_RECORD = pa.schema([
+    ("dataset", pa.string()), ("version", pa.string()), ("number", pa.int32()), ("release_id", pa.string()),
+    ("parent", pa.string()), ("location", pa.string()), ("created_at", pa.timestamp("us")),
+    ("created_by", pa.string()), ("examples", pa.int64()), ("event_seq", pa.int64()),
+    ("overrides", pa.list_(pa.string())), ("manifest", pa.string()),
+])
+
+
+def _publish(ws: Workspace, dest: Destination, number: int, built: dict, manifest: dict, diff: dict, cfg: dict) -> None:
+    """Write the files to a temporary folder, record the release and move the folder into place."""
+    dataset, version = manifest["dataset"], manifest["version"]
+    with dest.building(dataset, version) as folder:
+        write_release(dest, folder, built, manifest, diff, cfg)
+        row = {"dataset": dataset, "version": version, "number": number, "release_id": manifest["release_id"],
+               "parent": manifest["parent"] and manifest["parent"]["version"], "location": dest.location,
+               "created_at": datetime.fromisoformat(manifest["created_at"]), "created_by": manifest["created_by"],
+               "examples": manifest["examples"], "event_seq": manifest["recipe"]["watermark"]["event_seq"],
+               "overrides": (manifest["overrides"] or {}).get("gates"), "manifest": to_json(manifest).decode()}
+        with ws.store().atomic() as tx:
+            if tx.value("SELECT count(*) FROM releases WHERE dataset = ? AND version = ?", [dataset, version]):
+                raise FeedbackError(f"release {dataset}/{version} was made meanwhile; run again for the next version")
+            tx.insert("releases", pa.Table.from_pylist([row], schema=_RECORD))
+            dest.publish(folder, dest.path(dataset, version))
+
+
+# -- checks --------------------------------------------------------------------------------------
+
+def _check_override(ws: Workspace, override: tuple[str, ...], reason: str | None, by: str | None) -> None:
+    unknown = sorted(set(override) - set(GATES))
+    if unknown:
+        raise FeedbackError(f"no gate named {', '.join(unknown)}; gates: {', '.join(GATES)}")
+    if override and not (reason and reason.strip()):
+        raise FeedbackError("say why you override a gate (--reason TEXT): it is recorded in the release")
+    if override:
+        actor(ws, by).require("override_gates")
+
+
+def _apply_override(gates: list[dict], override: tuple[str, ...]) -> None:
+    for gate in gates:
+        gate["overridden"] = gate["status"] == "fail" and gate["gate"] in override
+    failed = [g for g in gates if g["status"] == "fail" and not g["overridden"]]
+    if failed:
+        lines = "\n".join(f"  {g['gate']}: {g['detail']}" for g in failed)
+        raise GateFailed(f"{len(failed)} quality gates failed, nothing was written:\n{lines}\n"
+                         f"fix the data, or override with --override GATE --reason TEXT")
+
+
+def _checked_name(dataset: str) -> str:
+    if not _NAME.match(dataset):
+        raise FeedbackError(f"dataset name {dataset!r}: use up to 64 letters, digits, '_', '.', '-'")
+    return dataset
+
+
+def _next_number(dataset: str, version: str | None, parent: dict | None) -> int:
+    latest = parent["number"] if parent else 0
+    if version is None:
+        return latest + 1
+    match = _VERSION.match(version)
+    if not match:
+        raise FeedbackError(f"version {version!r}: versions are v1, v2, ...")
+    if int(match.group(1)) <= latest:
+        raise FeedbackError(f"release {dataset}/{version} cannot be made: {dataset}/{parent['version']} exists and "
+                            f"releases are immutable and ordered; the next is v{latest + 1}")
+    return int(match.group(1))
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+def _records(ws: Workspace, dataset: str | None) -> list[dict]:
+    rows = ws.store().rows("SELECT * FROM releases WHERE ?::VARCHAR IS NULL OR dataset = ? ORDER BY dataset, number",
+                           [dataset, dataset])
+    return [{**r, "manifest": json.loads(r["manifest"])} for r in rows]
+
+
+def _known_splits(records: list[dict]) -> pa.Table:
+    """(id, split) of every example of these releases, as the latest release holding it has it."""
+    known = pa.table({"id": pa.array([], pa.string()), "split": pa.array([], pa.string())})
+    for record in reversed(records):
+        older = _read_index(record, columns=["id", "split"])
+        known = pa.concat_tables([known, older.filter(
+            pc.invert(pc.is_in(older["id"], value_set=known["id"].combine_chunks())))])
+    return known
+
+
+def _folder(record: dict) -> tuple[Destination, str]:
+    dest = Destination(record["location"])
+    return dest, dest.path(record["dataset"], record["version"])
+
+
+def _read_index(record: dict, *, columns: list[str] | None = None, filters=None) -> pa.Table:
+    dest, folder = _folder(record)
+    try:
+        return dest.read_parquet(f"{folder}/{INDEX}", columns=columns, filters=filters)
+    except (FileNotFoundError, pa.ArrowException) as exc:
+        raise FeedbackError(f"cannot read the index of release {_ref(record)} at {dest.describe(folder)}: {exc}; "
+                            f"check it with `feedback release verify {_ref(record)}`") from None
+
+
+def _decided(record: dict) -> datetime:
+    """The time of the last decision in the store a release was built from."""
+    return datetime.fromisoformat(record["manifest"]["recipe"]["watermark"]["decided_at"])
+
+
+def _ref(record: dict) -> str:
+    return f"{record['dataset']}/{record['version']}"
+
+
+def _label_totals(release: dict) -> dict[str, int]:
+    """Examples per label, from a manifest (or built content) that counts them per label and split."""
+    return {label: sum(per_split.values()) for label, per_split in release["labels"].items()}
+
+
+def _missing(ws: Workspace, labels: dict) -> list[str]:
+    return sorted(ws.taxonomy.names - set(labels)) if ws.taxonomy.mode == "fixed" else []
+
+
+def _provenance(examples: pa.Table) -> dict:
+    adjudicated = pc.sum(examples["adjudicated"]).as_py() or 0
+    several = pc.sum(pc.and_not(pc.greater_equal(examples["reviewers"], 2), examples["adjudicated"])).as_py() or 0
+    return {"one_reviewer": examples.num_rows - adjudicated - several, "several_reviewers": several,
+            "adjudicated": adjudicated, "reviewers": pc.count_distinct(examples["label_reviewer"]).as_py()}
+
+
+def _params(cfg: dict, salt: str) -> dict:
+    return {**{k: v for k, v in cfg.items() if k not in ("license", "credit", "destination")}, "salt": salt}
+
+
+def _plain(value):
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)

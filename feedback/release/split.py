@@ -1,0 +1,108 @@
+"""Duplicate groups and splits: near-copies share a split, and an example never changes split.
+
+Groups are given as `rep`, an array that maps each example (row of the examples sorted by
+id) to its group's first row, so a group's key is its smallest item id.
+- duplicate groups (`duplicate_groups`): near-duplicates (`review.similar`, the default)
+  or exact duplicates (identical text);
+- split groups (`split_groups`): the duplicate groups, or all examples of one source, or
+  each example alone (`group_by` = near_duplicate | exact | source | item).
+
+Split rule (`assign`): an example released before keeps the split it had last. A new
+example joins the split of its group's earliest released member; a group with no
+released member goes where the salted hash of its key falls among the cumulative split
+ratios. A group whose released members sit in different splits (a new near-copy bridged
+them) cannot be made whole without moving one, so it stays split and the leakage gate
+reports it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import FeedbackError
+from ..review import similar
+
+
+def duplicate_groups(examples: pa.Table, *, group_by: str, threshold: float, max_items: int) -> np.ndarray:
+    """Each example's duplicate group (near-duplicates when `group_by` is near_duplicate, else exact)."""
+    if group_by != "near_duplicate":
+        return _same_text(examples["text"], np.asarray(examples["text_hash"]))
+    n = examples.num_rows
+    if n > max_items:
+        raise FeedbackError(
+            f"near-duplicate grouping is limited to {max_items:,} examples and this release has {n:,}; "
+            "raise [release] near_duplicate_max in feedback.toml, or set [release] group_by = \"exact\"")
+    rep = np.arange(n)
+    for members in similar.group(examples["text"].to_pylist(), threshold=threshold, min_size=2):
+        rep[members] = members[0]
+    return rep
+
+
+def split_groups(examples: pa.Table, duplicates: np.ndarray, *, group_by: str) -> np.ndarray:
+    """Each example's split group under the `group_by` policy."""
+    if group_by == "source":
+        return _first_of(examples["source"])
+    if group_by == "item":
+        return np.arange(examples.num_rows)
+    return duplicates
+
+
+def assign(rep: np.ndarray, bucket: np.ndarray, previous: np.ndarray, ratios: list[float]) -> np.ndarray:
+    """Split codes (indexes into the ratios) by the module's rule; `previous` is -1 for new examples."""
+    n = len(rep)
+    natural = np.searchsorted(np.cumsum(ratios)[:-1], bucket[rep], side="right")
+    released = np.flatnonzero(previous >= 0)
+    earliest = np.full(n, n)
+    np.minimum.at(earliest, rep[released], released)
+    group_rows = earliest[rep]
+    inherited = np.where(group_rows < n, previous[np.minimum(group_rows, n - 1)], -1)
+    return np.where(previous >= 0, previous, np.where(inherited >= 0, inherited, natural))
+
+
+def spanning(rep: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
+    """Groups (arrays of rows, smallest key first) whose members do not all share one value."""
+    bad = np.unique(rep[values != values[rep]])
+    if not len(bad):
+        return []
+    rows = np.flatnonzero(np.isin(rep, bad))
+    rows = rows[np.argsort(rep[rows], kind="stable")]
+    return np.split(rows, np.flatnonzero(np.diff(rep[rows])) + 1)
+
+
+def _same_text(texts: pa.ChunkedArray, hashes: np.ndarray) -> np.ndarray:
+    """Groups of identical texts: same hash, then checked equal, so a hash collision groups nothing."""
+    if not len(hashes):
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(hashes)  # rows of one hash together
+    ordered = hashes[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    rep = np.empty(len(hashes), dtype=np.int64)
+    rep[order] = np.repeat(np.minimum.reduceat(order, starts), np.diff(np.r_[starts, len(hashes)]))
+    grouped = np.flatnonzero(rep != np.arange(len(rep)))
+    firsts, back = np.unique(rep[grouped], return_inverse=True)
+    differ = grouped[~np.asarray(pc.equal(_take(texts, grouped), _take(texts, firsts).take(back)))]
+    rep[differ] = differ
+    return rep
+
+
+def _take(column: pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """The values at `rows` (increasing), taken chunk by chunk: `ChunkedArray.take` would first
+    join the chunks, a copy of the whole column."""
+    ends = np.cumsum([0] + [len(chunk) for chunk in column.chunks])
+    cuts = np.searchsorted(rows, ends)
+    return pa.concat_arrays([pa.array([], column.type)] + [
+        chunk.take(rows[cuts[k]:cuts[k + 1]] - ends[k]) for k, chunk in enumerate(column.chunks)])
+
+
+def _first_of(column: pa.ChunkedArray) -> np.ndarray:
+    """For each row, the first row with the same value (itself when the value is null)."""
+    codes = pc.dictionary_encode(column.combine_chunks()).indices
+    values = np.asarray(codes.fill_null(-1), dtype=np.int64)
+    # dictionary codes are numbered in order of first appearance: a row is a first when its code is new
+    first = np.flatnonzero(values > np.maximum.accumulate(np.r_[-1, values[:-1]]))
+    rep = np.arange(len(values))
+    valid = values >= 0
+    rep[valid] = first[values[valid]]
+    return rep

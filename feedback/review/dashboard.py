@@ -1,0 +1,41 @@
+"""The figures a team looks at weekly, as plain tables for charts."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..workspace import Workspace
+from .agreement import reviewer_agreement
+from .state import sync_items
+
+
+def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFrame | dict]:
+    """Incoming errors and corrections by day and model version, confusion, queue by reason, reviewer work."""
+    with ws.store().atomic() as tx:
+        sync_items(tx, ws)
+        incoming = tx.arrow(
+            """
+            WITH e AS (SELECT e.type, e.ts, coalesce(i.model_version, '(none)') AS model_version
+                       FROM events e LEFT JOIN items i USING (item_id)
+                       WHERE e.type IN ('error', 'correction'))
+            SELECT date_trunc('day', ts) AS day, type, model_version, count(*) AS events FROM e
+            WHERE ts >= (SELECT max(ts) FROM e) - to_days(?) GROUP BY ALL ORDER BY day
+            """, [days]).to_pandas()
+        confusion = tx.arrow(
+            """
+            SELECT i.pred_label AS predicted, coalesce(r.current_label, i.corr_label) AS actual,
+                   CASE WHEN r.current_label IS NOT NULL THEN 'reviewed' ELSE 'user correction' END AS basis,
+                   count(*) AS items
+            FROM items i LEFT JOIN reviews r USING (item_id)
+            WHERE i.pred_label IS NOT NULL AND coalesce(r.current_label, i.corr_label) IS NOT NULL
+              AND i.pred_label <> coalesce(r.current_label, i.corr_label)
+            GROUP BY ALL ORDER BY items DESC LIMIT 25
+            """).to_pandas()
+        queue = tx.arrow(
+            "SELECT unnest(reasons) AS reason, count(*) AS items FROM items i LEFT JOIN reviews r USING (item_id) "
+            "WHERE coalesce(r.status, 'new') IN ('new', 'skipped') GROUP BY 1 ORDER BY 2 DESC").to_pandas()
+        throughput = tx.arrow(
+            "SELECT date_trunc('day', decided_at) AS day, reviewer, count(*) AS decisions FROM decisions "
+            "WHERE kind <> 'undo' GROUP BY ALL ORDER BY day").to_pandas()
+    return {"incoming": incoming, "confusion": confusion, "queue": queue, "throughput": throughput,
+            "agreement": reviewer_agreement(ws)}

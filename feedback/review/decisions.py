@@ -1,0 +1,227 @@
+"""Label decisions: appended events with provenance; undo, adjudication, gold, group relabel, history.
+
+A decision is `label` (with a label of the taxonomy), `skip`, `junk` or `unsure`, by a
+reviewer, at a time, with an optional note and the decision the reviewer last saw
+(`based_on`). Undo appends an `undo` decision naming the one it cancels; nothing is
+deleted. The item's current label follows the rule in `state`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from ..errors import FeedbackError, NotFound
+from ..roles import Actor
+from ..workspace import Workspace
+from .choices import DECISION_KINDS
+from .state import needs_overlap, sync_items, write_reviews
+
+
+class StaleDecision(FeedbackError):
+    """Someone decided the item after the acting reviewer loaded it."""
+
+
+_DECISION_SCHEMA = pa.schema([
+    ("decision_id", pa.string()), ("item_id", pa.string()), ("kind", pa.string()), ("label", pa.string()),
+    ("reviewer", pa.string()), ("role", pa.string()), ("decided_at", pa.timestamp("us")), ("note", pa.string()),
+    ("based_on", pa.string()), ("batch_id", pa.string()), ("undoes", pa.string()),
+])
+
+
+def decide(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str | None = None,
+           based_on: str | None = None, check_stale: bool = False) -> dict:
+    """Record one decision: a taxonomy label, or 'skip', 'junk', 'unsure'. Returns the decision.
+
+    With `check_stale`, `based_on` is the item's last decision id the reviewer saw
+    (None for none); a different one now means someone decided meanwhile: refused.
+    """
+    actor.require("decide")
+    kind, label = _kind_and_label(ws, label)
+    with ws.store().atomic() as tx:
+        current = _review_row(tx, ws, item_id)
+        if check_stale and current["last_decision_id"] != based_on and not _independent(ws, tx, item_id):
+            raise StaleDecision(
+                f"item {item_id!r} was decided by {current['last_reviewer']} after you loaded it "
+                f"(now: {current['current_label'] or current['status']}); reload it before deciding"
+            )
+        rows = [_decision(item_id, kind, label, actor, note=note, based_on=based_on)]
+        _append(tx, ws, rows)
+    return rows[0]
+
+
+def adjudicate(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str | None = None) -> dict:
+    """A lead settles a disputed item (or overrides any decision) with a final label."""
+    actor.require("adjudicate")
+    label = _real_label(ws, label, "an adjudication")
+    with ws.store().atomic() as tx:
+        _review_row(tx, ws, item_id)
+        rows = [_decision(item_id, "adjudicate", label, actor, note=note)]
+        _append(tx, ws, rows)
+    return rows[0]
+
+
+def undo(ws: Workspace, actor: Actor, decision_id: str) -> dict:
+    """Cancel a decision by appending an undo. Reviewers undo their own; leads anyone's."""
+    with ws.store().atomic() as tx:
+        rows = tx.rows("SELECT * FROM decisions WHERE decision_id = ?", [decision_id])
+        if not rows:
+            raise NotFound(f"decision {decision_id!r} does not exist; see `feedback history ITEM`")
+        target = rows[0]
+        _check_undo(tx, actor, [target])
+        undo_row = [_decision(target["item_id"], "undo", None, actor, undoes=decision_id)]
+        _append(tx, ws, undo_row)
+    return undo_row[0]
+
+
+def undo_last(ws: Workspace, actor: Actor) -> dict | None:
+    """Undo the acting reviewer's latest decision that is not undone yet (the app's undo key)."""
+    decision_id = ws.store().value(
+        "SELECT decision_id FROM decisions d WHERE reviewer = ? AND kind <> 'undo' "
+        "AND decision_id NOT IN (SELECT undoes FROM decisions WHERE kind = 'undo') ORDER BY decided_at DESC LIMIT 1",
+        [actor.name])
+    return undo(ws, actor, decision_id) if decision_id else None
+
+
+def relabel_group(ws: Workspace, actor: Actor, item_ids: list[str], label: str, *, note: str | None = None) -> str:
+    """Label many items at once: one decision per item, sharing a batch id, which is returned."""
+    actor.require("decide")
+    kind, label = _kind_and_label(ws, label)
+    batch_id = "batch-" + uuid.uuid4().hex[:12]
+    with ws.store().atomic() as tx:
+        sync_items(tx, ws)
+        known = tx.value("SELECT count(DISTINCT item_id) FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))",
+                         [item_ids])
+        if known != len(set(item_ids)):
+            raise NotFound(f"{len(set(item_ids)) - known} of the {len(set(item_ids))} items are not in the store")
+        rows = [_decision(i, kind, label, actor, note=note, batch_id=batch_id) for i in dict.fromkeys(item_ids)]
+        _append(tx, ws, rows)
+    return batch_id
+
+
+def undo_batch(ws: Workspace, actor: Actor, batch_id: str) -> int:
+    """Undo every live decision of a batch; return how many."""
+    with ws.store().atomic() as tx:
+        targets = tx.rows("SELECT * FROM decisions WHERE batch_id = ? AND kind <> 'undo' AND decision_id NOT IN "
+                          "(SELECT undoes FROM decisions WHERE kind = 'undo')", [batch_id])
+        if not targets:
+            raise NotFound(f"batch {batch_id!r} has no decisions left to undo")
+        _check_undo(tx, actor, targets)
+        _append(tx, ws, [_decision(t["item_id"], "undo", None, actor, undoes=t["decision_id"], batch_id=batch_id)
+                         for t in targets])
+    return len(targets)
+
+
+def set_gold(ws: Workspace, actor: Actor, item_id: str, label: str) -> None:
+    """Mark an item as a gold item with a known answer (leads)."""
+    actor.require("set_gold")
+    label = _real_label(ws, label, "a gold answer")
+    with ws.store().atomic() as tx:
+        _review_row(tx, ws, item_id)
+        tx.execute("INSERT INTO gold VALUES (?, ?, ?, ?)", [item_id, label, actor.name, _now()])
+        write_reviews(tx, ws, [item_id])
+
+
+def preview_group(ws: Workspace, item_ids: list[str]) -> list[dict]:
+    """What a group relabel would touch: each item with its text and current and predicted labels."""
+    return ws.store().rows(
+        "SELECT i.item_id, i.text, i.pred_label, i.corr_label, r.current_label, coalesce(r.status, 'new') AS status "
+        "FROM items i LEFT JOIN reviews r USING (item_id) WHERE i.item_id IN (SELECT unnest(?::VARCHAR[])) "
+        "ORDER BY i.item_id", [item_ids])
+
+
+def history(ws: Workspace, item_id: str) -> list[dict]:
+    """Everything that happened to an item, oldest first: production events, queue reasons, claims, decisions."""
+    with ws.store().connect() as tx:
+        rows = item_history(tx, item_id)
+    if not rows:
+        raise NotFound(f"item {item_id!r} has no history in this store")
+    return rows
+
+
+def item_history(tx, item_id: str) -> list[dict]:
+    """`history` inside an open connection (empty for an unknown item)."""
+    return tx.rows(
+        """
+        SELECT ts AS "at", type AS kind, event_id AS id, coalesce(pred_label, corr_label) AS label,
+               coalesce(corr_by, CASE WHEN type = 'prediction' THEN model || ' ' || model_version END) AS reviewer,
+               coalesce(corr_note, error_kind || ': ' || error_message, input_text) AS note, pred_score AS score,
+               NULL AS batch_id, NULL AS undoes, seq
+        FROM events WHERE item_id = ?
+        UNION ALL
+        SELECT queued_at, 'queued:' || reason, NULL, NULL, actor, detail::VARCHAR, score, NULL, NULL, NULL
+        FROM queue_reasons WHERE item_id = ?
+        UNION ALL
+        SELECT claimed_at, 'claim', NULL, NULL, reviewer, NULL, NULL, NULL, NULL, NULL FROM claims WHERE item_id = ?
+        UNION ALL
+        SELECT set_at, 'gold', NULL, label, set_by, NULL, NULL, NULL, NULL, NULL FROM gold WHERE item_id = ?
+        UNION ALL
+        SELECT decided_at, 'decision:' || kind, decision_id, label, reviewer, note, NULL, batch_id, undoes, NULL
+        FROM decisions WHERE item_id = ?
+        ORDER BY "at", seq NULLS LAST, kind
+        """,
+        [item_id] * 5,
+    )
+
+
+def _kind_and_label(ws: Workspace, label: str) -> tuple[str, str | None]:
+    if label in DECISION_KINDS:
+        return label, None
+    if not label:
+        raise FeedbackError("a decision needs a label, or one of skip, junk, unsure")
+    if not ws.taxonomy.accepts(label):
+        raise FeedbackError(f"label {label!r} is not in the taxonomy{ws.taxonomy.hint(label) or '; see `feedback labels`'}")
+    return "label", label
+
+
+def _real_label(ws: Workspace, label: str, what: str) -> str:
+    kind, label = _kind_and_label(ws, label)
+    if kind != "label":
+        raise FeedbackError(f"{what} needs a label of the taxonomy, not {kind}")
+    return label
+
+
+def _review_row(tx, ws: Workspace, item_id: str) -> dict:
+    sync_items(tx, ws)
+    rows = tx.rows(
+        "SELECT i.item_id, coalesce(r.status, 'new') AS status, r.current_label, r.last_decision_id, "
+        "(SELECT arg_max(reviewer, decided_at) FROM decisions d WHERE d.item_id = i.item_id) AS last_reviewer "
+        "FROM items i LEFT JOIN reviews r USING (item_id) WHERE i.item_id = ?", [item_id])
+    if not rows:
+        raise NotFound(f"item {item_id!r} is not in the store")
+    return rows[0]
+
+
+def _independent(ws: Workspace, tx, item_id: str) -> bool:
+    """Overlap items collect independent decisions, so others deciding meanwhile is expected."""
+    gold = tx.value("SELECT count(*) FROM gold WHERE item_id = ?", [item_id]) > 0
+    return needs_overlap(ws, item_id, gold=gold)
+
+
+def _check_undo(tx, actor: Actor, targets: list[dict]) -> None:
+    others = {t["reviewer"] for t in targets} - {actor.name}
+    if others:
+        actor.require("undo_others")
+    undone = tx.value("SELECT count(*) FROM decisions WHERE kind = 'undo' AND undoes IN (SELECT unnest(?::VARCHAR[]))",
+                      [[t["decision_id"] for t in targets]])
+    if undone:
+        raise FeedbackError("that decision is already undone")
+    if any(t["kind"] == "undo" for t in targets):
+        raise FeedbackError("an undo cannot be undone; decide again instead")
+
+
+def _decision(item_id, kind, label, actor: Actor, *, note=None, based_on=None, batch_id=None, undoes=None) -> dict:
+    return {"decision_id": "d-" + uuid.uuid4().hex[:16], "item_id": item_id, "kind": kind, "label": label,
+            "reviewer": actor.name, "role": actor.role, "decided_at": _now(), "note": note, "based_on": based_on,
+            "batch_id": batch_id, "undoes": undoes}
+
+
+def _append(tx, ws: Workspace, rows: list[dict]) -> None:
+    tx.insert("decisions", pa.Table.from_pylist(rows, schema=_DECISION_SCHEMA))
+    write_reviews(tx, ws, sorted({r["item_id"] for r in rows}))
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)

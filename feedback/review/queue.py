@@ -1,0 +1,192 @@
+"""The review queue: items that need a person, by priority, with filters, counts and claims.
+
+An item is in the queue while it has at least one reason (see `state` for the
+reasons and the priority rule). Fetching the next item claims it for the reviewer for
+`review.lease_seconds`, so two reviewers working at once never get the same item; an
+expired lease returns it to the queue.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+
+from ..errors import FeedbackError, NotFound
+from ..roles import Actor
+from ..workspace import Workspace
+from .choices import REASONS, STATUSES
+from .state import refresh_items, review_config, sync_items, write_reviews
+
+_STATUS = ("CASE WHEN r.claim_expires > now()::TIMESTAMP AND coalesce(r.status, 'new') IN ('new', 'skipped') "
+           "THEN 'in review' ELSE coalesce(r.status, 'new') END")
+_COLUMNS = (f"i.item_id, i.text, i.pred_label, i.pred_score, i.model_version, i.corr_label, i.source, i.first_ts, "
+            f"i.last_ts, i.reasons, i.priority, {_STATUS} AS status, r.current_label, r.label_reviewer, "
+            f"r.claimed_by, r.reviewers, r.last_decision_id")
+_FROM = "items i LEFT JOIN reviews r USING (item_id)"
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """What a reviewer narrows the queue to. Every field is optional."""
+
+    reason: str | None = None
+    status: str | None = None
+    pred_label: str | None = None
+    corr_label: str | None = None
+    current_label: str | None = None
+    model_version: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    text: str | None = None
+
+    def __post_init__(self):
+        if self.status is not None and self.status not in STATUSES:
+            raise FeedbackError(f"status {self.status!r} is not one of {', '.join(STATUSES)}")
+
+    def where(self) -> tuple[str, list]:
+        """The SQL condition (over `items i` and `reviews r`) and its parameters."""
+        clauses, params = ["len(i.reasons) > 0"], []
+        simple = {"pred_label": "i.pred_label", "corr_label": "i.corr_label", "current_label": "r.current_label",
+                  "model_version": "i.model_version", "source": "i.source", "status": _STATUS}
+        for name, column in simple.items():
+            value = getattr(self, name)
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.reason is not None:
+            clauses.append("list_contains(i.reasons, ?)")
+            params.append(self.reason)
+        if self.since is not None:
+            clauses.append("i.last_ts >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("i.last_ts < ?")
+            params.append(self.until)
+        if self.text:
+            clauses.append("i.text ILIKE ? ESCAPE '\\'")
+            params.append("%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        return " AND ".join(clauses), params
+
+
+def queue_page(ws: Workspace, flt: QueueFilter = QueueFilter(), *, sort: str = "priority", limit: int = 50,
+               offset: int = 0) -> list[dict]:
+    """A page of the queue, highest priority (or newest, with sort='time') first."""
+    order = {"priority": "i.priority DESC, i.item_id", "time": "i.last_ts DESC, i.item_id"}.get(sort)
+    if order is None:
+        raise FeedbackError(f"sort {sort!r}: use 'priority' or 'time'")
+    where, params = flt.where()
+    with ws.store().atomic() as tx:
+        sync_items(tx, ws)
+        return tx.rows(f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+                       params + [limit, offset])
+
+
+def queue_counts(ws: Workspace, flt: QueueFilter = QueueFilter()) -> dict[str, dict]:
+    """For the sidebar: how many queued items match the filter, by reason, status, labels, model and source."""
+    where, params = flt.where()
+    groups = {"status": _STATUS, "pred_label": "i.pred_label", "corr_label": "i.corr_label",
+              "current_label": "r.current_label", "model_version": "i.model_version", "source": "i.source"}
+    with ws.store().atomic() as tx:
+        sync_items(tx, ws)
+        counts = {"total": {"items": tx.value(f"SELECT count(*) FROM {_FROM} WHERE {where}", params)}}
+        counts["reason"] = {r["v"]: r["n"] for r in tx.rows(
+            f"SELECT unnest(i.reasons) AS v, count(*) AS n FROM {_FROM} WHERE {where} GROUP BY 1 ORDER BY 2 DESC", params)}
+        for name, column in groups.items():
+            counts[name] = {r["v"]: r["n"] for r in tx.rows(
+                f"SELECT {column} AS v, count(*) AS n FROM {_FROM} WHERE {where} AND {column} IS NOT NULL "
+                f"GROUP BY 1 ORDER BY 2 DESC, 1", params)}
+    return counts
+
+
+def item(ws: Workspace, item_id: str) -> dict:
+    """One item's queue row (text, prediction, correction, reasons, status, current label)."""
+    with ws.store().atomic() as tx:
+        sync_items(tx, ws)
+        rows = tx.rows(f"SELECT {_COLUMNS} FROM {_FROM} WHERE i.item_id = ?", [item_id])
+    if not rows:
+        raise NotFound(f"item {item_id!r} is not in the store")
+    return rows[0]
+
+
+def next_item(ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter(), *,
+              exclude: list[str] | tuple = ()) -> dict | None:
+    """Claim and return the next item for this reviewer: the one they hold, else the top unclaimed one.
+
+    `exclude` names items the reviewer passed over in this session.
+    """
+    with ws.store().atomic() as tx:
+        return claim_next(tx, ws, actor, flt, exclude=exclude)
+
+
+def claim_next(tx, ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter(), *, exclude=()) -> dict | None:
+    """`next_item` inside an open transaction."""
+    actor.require("decide")
+    where, params = flt.where()
+    where += " AND i.item_id NOT IN (SELECT unnest(?::VARCHAR[]))"
+    params = params + [list(exclude)]
+    lease = timedelta(seconds=review_config(ws)["lease_seconds"])
+    sync_items(tx, ws)
+    held = tx.rows(f"SELECT {_COLUMNS} FROM {_FROM} WHERE r.claimed_by = ? AND r.claim_expires > now()::TIMESTAMP "
+                   f"AND {where} ORDER BY i.priority DESC LIMIT 1", [actor.name] + params)
+    if held:
+        return held[0]
+    rows = tx.rows(
+        f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} "
+        f"AND ((coalesce(r.status, 'new') IN ('new', 'skipped') "
+        f"      AND NOT list_contains(coalesce(r.reviewers, []::VARCHAR[]), ?)) "
+        f"     OR (r.status IN ('labeled', 'junk') AND i.last_queued_at > r.last_decided_at)) "
+        f"AND (r.claim_expires IS NULL OR r.claim_expires <= now()::TIMESTAMP) "
+        f"ORDER BY i.priority DESC, i.item_id LIMIT 1", params + [actor.name])
+    if not rows:
+        return None
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    tx.execute("INSERT INTO claims VALUES (?, ?, ?, ?)", [rows[0]["item_id"], actor.name, now, now + lease])
+    write_reviews(tx, ws, [rows[0]["item_id"]])
+    return {**rows[0], "status": "in review", "claimed_by": actor.name}
+
+
+def release_claim(ws: Workspace, actor: Actor, item_id: str) -> None:
+    """Give a claimed item back to the queue without deciding it."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    with ws.store().atomic() as tx:
+        holder = tx.value("SELECT claimed_by FROM reviews WHERE item_id = ? AND claim_expires > ?", [item_id, now])
+        if holder != actor.name:
+            return
+        tx.execute("INSERT INTO claims VALUES (?, ?, ?, ?)", [item_id, actor.name, now, now])
+        write_reviews(tx, ws, [item_id])
+
+
+def add_to_queue(ws: Workspace, actor: Actor, item_ids: list[str], *, reason: str = "manual", scores=None,
+                 detail: dict | None = None) -> int:
+    """Queue items for a reason (manual adds, the sampler, the label-error finder); return how many."""
+    scores = [1.0] * len(item_ids) if scores is None else list(scores)
+    with ws.store().atomic() as tx:
+        sync_items(tx, ws)
+        known = {r["item_id"] for r in tx.rows(
+            "SELECT item_id FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", [item_ids])}
+        missing = sorted(set(item_ids) - known)
+        if missing:
+            raise NotFound(f"{len(missing)} items are not in the store, e.g. {missing[0]!r}")
+        log_reasons(tx, ws, actor, item_ids, reason=reason, scores=scores, details=[detail] * len(item_ids))
+    return len(item_ids)
+
+
+def log_reasons(tx, ws: Workspace, actor: Actor, item_ids: list[str], *, reason: str, scores, details) -> None:
+    """Log a queue reason for each item (score in [0, 1], detail or None) and refresh their rows, in `tx`."""
+    actor.require("add_to_queue")
+    if reason not in REASONS:
+        raise FeedbackError(f"reason {reason!r} is not one of {', '.join(REASONS)}")
+    if any(not 0.0 <= s <= 1.0 for s in scores):
+        raise FeedbackError("queue scores must lie in [0, 1]")
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    tx.insert("queue_reasons", pa.table({
+        "item_id": pa.array(item_ids, pa.string()), "reason": pa.array([reason] * len(item_ids), pa.string()),
+        "score": pa.array(scores, pa.float64()), "queued_at": pa.array([now] * len(item_ids), pa.timestamp("us")),
+        "actor": pa.array([actor.name] * len(item_ids), pa.string()),
+        "detail": pa.array([json.dumps(d) if d else None for d in details], pa.string()),
+    }))
+    refresh_items(tx, ws, list(item_ids))
