@@ -570,11 +570,15 @@ def test_release_commands_through_the_cli(rws, run, tmp_path):
     assert "relabeled 0, split moves 0" in run("diff", "v1", "v2", *w).output
     assert "req-000 in test/v1: " in run("lineage", "v1", "req-000", *w).output
     assert run("containing", "req-000", *w).output.splitlines()[0].startswith("test/v1")
-    assert run("verify", "v1", *w).exit_code == 0
+    root = folder(rws, "v1")
+    assert run("verify", "v1", *w).output == f"{root}: every file and digest checks out.\n"
 
-    (folder(rws, "v1") / "index.parquet").write_bytes(b"broken")
+    (root / "index.parquet").write_bytes(b"broken")
     failed = run("verify", "v1", *w)
-    assert failed.exit_code == 1 and "index.parquet: checksum differs from SHA256SUMS" in failed.output
+    assert (failed.exit_code, failed.output) == (1, f"Error: {root} failed verification: index.parquet: checksum "
+                                                    "differs from SHA256SUMS; index.parquet: does not match the data "
+                                                    "files (ids, splits, labels, row hashes)\n")
+    assert json.loads(run("verify", "v1", *w, "--json").stdout)["ok"] is False
     refused = run("create", *w, "--version", "v2")
     assert refused.exit_code == 1 and refused.output.startswith("Error: release test/v2 cannot be made")
     assert run("create", *w, "--override", "nope").exit_code == 2

@@ -115,7 +115,8 @@ def verify(ws, ref, as_json, quiet):
       feedback release verify releases/banking77/v2
     """
     report = release.verify_release(ws, ref)
-    emit(report, as_json=as_json, quiet=quiet, text=lambda r: f"{r['location']}: every file and digest checks out.")
+    if report["ok"] or as_json:
+        emit(report, as_json=as_json, quiet=quiet, text=lambda r: f"{r['location']}: every file and digest checks out.")
     if not report["ok"]:
         raise FeedbackError(f"{report['location']} failed verification: " + "; ".join(
             f"{p['file']}: {p['problem']}" for p in report["problems"]))
