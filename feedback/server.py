@@ -17,7 +17,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from .capture.client import Client
-from .capture.contract import SCHEMA_PATH
+from .capture.contract import SCHEMA_PATH, parse_batch
+from .errors import InvalidEvent
 from .workspace import Workspace
 
 
@@ -55,14 +56,15 @@ def create_app(ws: Workspace) -> FastAPI:
             if len(body) > limit:
                 return _problem(413, f"body over {limit:,} bytes; send smaller batches")
         try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            batch = parse_batch(bytes(body))
+        except InvalidEvent as exc:
             return _problem(400, f"body is not valid JSON: {exc}")
-        batch = payload.get("events") if isinstance(payload, dict) and "events" in payload else payload
-        batch = batch if isinstance(batch, list) else [batch]
         results = []
         for index, event in enumerate(batch):
-            accepted, detail = client.capture_checked(event)
+            if isinstance(event, InvalidEvent):
+                accepted, detail = False, {"reason": event.reason, "field": event.field, "message": str(event)}
+            else:
+                accepted, detail = client.capture_checked(event)
             results.append({"index": index, "status": "accepted" if accepted else "rejected", **detail})
         accepted = sum(r["status"] == "accepted" for r in results)
         return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}

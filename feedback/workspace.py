@@ -22,7 +22,8 @@ DEFAULTS = {
     "dataset": {"name": "default"},
     "taxonomy": {"mode": "open", "labels": []},
     "paths": {"store": "feedback.duckdb", "spool": "spool", "releases": "releases"},
-    "capture": {"max_text_chars": 100_000, "segment_max_bytes": 8 << 20, "segment_max_seconds": 2.0},
+    "capture": {"max_text_chars": 100_000, "max_event_bytes": 1 << 20, "segment_max_bytes": 8 << 20,
+                "segment_max_seconds": 2.0},
     "server": {"token_env": "FEEDBACK_TOKEN", "max_body_bytes": 1 << 20},
     "store": {"busy_timeout": 15.0},
 }

@@ -51,9 +51,9 @@ def test_examples_are_valid_for_validator_and_schema(event):
     (prediction(prediction={"label": "a", "score": 1.5}), ("invalid_value", "prediction.score")),
     (prediction(prediction={"label": "a", "probs": {"a": math.inf}}), ("invalid_value", "prediction.probs.a")),
     (prediction(prediction={"label": ""}), ("invalid_value", "prediction.label")),
-    (prediction(meta={"x": math.nan}), ("invalid_value", "meta")),
+    (prediction(meta={"x": math.nan}), ("invalid_value", "meta.x")),
     (prediction(meta=[1]), ("wrong_type", "meta")),
-    (prediction(meta={"n": 2**70}), ("invalid_value", "meta")),
+    (prediction(meta={"n": 2**70}), ("invalid_value", "meta.n")),
     (prediction(ts=1e300), ("invalid_time", "ts")),
     (prediction(extra=1), ("unknown_field", "extra")),
     (prediction(prediction={"label": "a", "confidence": 0.2}), ("unknown_field", "prediction.confidence")),
@@ -138,3 +138,12 @@ def test_valid_events_round_trip_through_the_spool_line(text, label, score, item
     assert again == normalised
     resent = {k: v for k, v in again.items() if k not in ("received_at", "content_hash")}
     assert events.validate(resent)["content_hash"] == normalised["content_hash"]
+
+
+def test_the_schema_publishes_the_depth_cap_and_the_validator_holds_it():
+    assert SCHEMA["x-max-depth"] == events.MAX_DEPTH
+    deep = {"x": 1}
+    for _ in range(events.MAX_DEPTH - 2):
+        deep = {"x": deep}
+    events.validate(prediction(meta=deep))  # the event is level 1, meta level 2: MAX_DEPTH levels in all
+    assert reason_of(prediction(meta={"x": deep})) == ("too_deep", "meta" + ".x" * (events.MAX_DEPTH - 1))

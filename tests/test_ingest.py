@@ -164,7 +164,7 @@ def test_csv_with_column_mapping(ws, tmp_path):
     mapping = {"item_id": "request", "input.text": "message", "prediction.label": "intent", "prediction.score": "confidence"}
     report = ingest_files(ws, [path], mapping=mapping, default_type="prediction")
     assert (report.events, report.quarantined) == (2, 1)
-    assert quarantined(ws) == {("wrong_type", "prediction.score", 4)}
+    assert quarantined(ws) == {("wrong_type", "prediction.score", 3)}  # the row starts on line 3
     rows = ws.store().rows("SELECT item_id, input_text, pred_label, pred_score, meta FROM events ORDER BY item_id")
     assert rows[0] == {"item_id": "r1", "input_text": "card has not come", "pred_label": "card_arrival",
                        "pred_score": 0.7, "meta": '{"user_id":"u1"}'}

@@ -10,7 +10,7 @@ from ..lazy import exports
 
 if TYPE_CHECKING:
     from .client import Client, capture_event
-    from .contract import REASONS, SCHEMA_PATH, encode, validate
+    from .contract import MAX_DEPTH, REASONS, SCHEMA_PATH, encode, parse_batch, validate
     from .ingest import IngestReport, ingest_files, ingest_spool
     from .quarantine import dismiss, export_quarantine, list_quarantine, retry_quarantine
     from .readers import read_records, write_jsonl

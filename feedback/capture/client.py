@@ -7,7 +7,9 @@
 Every call validates the event, appends one line to this process's spool segment
 and returns True, in microseconds. It never opens the store and never raises: a bad
 event or a failed write (a full disk) returns False, is logged, and is counted in
-`client.stats`. Safe from many threads; each process writes its own segment.
+`client.stats`. Safe from many threads; each process writes its own segment. Values
+straight from numpy and scikit-learn (`numpy.str_` labels, `float32` scores, a row of
+`predict_proba` with `classes=model.classes_`) are taken as the numbers and strings they are.
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ class Client:
     def __init__(self, workspace: str | Path | Workspace | None = None):
         ws = workspace if isinstance(workspace, Workspace) else find_workspace(workspace)
         conf = ws.config["capture"]
-        self.max_text_chars = conf["max_text_chars"]
-        self._encode = contract.encoder(self.max_text_chars)
+        self._encode = contract.encoder(**contract.limits(conf))
         self._spool = ws.path("spool")
         self._writer_options = {"max_bytes": conf["segment_max_bytes"], "max_seconds": conf["segment_max_seconds"]}
         self._writer = SegmentWriter(self._spool, **self._writer_options)
@@ -53,7 +54,7 @@ class Client:
         """Record one event (a dict of the v1 contract). True when it is safely spooled."""
         try:
             self._writer.append(self._encode(event)[2])
-        except (InvalidEvent, OSError) as exc:
+        except Exception as exc:  # never raise into the caller's request path
             self._refused(exc)
             return False
         return True
@@ -63,14 +64,26 @@ class Client:
         try:
             event_id, item_id, line = self._encode(event)
             self._writer.append(line)
-        except (InvalidEvent, OSError) as exc:
+        except Exception as exc:
             return False, self._refused(exc)
         return True, {"event_id": event_id, "item_id": item_id}
 
     def prediction(self, item_id: str | None, *, text: str | None = None, label: str, score: float | None = None,
-                   probs: dict | None = None, model: str | None = None, model_version: str | None = None,
+                   probs=None, classes=None, model: str | None = None, model_version: str | None = None,
                    features: dict | None = None, **extra) -> bool:
-        """Record what the model predicted for one request."""
+        """Record what the model predicted for one request.
+
+        `probs` is {label: probability}, or a row of `predict_proba` with `classes=model.classes_`:
+
+            client.prediction(req_id, text=text, label=model.classes_[row.argmax()], score=row.max(),
+                              probs=row, classes=model.classes_, model_version="v3")
+        """
+        if classes is not None and probs is not None:
+            try:
+                probs = _by_class(probs, classes)
+            except (InvalidEvent, TypeError) as exc:
+                self._refused(exc)
+                return False
         prediction = {"label": label, "score": score, "probs": probs, "model": model, "model_version": model_version}
         return self.capture({"type": "prediction", "item_id": item_id, "input": _input(text, features),
                              "prediction": prediction, **extra})
@@ -99,16 +112,27 @@ class Client:
         self._count_lock = threading.Lock()
         self._refusals = {"rejected": 0, "dropped": 0}
 
-    def _refused(self, exc: InvalidEvent | OSError) -> dict:
+    def _refused(self, exc: Exception) -> dict:
         """Count and log an event that was not spooled; return what went wrong."""
-        rejected = isinstance(exc, InvalidEvent)
+        dropped = isinstance(exc, OSError)
         with self._count_lock:
-            self._refusals["rejected" if rejected else "dropped"] += 1
-        if rejected:
+            self._refusals["dropped" if dropped else "rejected"] += 1
+        if isinstance(exc, InvalidEvent):
             log.warning("event rejected (%s): %s", exc.reason, exc)
             return {"reason": exc.reason, "field": exc.field, "message": str(exc)}
-        log.error("event not spooled: %s", exc)
-        return {"reason": "spool_write_failed", "field": None, "message": str(exc)}
+        if dropped:
+            log.error("event not spooled: %s", exc)
+            return {"reason": "spool_write_failed", "field": None, "message": str(exc)}
+        log.exception("event rejected: checking it failed unexpectedly")  # a bug: report it with this traceback
+        return {"reason": "unexpected_error", "field": None, "message": f"{type(exc).__name__}: {exc}"}
+
+
+def _by_class(probs, classes) -> dict:
+    """A probability row aligned with the model's classes, as {class: probability}."""
+    names, values = list(classes), list(probs)
+    if len(names) != len(values):
+        raise InvalidEvent("invalid_value", f"has {len(values)} probabilities for {len(names)} classes", "prediction.probs")
+    return dict(zip(map(str, names), values))
 
 
 def _input(text, features) -> dict | None:

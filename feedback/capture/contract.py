@@ -5,6 +5,11 @@ An event is a JSON object: `type` (prediction, correction, error), `item_id` (or
 `correction`, `error`, `meta` and `schema_version`. `validate` checks one event and
 returns its normalised form, or raises `InvalidEvent` with a stable reason code.
 
+Values are JSON values: numpy scalars and arrays (straight from scikit-learn) count as the
+numbers, strings and lists they hold, aware datetimes as RFC 3339 text. An event nests at
+most `MAX_DEPTH` objects and arrays (the event itself is level 1), checked without recursion,
+and its canonical JSON holds at most `max_event_bytes` (`capture.max_event_bytes`).
+
 A normalised event is what the spool holds: the producer's fields plus `event_id`
 (generated when absent), `item_id` (derived when absent), `received_at` (capture
 time, which the store also uses as `ts` when the producer gave none) and
@@ -19,8 +24,9 @@ import itertools
 import json
 import math
 import os
+import re
 import time
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from functools import cache
 from pathlib import Path
 from typing import Callable
@@ -35,10 +41,15 @@ SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schema" / "event-v1.json"
 TYPES = ("prediction", "correction", "error")
 DEFAULT_MAX_TEXT_CHARS = 100_000
+DEFAULT_MAX_EVENT_BYTES = 1 << 20
+MAX_DEPTH = 64
 
 #: Stable reason codes for rejected events, with what each means.
 REASONS = {
     "invalid_json": "the line is not valid JSON",
+    "invalid_csv": "the CSV row cannot be parsed (for example a quote that never closes)",
+    "ragged_row": "the CSV row has more fields than the header",
+    "unreadable_file": "the rest of the file cannot be read (a truncated or corrupt file)",
     "invalid_utf8": "the bytes are not valid UTF-8",
     "not_an_object": "the event is not a JSON object",
     "missing_field": "a required field is absent",
@@ -48,6 +59,7 @@ REASONS = {
     "unknown_field": "a field the contract does not define (is the producer on a newer schema?)",
     "unsupported_schema_version": "the event was written for a schema version this store does not know",
     "too_large": "a text or the whole event exceeds the configured size limit",
+    "too_deep": f"objects and arrays nest deeper than {MAX_DEPTH} levels",
     "unknown_label": "a label is not in the workspace's fixed taxonomy",
     "duplicate_event_conflict": "an event with this event_id but different content is already stored",
 }
@@ -66,6 +78,8 @@ _REQUIRED = {"prediction": ("label",), "correction": ("label",), "error": ("kind
 _REQUIRED_TEXTS = {"label", "kind"}
 _LONG_TEXTS = {"text", "message", "note"}
 _NUMBER = (float, int)
+_SCALARS = {str, bool, type(None)}
+_BATCH_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]')
 _LINE = b'%s,"schema_version":1,"event_id":%s,"received_at":%s,"content_hash":"%s"}\n'
 _encode = ENCODER.encode
 _ids = {}
@@ -89,9 +103,16 @@ def derive_item_id(inp: dict) -> str:
     return "in-" + hashlib.blake2b(_encode(inp), digest_size=10).hexdigest()
 
 
-def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, received_at: float | None = None) -> dict:
+def limits(capture_config: dict) -> dict[str, int]:
+    """The size limits of a workspace's `[capture]` settings, as keyword arguments of `validate` and `encoder`."""
+    return {"max_text_chars": int(capture_config["max_text_chars"]),
+            "max_event_bytes": int(capture_config["max_event_bytes"])}
+
+
+def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+             received_at: float | None = None) -> dict:
     """Check one event against the contract; return its normalised form or raise `InvalidEvent`."""
-    content, body, event_id = _checked(event, max_text_chars)
+    content, body, event_id = _checked(event, max_text_chars, max_event_bytes)
     content["schema_version"] = SCHEMA_VERSION
     content["event_id"] = event_id
     content["received_at"] = received_at or time.time()
@@ -99,14 +120,16 @@ def validate(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS, received_at
     return content
 
 
-def encode(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS) -> tuple[str, str, bytes]:
+def encode(event, *, max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+           max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> tuple[str, str, bytes]:
     """Check one event and return (event_id, item_id, spool line): `to_line(validate(event))`, serialised once."""
-    return encoder(max_text_chars)(event)
+    return encoder(max_text_chars, max_event_bytes)(event)
 
 
 @cache
-def encoder(max_text_chars: int) -> Callable[[object], tuple[str, str, bytes]]:
-    """`encode` for one text limit, with what it needs bound, since the SDK runs it for every event.
+def encoder(max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+            max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Callable[[object], tuple[str, str, bytes]]:
+    """`encode` for one pair of limits, with what it needs bound, since the SDK runs it for every event.
 
     The compiled model (`structs`) takes the events it can; the rest take `_checked`.
     """
@@ -122,8 +145,10 @@ def encoder(max_text_chars: int) -> Callable[[object], tuple[str, str, bytes]]:
                 body = to_json(checked)
             except UnicodeEncodeError:  # an unpaired surrogate, which `_checked` reports
                 pass
+            if body is not None and len(body) > max_event_bytes:
+                body = None  # `_checked` reports the size
         if body is None:
-            content, body, event_id = _checked(event, max_text_chars)
+            content, body, event_id = _checked(event, max_text_chars, max_event_bytes)
             item_id = content["item_id"]
         else:
             item_id, event_id = checked.item_id, event_id or new_event_id()
@@ -137,8 +162,9 @@ def _content_hash(body: bytes) -> str:
     return xxh3_128_hexdigest(body)
 
 
-def _checked(event, max_text_chars: int) -> tuple[dict, bytes, str]:
+def _checked(event, max_text_chars: int, max_event_bytes: int) -> tuple[dict, bytes, str]:
     """The producer's content (Nones dropped, item_id derived, ts normalised), its sorted JSON, and the event id."""
+    event = plain(event)
     if not isinstance(event, dict):
         raise InvalidEvent("not_an_object", f"expected a JSON object, got {_json_type(event)}")
     if not _FIELDS.issuperset(event):
@@ -167,8 +193,6 @@ def _checked(event, max_text_chars: int) -> tuple[dict, bytes, str]:
             value = _check_section(key, value, spec, max_text_chars)
         elif key == "meta" and value.__class__ is not dict:
             raise InvalidEvent("wrong_type", f"must be an object, got {_json_type(value)}", "meta")
-        if (key == "meta" or key == "input") and _has_unstorable_number(value):
-            raise InvalidEvent("invalid_value", "numbers must be finite (no NaN or Infinity) and fit in 64 bits", key)
         content[key] = value
     if kind not in content:
         raise InvalidEvent("missing_field", f"is required for a {kind} event", kind)
@@ -189,11 +213,13 @@ def _checked(event, max_text_chars: int) -> tuple[dict, bytes, str]:
     if "ts" in content:
         content["ts"] = _check_time(content["ts"])
     try:
-        return content, _encode(content), event_id
+        body = _encode(content)
     except UnicodeEncodeError:
         raise InvalidEvent("invalid_utf8", "contains an unpaired surrogate, which is not valid UTF-8") from None
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidEvent("invalid_value", f"holds a value the store cannot keep ({exc})") from None
+    if len(body) > max_event_bytes:
+        raise InvalidEvent("too_large", f"the event has {len(body):,} bytes of JSON; the limit is {max_event_bytes:,} "
+                                        "(capture.max_event_bytes): keep large payloads out of events")
+    return content, body, event_id
 
 
 def to_line(normalised: dict) -> bytes:
@@ -201,17 +227,63 @@ def to_line(normalised: dict) -> bytes:
     return _encode(normalised) + b"\n"
 
 
-def _has_unstorable_number(value) -> bool:
+def plain(value):
+    """`value` as plain JSON values, checked level by level (no recursion, so no depth can crash it).
+
+    numpy scalars and arrays become the numbers, strings and lists they hold, tuples lists,
+    str subclasses str, datetimes ISO 8601 text. Raises `InvalidEvent` naming the field: `too_deep`
+    past `MAX_DEPTH`, `wrong_type` for what JSON cannot hold (bytes, Decimal, sets, ...),
+    `invalid_value` for NaN, infinities and integers beyond 64 bits.
+    """
+    root = [value]
+    pending = [(root, 0, "", 1)]  # (container, key or index, dotted path, depth of the value)
+    while pending:
+        parent, key, where, depth = pending.pop()
+        item = _as_json(parent[key], where)
+        kind = item.__class__
+        if kind is dict or kind is list:
+            if depth > MAX_DEPTH:
+                raise InvalidEvent("too_deep", f"objects and arrays nest deeper than {MAX_DEPTH} levels", where or None)
+            if kind is dict:
+                item = {_key(k, where): v for k, v in item.items()}
+                pending += [(item, k, f"{where}.{k}" if where else k, depth + 1) for k in item]
+            else:
+                item = list(item)
+                pending += [(item, i, f"{where}[{i}]", depth + 1) for i in range(len(item))]
+        parent[key] = item
+    return root[0]
+
+
+def _as_json(value, where: str):
+    """One value as a JSON scalar, or a dict or list whose members are still to check."""
     kind = value.__class__
+    if kind in _SCALARS or kind is dict or kind is list:
+        return value
     if kind is float:
-        return not math.isfinite(value)
+        if not math.isfinite(value):
+            raise InvalidEvent("invalid_value", f"must be a finite number, got {value!r}", where or None)
+        return value
     if kind is int:
-        return not -(2**63) <= value < 2**63
-    if kind is dict:
-        return any(_has_unstorable_number(v) for v in value.values() if v.__class__ is not str)
-    if kind is list:
-        return any(_has_unstorable_number(v) for v in value)
-    return False
+        if not -(2**63) <= value < 2**63:
+            raise InvalidEvent("invalid_value", "integers must fit in 64 bits", where or None)
+        return value
+    if hasattr(value, "tolist") and type(value).__module__ == "numpy":  # numpy scalars and arrays
+        return _as_json(value.tolist(), where)
+    for base in (bool, int, float, str, dict):  # subclasses, e.g. numpy.float64 or a defaultdict
+        if isinstance(value, base):
+            return _as_json(base(value), where)
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise InvalidEvent("wrong_type", f"{type(value).__name__} is not a JSON value: send a string, number, "
+                                     "boolean, null, object or array", where or None)
+
+
+def _key(key, where: str) -> str:
+    if isinstance(key, str):
+        return str(key)
+    raise InvalidEvent("wrong_type", f"object keys must be strings, got {type(key).__name__} {key!r}", where or None)
 
 
 def _check_section(section: str, value, spec: dict, max_text_chars: int) -> dict:
@@ -297,13 +369,62 @@ def _json_name(kind: type) -> str:
     return {dict: "an object", str: "a string"}[kind]
 
 
-def parse_line(raw: bytes) -> dict:
-    """Decode one JSONL line (bytes) into an object, raising `InvalidEvent` for bad UTF-8 or JSON."""
+def parse_line(raw: bytes):
+    """Decode one JSON text (bytes), raising `InvalidEvent` for bad UTF-8, bad JSON, or nesting too deep to parse."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidEvent("invalid_utf8", f"byte {exc.start} is not valid UTF-8") from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise InvalidEvent("too_deep", f"objects and arrays nest deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:
         raise InvalidEvent("invalid_json", f"{exc.msg} at column {exc.colno}") from None
+
+
+def parse_batch(body: bytes) -> list:
+    """The events of a request body: one event, a JSON array of events, or {"events": [...]}.
+
+    A member that cannot be parsed on its own (nested too deep for any parser) comes back as
+    its `InvalidEvent`, so the other members of the batch still go in.
+    """
+    try:
+        payload = parse_line(body)
+    except InvalidEvent as exc:
+        if exc.reason != "too_deep":
+            raise
+        members = _batch_members(body)
+        return [exc] if members is None else [_parsed_or_error(member) for member in members]
+    if isinstance(payload, dict) and "events" in payload:
+        payload = payload["events"]
+    return payload if isinstance(payload, list) else [payload]
+
+
+def _parsed_or_error(raw: bytes):
+    try:
+        return parse_line(raw)
+    except InvalidEvent as exc:
+        return exc
+
+
+def _batch_members(body: bytes) -> list[bytes] | None:
+    """The raw members of a body's array (top level, or the value of "events"), found without parsing them."""
+    depth, start, members, key = 0, None, [], None
+    for token in _BATCH_TOKENS.finditer(body):
+        t = token.group()
+        if t == b"[" or t == b"{":
+            depth += 1
+            if start is None and t == b"[" and (depth == 1 or (depth == 2 and key == b'"events"')):
+                level, start = depth, token.end()
+        elif t == b"]" or t == b"}":
+            if start is not None and depth == level:
+                last = body[start:token.start()]
+                return members + [last] if members or last.strip() else []
+            depth -= 1
+        elif t == b"," and start is not None and depth == level:
+            members.append(body[start:token.start()])
+            start = token.end()
+        elif depth == 1 and start is None and t.startswith(b'"'):
+            key = t
+    return None

@@ -177,17 +177,17 @@ def _ingest_records(ws: Workspace, records: Iterable[Record], *, source: str, id
                     quarantine: bool = True) -> IngestReport:
     """Slow path: validate each record in Python, then absorb in batches."""
     report = IngestReport(sources=1)
-    limit = ws.config["capture"]["max_text_chars"]
+    limits = contract.limits(ws.config["capture"])
     received_at = time.time()
     good: list[dict] = []
     bad: list[dict] = []
     for record in records:
         event = record.event
-        if event is not None:
+        if record.error is None:
             if id_prefix and isinstance(event, dict) and event.get("event_id") is None:
                 event["event_id"] = f"{id_prefix}:{record.line}"
             try:
-                normalised = contract.validate(event, max_text_chars=limit, received_at=received_at)
+                normalised = contract.validate(event, **limits, received_at=received_at)
             except InvalidEvent as exc:
                 record.error = exc
             else:

@@ -1,22 +1,29 @@
 """Streaming readers of bulk event files: JSONL, CSV and Parquet.
 
 Each yields `Record`s in file order with the physical line (JSONL, CSV; blank lines
-counted) or row number (Parquet), so an error points at the right place. Memory stays
-bounded whatever the file size. CSV and Parquet columns are mapped to event fields by
-dotted path (`input.text`, `prediction.label`, `meta.user_id`, ...); a mapping
-`{field: column}` renames columns that are named otherwise.
+counted; a CSV row spanning lines has its first) or row number (Parquet), so an error points
+at the right place. Memory stays bounded whatever the file size. A bad row is a `Record`
+with its error, never an exception, so the rest of the file still goes in: invalid UTF-8 or
+JSON in one line, a CSV row with more fields than the header or a quote that never closes,
+a Parquet file cut short. A UTF-8 byte order mark (as Excel writes) is read as what it is.
+
+CSV and Parquet columns are mapped to event fields by dotted path (`input.text`,
+`prediction.label`, `meta.user_id`, ...); a mapping `{field: column}` renames columns that
+are named otherwise. Typed Parquet timestamps become ISO 8601 text (UTC when the column has no
+zone).
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import FeedbackError, InvalidEvent
@@ -27,6 +34,9 @@ ALIASES = {"text": "input.text", "label": "prediction.label", "score": "predicti
            "model_version": "prediction.model_version", "corrected_label": "correction.label"}
 _JSON_FIELDS = {"prediction.probs", "input.features", "meta"}
 _NUMBER_FIELDS = {"prediction.score", "ts", "schema_version"}
+_BOM = b"\xef\xbb\xbf"
+_CSV_FIELD_LIMIT = 64 << 20  # a longer field is a row's error (too_large), not the file's
+_RAW_LIMIT = 64 << 10  # characters of a bad row kept for the quarantine
 
 
 @dataclass
@@ -70,9 +80,11 @@ def _jsonl(path: Path, on_bytes) -> Iterator[Record]:
         for number, raw in enumerate(f, start=1):
             if on_bytes:
                 on_bytes(len(raw))
+            if number == 1:
+                raw = raw.removeprefix(_BOM)
             if not raw.strip():
                 continue
-            text = raw.decode("utf-8", "backslashreplace").rstrip("\r\n")
+            text = _shown(raw.decode("utf-8", "backslashreplace").rstrip("\r\n"))
             try:
                 yield Record(number, event=parse_line(raw), raw=text)
             except InvalidEvent as exc:
@@ -80,35 +92,87 @@ def _jsonl(path: Path, on_bytes) -> Iterator[Record]:
 
 
 def _csv_rows(path: Path, on_bytes) -> Iterator[tuple[int, dict | InvalidEvent, str]]:
-    with open(path, "rb") as binary:
-        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
-        reader = csv.DictReader(text)
-        last = 0
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError as exc:
-                yield reader.line_num + 1, InvalidEvent("invalid_utf8", f"byte {exc.start} of a block is not valid UTF-8; the rest of the file is unreadable"), ""
-                return
-            if on_bytes:
-                position = binary.tell()
-                on_bytes(position - last)
-                last = position
-            yield reader.line_num, row, json.dumps(row, ensure_ascii=False)
+    """Rows as {column: text}, or the row's error: a row that breaks the CSV grammar costs only itself."""
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    lines = _Lines(path, on_bytes)
+    header = next(csv.reader(lines, strict=True), None)
+    while header is not None:
+        reader = csv.reader(lines, strict=True)  # a fresh parser after a row it could not read
+        first = lines.number + 1
+        try:
+            for fields in reader:
+                if fields:
+                    yield first, *_csv_row(header, fields)
+                first = lines.number + 1
+            return
+        except csv.Error as exc:
+            reason = "too_large" if "field larger" in str(exc) else "invalid_csv"
+            yield first, InvalidEvent(reason, f"lines {first}-{lines.number} cannot be read as CSV ({exc})"), ""
 
 
-def _parquet_rows(path: Path, on_bytes) -> Iterator[tuple[int, dict, str]]:
-    parquet = pq.ParquetFile(path)
-    per_row = path.stat().st_size / max(parquet.metadata.num_rows, 1)
+def _csv_row(header: list[str], fields: list[str]) -> tuple[dict | InvalidEvent, str]:
+    raw = _shown(",".join(fields).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+    if len(fields) > len(header):
+        return InvalidEvent("ragged_row", f"has {len(fields)} fields; the header has {len(header)}"), raw
+    if any(_has_surrogate(f) for f in fields):
+        return InvalidEvent("invalid_utf8", "holds bytes that are not valid UTF-8"), raw
+    row = dict(zip(header, fields))
+    return row, json.dumps(row, ensure_ascii=False)
+
+
+class _Lines:
+    """A file's physical lines as text, counted; bytes that are not UTF-8 stay as surrogates, to be found later."""
+
+    def __init__(self, path: Path, on_bytes):
+        self.number = 0
+        self._lines = self._read(path, on_bytes)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.number += 1
+        return line
+
+    @staticmethod
+    def _read(path: Path, on_bytes) -> Iterator[str]:
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if on_bytes:
+                    on_bytes(len(raw))
+                yield (raw.removeprefix(_BOM) if number == 1 else raw).decode("utf-8", "surrogateescape")
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and any("\udc80" <= c <= "\udcff" for c in text)
+
+
+def _parquet_rows(path: Path, on_bytes) -> Iterator[tuple[int, dict | InvalidEvent, str]]:
     number = 0
-    for batch in parquet.iter_batches(batch_size=10_000):
-        if on_bytes:
-            on_bytes(int(per_row * batch.num_rows))
-        for row in batch.to_pylist():
-            number += 1
-            yield number, row, orjson.dumps(row, default=str).decode()
+    try:
+        parquet = pq.ParquetFile(path)
+        per_row = path.stat().st_size / max(parquet.metadata.num_rows, 1)
+        for batch in parquet.iter_batches(batch_size=10_000):
+            if on_bytes:
+                on_bytes(int(per_row * batch.num_rows))
+            for row in _timestamps_as_text(batch).to_pylist():
+                number += 1
+                yield number, row, _shown(orjson.dumps(row, default=str).decode())
+    except (pa.ArrowException, OSError) as exc:
+        yield number + 1, InvalidEvent("unreadable_file", f"rows from {number + 1} on cannot be read ({exc})"), ""
+
+
+def _timestamps_as_text(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Typed timestamp columns as RFC 3339 text in UTC, as the contract takes times (a column with no zone is UTC)."""
+    columns = [pc.strftime(c.cast(pa.timestamp("us", "UTC"), safe=False), format="%Y-%m-%dT%H:%M:%SZ")
+               if pa.types.is_timestamp(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
+def _shown(text: str) -> str:
+    """A bad row's text as the quarantine keeps it: whole, or its start when it is huge."""
+    return text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + f"... ({len(text):,} characters in all)"
 
 
 def _mapped(rows, mapping: dict, *, from_strings: bool) -> Iterator[Record]:
@@ -122,7 +186,15 @@ def _mapped(rows, mapping: dict, *, from_strings: bool) -> Iterator[Record]:
         except InvalidEvent as exc:
             yield Record(number, error=exc, raw=raw)
         else:
-            yield Record(number, event=event, raw=orjson.dumps(event, default=str).decode())
+            yield Record(number, event=event, raw=_event_text(event, raw))
+
+
+def _event_text(event: dict, row_text: str) -> str:
+    """The event as one JSON line for the quarantine (to fix and ingest again), else the row's own text."""
+    try:
+        return _shown(orjson.dumps(event, default=str).decode())
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes: too deep for the contract anyway
+        return row_text
 
 
 def _row_to_event(row: dict, column_to_field: dict, from_strings: bool) -> dict:
@@ -150,6 +222,8 @@ def _from_string(field: str, value: str):
             return json.loads(value)
         if field in _NUMBER_FIELDS:
             return float(value) if field != "schema_version" else int(value)
+    except RecursionError:
+        raise InvalidEvent("too_deep", "objects and arrays nest too deep to read", field) from None
     except ValueError:
         if field == "ts":
             return value
