@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -330,7 +331,8 @@ def test_a_release_is_never_rewritten_and_verify_names_every_changed_file(rws):
     with pytest.raises(FeedbackError, match="cannot be made: test/v1 exists and releases are immutable"):
         create_release(rws, version="v1")
     root = folder(rws, "v1")
-    assert verify_release(rws, "v1") == {"location": str(root), "ok": True, "problems": []}
+    assert verify_release(rws, "v1") == {"location": str(root), "ok": True, "problems": [],
+                                         "anchor": {"checked": True, "release": "test/v1"}}
 
     with open(root / DATA_FILES[1], "ab") as f:
         f.write(b"tampered")
@@ -407,19 +409,54 @@ def test_overlapping_scheduled_runs_make_one_release(rws):
     assert list((rws.path("releases") / "test" / ".building").iterdir()) == []
 
 
+def resum(root) -> None:
+    """Rewrite SHA256SUMS from the files as they are now, as someone covering an edit would."""
+    names = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
+    (root / "SHA256SUMS").write_text("".join(f"{hashlib.sha256((root / n).read_bytes()).hexdigest()}  {n}\n"
+                                             for n in names))
+
+
 def test_verify_recomputes_digests_so_a_rewritten_data_file_with_new_sums_is_caught(rws):
     create_release(rws)
     root = folder(rws, "v1")
     table = pq.read_table(root / DATA_FILES[1])
     labels = table["label"].to_pylist()
     pq.write_table(table.set_column(2, "label", pa.array(labels[1:] + labels[:1])), root / DATA_FILES[1])
-    sums = (root / "SHA256SUMS").read_text().splitlines()
-    digest = hashlib.sha256((root / DATA_FILES[1]).read_bytes()).hexdigest()
-    (root / "SHA256SUMS").write_text("\n".join(f"{digest}  {DATA_FILES[1]}" if line.endswith(DATA_FILES[1]) else line
-                                               for line in sums) + "\n")
+    resum(root)
     problems = verify_release(rws, "v1")["problems"]
-    assert [p["file"] for p in problems] == [DATA_FILES[1], "index.parquet", "manifest.json"]
+    assert [p["file"] for p in problems] == [DATA_FILES[1], "index.parquet", "manifest.json", "SHA256SUMS"]
     assert problems[0]["problem"] == "split train: rows or digest differ from manifest.json"
+
+
+def test_an_edited_manifest_with_regenerated_sums_fails_against_the_store(rws, run, tmp_path):
+    create_release(rws, by="ann")
+    root = folder(rws, "v1")
+    manifest = json.loads((root / "manifest.json").read_text())
+    (root / "manifest.json").write_text(json.dumps({**manifest, "created_by": "lena"}, indent=2) + "\n")
+    resum(root)
+    assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=root).returncode == 0
+    changed = "differs from the digest the store recorded for test/v1 at build time: the file was changed after " \
+              "the build (restore the release from a good copy)"
+    assert verify_release(rws, "v1") == {
+        "location": str(root), "ok": False, "anchor": {"checked": True, "release": "test/v1"},
+        "problems": [{"file": "SHA256SUMS", "problem": changed}, {"file": "manifest.json", "problem": changed}]}
+    assert verify_release(rws, str(root))["problems"] == verify_release(rws, "v1")["problems"]
+    failed = run("verify", "v1", "-w", rws.root)
+    assert (failed.exit_code, failed.output) == (
+        1, f"Error: {root} failed verification: SHA256SUMS: {changed}; manifest.json: {changed}\n")
+
+    # a trainer's copy, or a folder checked without the workspace, verifies against itself and says so
+    assert verify_release(None, str(root)) == {"location": str(root), "ok": True, "problems": [],
+                                               "anchor": {"checked": False, "why": "no workspace was given"}}
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    assert run("verify", copy, "-w", rws.root).output == (
+        f"{copy}: every file and digest checks out against the folder itself; could not check it against the "
+        f"store: no release of this workspace is recorded at {copy}.\n")
+    with rws.store().atomic() as tx:  # as a release recorded before the store kept anchors
+        tx.execute("UPDATE releases SET manifest_sha256 = NULL, sums_sha256 = NULL")
+    assert verify_release(rws, "v1")["anchor"] == {
+        "checked": False, "why": "test/v1 was recorded before the store kept these digests"}
 
 
 # -- diff, selection, lineage --------------------------------------------------------------------
@@ -530,7 +567,8 @@ def test_release_to_s3_verify_and_read_back(rws, monkeypatch):
                "&allow_delayed_open=true")
         made = create_release(rws, destination=url)
         assert made["location"] == "s3://ml-data/releases/test/v1"
-        assert verify_release(rws, "v1") == {"location": "s3://ml-data/releases/test/v1", "ok": True, "problems": []}
+        assert verify_release(rws, "v1") == {"location": "s3://ml-data/releases/test/v1", "ok": True,
+                                             "problems": [], "anchor": {"checked": True, "release": "test/v1"}}
         s3, _ = fs.FileSystem.from_uri(url)
         listed = sorted(i.path for i in s3.get_file_info(fs.FileSelector("ml-data/releases/test/v1", recursive=True))
                         if i.type == fs.FileType.File)
@@ -571,7 +609,8 @@ def test_release_commands_through_the_cli(rws, run, tmp_path):
     assert "req-000 in test/v1: " in run("lineage", "v1", "req-000", *w).output
     assert run("containing", "req-000", *w).output.splitlines()[0].startswith("test/v1")
     root = folder(rws, "v1")
-    assert run("verify", "v1", *w).output == f"{root}: every file and digest checks out.\n"
+    assert run("verify", "v1", *w).output == (f"{root}: every file and digest checks out, and manifest.json "
+                                            "and SHA256SUMS are those the store recorded for test/v1.\n")
 
     (root / "index.parquet").write_bytes(b"broken")
     failed = run("verify", "v1", *w)

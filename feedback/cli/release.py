@@ -105,9 +105,11 @@ def show(ws, ref, as_json, quiet):
 @workspace_option
 @output_options
 def verify(ws, ref, as_json, quiet):
-    """Recompute every checksum and digest of a release; exit 1 naming what differs.
+    """Recompute every checksum and digest of a release and compare it with the store's record; exit 1 naming
+    what differs.
 
-    REF is a release (v2, DATASET/v2) or a release folder (a path or URL).
+    REF is a release (v2, DATASET/v2) or a release folder (a path or URL). A folder where no release of
+    the workspace is recorded (a copy) is checked against itself only.
 
     \b
     Example:
@@ -116,7 +118,7 @@ def verify(ws, ref, as_json, quiet):
     """
     report = release.verify_release(ws, ref)
     if report["ok"] or as_json:
-        emit(report, as_json=as_json, quiet=quiet, text=lambda r: f"{r['location']}: every file and digest checks out.")
+        emit(report, as_json=as_json, quiet=quiet, text=_verify_text)
     if not report["ok"]:
         raise FeedbackError(f"{report['location']} failed verification: " + "; ".join(
             f"{p['file']}: {p['problem']}" for p in report["problems"]))
@@ -179,6 +181,14 @@ def _create_text(r: dict) -> str:
     lines += [f"gate {g['gate']}: {g['status']}{' (overridden)' if g['overridden'] else ''}: {g['detail']}"
               for g in r["gates"] if g["status"] in ("fail", "warn")]
     return "\n".join(lines)
+
+
+def _verify_text(r: dict) -> str:
+    if r["anchor"]["checked"]:
+        return (f"{r['location']}: every file and digest checks out, and manifest.json and SHA256SUMS are those "
+                f"the store recorded for {r['anchor']['release']}.")
+    return (f"{r['location']}: every file and digest checks out against the folder itself; could not check it "
+            f"against the store: {r['anchor']['why']}.")
 
 
 def _show_text(m: dict) -> str:

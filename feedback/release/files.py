@@ -8,7 +8,8 @@ written again. A build that was killed cannot clean up, so each build first dele
 temporary folders of its dataset whose process is gone (made on this host) or that nothing
 has written to for `STALE_AFTER` (made elsewhere, where the process cannot be asked).
 `SHA256SUMS` lists every other file as `<sha256>  <path>`, so `sha256sum -c SHA256SUMS`
-checks a downloaded copy.
+checks a downloaded copy; the store keeps the digests of `SHA256SUMS` and `manifest.json`
+(`anchor`), which a folder cannot rewrite along with its files.
 """
 
 from __future__ import annotations
@@ -193,6 +194,13 @@ def _parse_sums(text: str) -> dict[str, str]:
         if sep:
             sums[name] = digest
     return sums
+
+
+def anchor(dest: Destination, folder: str) -> dict[str, str | None]:
+    """SHA-256 of `manifest.json` and of `SHA256SUMS` (None where missing): together they vouch for every
+    file of a release, so the store keeps them to check the folder against later."""
+    return {name: sha256(dest.read(f"{folder}/{name}")) if dest.exists(f"{folder}/{name}") else None
+            for name in (MANIFEST, SUMS)}
 
 
 def check_files(dest: Destination, folder: str) -> list[dict]:

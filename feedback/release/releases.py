@@ -11,8 +11,10 @@ parent, the release before it), written once (see `files`):
 Building: select (`select`), split (`split`), check (`gates`), compute the content and
 release id (`build`), write and publish (`files`). The
 manifest's recipe says how it was made: store watermark, selection, parameters, code
-version. The store records each release in `releases`; lineage reads the store and the
-index. Settings live in `[release]` of feedback.toml (`DEFAULTS`, gates in `[release.gates]`).
+version. The store records each release in `releases`, with the SHA-256 of its
+`manifest.json` and `SHA256SUMS` (its anchor, which `verify_release` checks the folder
+against); lineage reads the store and the index. Settings live in `[release]` of
+feedback.toml (`DEFAULTS`, gates in `[release.gates]`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import re
 from datetime import datetime, timezone
 from importlib.metadata import version as package_version
+from pathlib import PurePosixPath
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,11 +37,11 @@ from .build import build, to_json, write_release
 from .card import license_and_credit
 from .choices import GATES, GROUP_BY
 from .diff import diff_indexes
-from .files import INDEX, MANIFEST, SUMS, Destination
+from .files import INDEX, MANIFEST, SUMS, Destination, anchor
 from .gates import DEFAULTS as GATE_DEFAULTS
 from .gates import run_gates
 from .select import Selection, read_examples
-from .verify import check_release
+from .verify import check_anchor, check_release
 
 DEFAULTS = {
     "splits": {"train": 0.8, "validation": 0.1, "test": 0.1},
@@ -151,18 +154,26 @@ def show_release(ws: Workspace, ref: str) -> dict:
 
 
 def verify_release(ws: Workspace | None, ref: str) -> dict:
-    """Recompute every checksum and digest of a release (a ref such as `v2`, or a folder path or URL).
+    """Recompute every checksum and digest of a release (a ref such as `v2`, or a folder path or URL), and
+    check its `manifest.json` and `SHA256SUMS` against the digests the store recorded when it was built.
 
-    `ok` is False when anything differs; `problems` name each file and what is wrong.
+    `ok` is False when anything differs; `problems` name each file and what is wrong. `anchor` says
+    whether the store's digests were checked (`release`) or why not (`why`): without a workspace, or
+    for a folder where no release of the workspace is recorded (a copy), the folder is checked
+    against itself only.
     """
     if "://" in ref or os.path.isdir(ref):
         dest = Destination(ref)
         folder = dest.root
+        record = ws and _recorded_at(ws, dest, folder)
     else:
-        dest, folder = _folder(resolve(ws, ref))
+        record = resolve(ws, ref)
+        dest, folder = _folder(record)
     problems = check_release(dest, folder) if dest.exists(f"{folder}/{SUMS}") else [
         {"file": SUMS, "problem": "missing"}]
-    return {"location": dest.describe(folder), "ok": not problems, "problems": problems}
+    checked, changed = _against_anchor(ws, record, dest, folder)
+    problems += changed
+    return {"location": dest.describe(folder), "ok": not problems, "problems": problems, "anchor": checked}
 
 
 def diff_releases(ws: Workspace, a: str, b: str) -> dict:
@@ -215,8 +226,10 @@ _RECORD = pa.schema([
     ("dataset", pa.string()), ("version", pa.string()), ("number", pa.int32()), ("release_id", pa.string()),
     ("parent", pa.string()), ("location", pa.string()), ("created_at", pa.timestamp("us")),
     ("created_by", pa.string()), ("examples", pa.int64()), ("event_seq", pa.int64()),
-    ("overrides", pa.list_(pa.string())), ("manifest", pa.string()),
+    ("overrides", pa.list_(pa.string())), ("manifest", pa.string()), ("manifest_sha256", pa.string()),
+    ("sums_sha256", pa.string()),
 ])
+_ANCHOR = {MANIFEST: "manifest_sha256", SUMS: "sums_sha256"}  # the store's columns for `files.anchor`
 
 
 def _publish(ws: Workspace, dest: Destination, number: int, built: dict, manifest: dict, diff: dict, cfg: dict) -> None:
@@ -228,7 +241,8 @@ def _publish(ws: Workspace, dest: Destination, number: int, built: dict, manifes
                "parent": manifest["parent"] and manifest["parent"]["version"], "location": dest.location,
                "created_at": datetime.fromisoformat(manifest["created_at"]), "created_by": manifest["created_by"],
                "examples": manifest["examples"], "event_seq": manifest["recipe"]["watermark"]["event_seq"],
-               "overrides": (manifest["overrides"] or {}).get("gates"), "manifest": to_json(manifest).decode()}
+               "overrides": (manifest["overrides"] or {}).get("gates"), "manifest": to_json(manifest).decode(),
+               **{_ANCHOR[name]: digest for name, digest in anchor(dest, folder).items()}}
         with ws.store().atomic() as tx:
             if tx.value("SELECT count(*) FROM releases WHERE dataset = ? AND version = ?", [dataset, version]):
                 raise FeedbackError(f"release {dataset}/{version} was made meanwhile; run again for the next version")
@@ -295,9 +309,33 @@ def _known_splits(records: list[dict]) -> pa.Table:
     return known
 
 
+def _against_anchor(ws: Workspace | None, record: dict | None, dest: Destination,
+                    folder: str) -> tuple[dict, list[dict]]:
+    """Whether a folder could be checked against the anchor the store recorded for it, and what differs."""
+    if ws is None:
+        return {"checked": False, "why": "no workspace was given"}, []
+    if record is None:
+        return {"checked": False, "why": f"no release of this workspace is recorded at {dest.describe(folder)}"}, []
+    if record["manifest_sha256"] is None:
+        return {"checked": False, "why": f"{_ref(record)} was recorded before the store kept these digests"}, []
+    recorded = {name: record[column] for name, column in _ANCHOR.items()}
+    return {"checked": True, "release": _ref(record)}, check_anchor(dest, folder, recorded, _ref(record))
+
+
 def _folder(record: dict) -> tuple[Destination, str]:
     dest = Destination(record["location"])
     return dest, dest.path(record["dataset"], record["version"])
+
+
+def _recorded_at(ws: Workspace, dest: Destination, folder: str) -> dict | None:
+    """The store's record of the release whose folder this is, if any (a copy elsewhere has none)."""
+    path = PurePosixPath(folder)
+    try:
+        record = resolve(ws, f"{path.parent.name}/{path.name}")
+    except NotFound:
+        return None
+    recorded, recorded_folder = _folder(record)
+    return record if recorded.describe(recorded_folder) == dest.describe(folder) else None
 
 
 def _read_index(record: dict, *, columns: list[str] | None = None, filters=None) -> pa.Table:

@@ -1,8 +1,10 @@
-"""Checking a release folder against itself, without the store that built it.
+"""Checking a release folder against itself, without the store that built it, and against the store's anchor.
 
-In order: every file against SHA256SUMS (missing, changed, or added later); each split's
-row count and digest, with row hashes recomputed from the data files; the index against
-the data (ids, splits, labels, row hashes); the release id against the content.
+`check_release`, in order: every file against SHA256SUMS (missing, changed, or added later);
+each split's row count and digest, with row hashes recomputed from the data files; the index
+against the data (ids, splits, labels, row hashes); the release id against the content. A
+folder can be rewritten to agree with itself, so `check_anchor` compares `manifest.json` and
+`SHA256SUMS` with the digests the store recorded when it built the release.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pyarrow.compute as pc
 
 from ..errors import FeedbackError
 from .build import release_id, split_digest
-from .files import DATA_SCHEMA, INDEX, MANIFEST, Destination, check_files
+from .files import DATA_SCHEMA, INDEX, MANIFEST, Destination, anchor, check_files
 from .select import ROW_HASH, row_hash
 
 
@@ -49,6 +51,15 @@ def check_release(dest: Destination, folder: str) -> list[dict]:
     if release_id(manifest["schema"], manifest["split_policy"], splits) != manifest["release_id"]:
         problems.append({"file": MANIFEST, "problem": "release_id does not match the content"})
     return problems
+
+
+def check_anchor(dest: Destination, folder: str, recorded: dict[str, str], release: str) -> list[dict]:
+    """Problems where `manifest.json` or `SHA256SUMS` differs from the digest `recorded` for `release`
+    (a missing file is `check_release`'s to report)."""
+    found = anchor(dest, folder)
+    return [{"file": name, "problem": f"differs from the digest the store recorded for {release} at build time: "
+                                      "the file was changed after the build (restore the release from a good copy)"}
+            for name in sorted(recorded) if found[name] not in (None, recorded[name])]
 
 
 def _index_matches(dest: Destination, path: str, data: pa.Table) -> bool:

@@ -189,4 +189,11 @@ CREATE TABLE sampler_picks (
 ALTER TABLE items ADD COLUMN last_queued_at TIMESTAMP
 """,
     ),
+    (
+        "006_release_anchors",
+        """
+ALTER TABLE releases ADD COLUMN manifest_sha256 VARCHAR;
+ALTER TABLE releases ADD COLUMN sums_sha256 VARCHAR
+""",
+    ),
 ]
