@@ -178,6 +178,10 @@ def _create_text(r: dict) -> str:
     lines = [f"Released {r['dataset']}/{r['version']}: {r['examples']:,} examples ({splits}) at {r['location']}",
              f"release_id {r['release_id']}",
              f"vs parent: {d['added']:,} added, {d['removed']:,} removed, {d['relabeled']:,} relabeled"]
+    if r["adopted"]:
+        lines.append("adopted the folder an interrupted build left unrecorded: it verifies and holds this content")
+    if r["set_aside"]:
+        lines.append(f"an unrecorded folder (an interrupted build's) was in its place: set aside to {r['set_aside']}")
     lines += [f"gate {g['gate']}: {g['status']}{' (overridden)' if g['overridden'] else ''}: {g['detail']}"
               for g in r["gates"] if g["status"] in ("fail", "warn")]
     return "\n".join(lines)

@@ -6,7 +6,9 @@ object with `manifest.json` last on object stores (a folder without its manifest
 unfinished copy). A failed build deletes its temporary folder; a published folder is never
 written again. A build that was killed cannot clean up, so each build first deletes the
 temporary folders of its dataset whose process is gone (made on this host) or that nothing
-has written to for `STALE_AFTER` (made elsewhere, where the process cannot be asked).
+has written to for `STALE_AFTER` (made elsewhere, where the process cannot be asked). A
+folder in a release's place that no release record owns is moved, whole, to
+`<dataset>/.orphaned/<version>-<UTC time>/` (`set_aside`).
 `SHA256SUMS` lists every other file as `<sha256>  <path>`, so `sha256sum -c SHA256SUMS`
 checks a downloaded copy; the store keeps the digests of `SHA256SUMS` and `manifest.json`
 (`anchor`), which a folder cannot rewrite along with its files.
@@ -39,6 +41,7 @@ CARD = "README.md"
 DATA_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("label", pa.string())])  # of data/*.parquet
 _SECRETS = ("access_key", "secret_key", "session_token")
 _BUILDING = ".building"
+_ORPHANED = ".orphaned"
 STALE_AFTER = timedelta(hours=24)
 
 
@@ -96,16 +99,16 @@ class Destination:
 
     @contextmanager
     def building(self, dataset: str, version: str):
-        """A temporary folder for a build; deleted when the block raises. Stale ones go first."""
+        """A temporary folder for a build, deleted when the block ends unless it was published. Stale ones go first."""
         self.sweep(dataset)
         name = f"{version}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         folder = self.path(dataset, _BUILDING, name)
         self.fs.create_dir(folder)
         try:
             yield folder
-        except BaseException:
-            self.fs.delete_dir(folder)
-            raise
+        finally:
+            if self.exists(folder):
+                self.fs.delete_dir(folder)
 
     def sweep(self, dataset: str) -> None:
         """Delete the temporary folders that builds of `dataset` left behind when they were killed."""
@@ -135,13 +138,23 @@ class Destination:
         """Move a built folder to its final place; refuse if something is there already."""
         if self.exists(final):
             raise FeedbackError(f"{self.describe(final)} exists already; releases are never overwritten")
+        self._move(built, final)
+
+    def set_aside(self, dataset: str, version: str) -> str:
+        """Move the folder at `<dataset>/<version>` out of the way of builds, kept whole; its new path."""
+        aside = self.path(dataset, _ORPHANED, f"{version}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%fZ}")
+        self._move(self.path(dataset, version), aside)
+        return aside
+
+    def _move(self, source: str, target: str) -> None:
+        """A rename on a local disk; elsewhere a copy of each object, `manifest.json` last, then a delete."""
         if isinstance(self.fs, pafs.LocalFileSystem):
-            self.fs.move(built, final)
+            self.fs.create_dir(target.rsplit("/", 1)[0])
+            self.fs.move(source, target)
             return
-        names = self.files(built)
-        for name in sorted(names, key=lambda n: n == MANIFEST):
-            self.fs.copy_file(f"{built}/{name}", f"{final}/{name}")
-        self.fs.delete_dir(built)
+        for name in sorted(self.files(source), key=lambda n: n == MANIFEST):
+            self.fs.copy_file(f"{source}/{name}", f"{target}/{name}")
+        self.fs.delete_dir(source)
 
 
 class _Hashing:

@@ -95,9 +95,6 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
     parent = records[-1] if records else None
     number = _next_number(dataset, version, parent)
     dest = Destination(destination or cfg["destination"] or ws.path("releases"))
-    final = dest.path(dataset, f"v{number}")
-    if dest.exists(final):
-        raise FeedbackError(f"{dest.describe(final)} exists already; releases are never overwritten")
     parent_index = _read_index(parent) if parent else None
     salt = cfg["salt"] or dataset
     read = read_examples(ws, selection, salt=salt, memory_limit=cfg["memory_limit"],
@@ -133,10 +130,12 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
     }
     diff = {"from": parent and parent["version"], "to": f"v{number}", **diff_indexes(parent_index, built["index"])}
     manifest["diff"] = {k: diff[k] for k in ("added", "removed", "relabeled", "split_moves", "relabel_matrix")}
-    _publish(ws, dest, number, built, manifest, diff, cfg)
-    return {"created": True, "dataset": dataset, "version": manifest["version"], "release_id": built["release_id"],
-            "location": dest.describe(final), "examples": manifest["examples"], "parent": manifest["parent"],
-            "splits": {k: v["rows"] for k, v in built["splits"].items()}, "gates": gates, "diff": manifest["diff"]}
+    recorded, outcome = _publish(ws, dest, number, built, manifest, diff, cfg)
+    return {"created": True, **outcome, "dataset": dataset, "version": recorded["version"],
+            "release_id": recorded["release_id"], "location": dest.describe(dest.path(dataset, recorded["version"])),
+            "examples": recorded["examples"], "parent": recorded["parent"],
+            "splits": {k: v["rows"] for k, v in recorded["splits"].items()}, "gates": recorded["gates"],
+            "diff": recorded["diff"]}
 
 
 def list_releases(ws: Workspace, dataset: str | None = None) -> list[dict]:
@@ -169,8 +168,7 @@ def verify_release(ws: Workspace | None, ref: str) -> dict:
     else:
         record = resolve(ws, ref)
         dest, folder = _folder(record)
-    problems = check_release(dest, folder) if dest.exists(f"{folder}/{SUMS}") else [
-        {"file": SUMS, "problem": "missing"}]
+    problems = check_release(dest, folder)
     checked, changed = _against_anchor(ws, record, dest, folder)
     problems += changed
     return {"location": dest.describe(folder), "ok": not problems, "problems": problems, "anchor": checked}
@@ -232,22 +230,53 @@ _RECORD = pa.schema([
 _ANCHOR = {MANIFEST: "manifest_sha256", SUMS: "sums_sha256"}  # the store's columns for `files.anchor`
 
 
-def _publish(ws: Workspace, dest: Destination, number: int, built: dict, manifest: dict, diff: dict, cfg: dict) -> None:
-    """Write the files to a temporary folder, record the release and move the folder into place."""
+def _publish(ws: Workspace, dest: Destination, number: int, built: dict, manifest: dict, diff: dict,
+             cfg: dict) -> tuple[dict, dict]:
+    """Write the files to a temporary folder, record the release and move the folder into place.
+
+    A folder already in that place with no record was left by a build killed between the move and
+    the commit, or by an unfinished copy: it is adopted (recorded as it is) when it verifies and
+    holds this content, else set aside, so that it never blocks a build. Returns the manifest
+    recorded, and `adopted` and `set_aside` (where the folder went).
+    """
     dataset, version = manifest["dataset"], manifest["version"]
+    final = dest.path(dataset, version)
     with dest.building(dataset, version) as folder:
         write_release(dest, folder, built, manifest, diff, cfg)
-        row = {"dataset": dataset, "version": version, "number": number, "release_id": manifest["release_id"],
-               "parent": manifest["parent"] and manifest["parent"]["version"], "location": dest.location,
-               "created_at": datetime.fromisoformat(manifest["created_at"]), "created_by": manifest["created_by"],
-               "examples": manifest["examples"], "event_seq": manifest["recipe"]["watermark"]["event_seq"],
-               "overrides": (manifest["overrides"] or {}).get("gates"), "manifest": to_json(manifest).decode(),
-               **{_ANCHOR[name]: digest for name, digest in anchor(dest, folder).items()}}
-        with ws.store().atomic() as tx:
+        with ws.store().atomic() as tx:  # also keeps other builds of this store from publishing meanwhile
             if tx.value("SELECT count(*) FROM releases WHERE dataset = ? AND version = ?", [dataset, version]):
                 raise FeedbackError(f"release {dataset}/{version} was made meanwhile; run again for the next version")
-            tx.insert("releases", pa.Table.from_pylist([row], schema=_RECORD))
-            dest.publish(folder, dest.path(dataset, version))
+            found = aside = None
+            if dest.exists(final):
+                found = _adoptable(dest, final, manifest)
+                aside = None if found else dest.set_aside(dataset, version)
+            if found:
+                tx.insert("releases", _record(found, number, dest, final))
+            else:
+                tx.insert("releases", _record(manifest, number, dest, folder))
+                dest.publish(folder, final)
+    return found or manifest, {"adopted": bool(found), "set_aside": aside and dest.describe(aside)}
+
+
+def _adoptable(dest: Destination, folder: str, manifest: dict) -> dict | None:
+    """The manifest of the release in `folder` when the folder verifies and is the release `manifest` describes."""
+    if check_release(dest, folder):
+        return None
+    found = json.loads(dest.read(f"{folder}/{MANIFEST}"))
+    same = all(found.get(key) == manifest[key] for key in ("dataset", "version", "release_id", "parent"))
+    return found if same else None
+
+
+def _record(manifest: dict, number: int, dest: Destination, folder: str) -> pa.Table:
+    """The store's row for a release: its manifest, and the anchor of its files in `folder`."""
+    row = {"dataset": manifest["dataset"], "version": manifest["version"], "number": number,
+           "release_id": manifest["release_id"], "parent": manifest["parent"] and manifest["parent"]["version"],
+           "location": dest.location, "created_at": datetime.fromisoformat(manifest["created_at"]),
+           "created_by": manifest["created_by"], "examples": manifest["examples"],
+           "event_seq": manifest["recipe"]["watermark"]["event_seq"],
+           "overrides": (manifest["overrides"] or {}).get("gates"), "manifest": to_json(manifest).decode(),
+           **{_ANCHOR[name]: digest for name, digest in anchor(dest, folder).items()}}
+    return pa.Table.from_pylist([row], schema=_RECORD)
 
 
 # -- checks --------------------------------------------------------------------------------------

@@ -16,12 +16,14 @@ import pyarrow.compute as pc
 
 from ..errors import FeedbackError
 from .build import release_id, split_digest
-from .files import DATA_SCHEMA, INDEX, MANIFEST, Destination, anchor, check_files
+from .files import DATA_SCHEMA, INDEX, MANIFEST, SUMS, Destination, anchor, check_files
 from .select import ROW_HASH, row_hash
 
 
 def check_release(dest: Destination, folder: str) -> list[dict]:
     """Problems found in a release folder, each `{"file", "problem"}`; none when it is intact."""
+    if not dest.exists(f"{folder}/{SUMS}"):
+        return [{"file": SUMS, "problem": "missing"}]
     problems = check_files(dest, folder)
     try:
         manifest = json.loads(dest.read(f"{folder}/{MANIFEST}"))
