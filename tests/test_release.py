@@ -81,6 +81,12 @@ def folder(ws: Workspace, version: str):
     return ws.path("releases") / ws.dataset / version
 
 
+def writable(root) -> None:
+    """Undo the read-only modes of a release folder, as anyone editing it has to first."""
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def index(ws: Workspace, version: str) -> dict[str, dict]:
     return {r["id"]: r for r in pq.read_table(folder(ws, version) / "index.parquet").to_pylist()}
 
@@ -334,6 +340,7 @@ def test_a_release_is_never_rewritten_and_verify_names_every_changed_file(rws):
     assert verify_release(rws, "v1") == {"location": str(root), "ok": True, "problems": [],
                                          "anchor": {"checked": True, "release": "test/v1"}}
 
+    writable(root)
     with open(root / DATA_FILES[1], "ab") as f:
         f.write(b"tampered")
     (root / "data" / "extra.parquet").write_bytes(b"x")
@@ -419,6 +426,7 @@ def resum(root) -> None:
 def test_verify_recomputes_digests_so_a_rewritten_data_file_with_new_sums_is_caught(rws):
     create_release(rws)
     root = folder(rws, "v1")
+    writable(root)
     table = pq.read_table(root / DATA_FILES[1])
     labels = table["label"].to_pylist()
     pq.write_table(table.set_column(2, "label", pa.array(labels[1:] + labels[:1])), root / DATA_FILES[1])
@@ -431,6 +439,7 @@ def test_verify_recomputes_digests_so_a_rewritten_data_file_with_new_sums_is_cau
 def test_an_edited_manifest_with_regenerated_sums_fails_against_the_store(rws, run, tmp_path):
     create_release(rws, by="ann")
     root = folder(rws, "v1")
+    writable(root)
     manifest = json.loads((root / "manifest.json").read_text())
     (root / "manifest.json").write_text(json.dumps({**manifest, "created_by": "lena"}, indent=2) + "\n")
     resum(root)
@@ -612,6 +621,7 @@ def test_release_commands_through_the_cli(rws, run, tmp_path):
     assert run("verify", "v1", *w).output == (f"{root}: every file and digest checks out, and manifest.json "
                                             "and SHA256SUMS are those the store recorded for test/v1.\n")
 
+    writable(root)
     (root / "index.parquet").write_bytes(b"broken")
     failed = run("verify", "v1", *w)
     assert (failed.exit_code, failed.output) == (1, f"Error: {root} failed verification: index.parquet: checksum "

@@ -4,11 +4,12 @@ A release is built under `<dataset>/.building/<version>-<host>-<pid>-<random>/` 
 published to `<dataset>/<version>/`: by a rename on a local disk (atomic), by copying each
 object with `manifest.json` last on object stores (a folder without its manifest is an
 unfinished copy). A failed build deletes its temporary folder; a published folder is never
-written again. A build that was killed cannot clean up, so each build first deletes the
-temporary folders of its dataset whose process is gone (made on this host) or that nothing
-has written to for `STALE_AFTER` (made elsewhere, where the process cannot be asked). A
-folder in a release's place that no release record owns is moved, whole, to
-`<dataset>/.orphaned/<version>-<UTC time>/` (`set_aside`).
+written again, and on a local disk it is read-only (`seal`: files 0444, folders 0555). A
+build that was killed cannot clean up, so each build first deletes the temporary folders of
+its dataset whose process is gone (made on this host) or that nothing has written to for
+`STALE_AFTER` (made elsewhere, where the process cannot be asked). A folder in a release's
+place that no release record owns is moved, whole, to `<dataset>/.orphaned/<version>-<UTC
+time>/` (`set_aside`).
 `SHA256SUMS` lists every other file as `<sha256>  <path>`, so `sha256sum -c SHA256SUMS`
 checks a downloaded copy; the store keeps the digests of `SHA256SUMS` and `manifest.json`
 (`anchor`), which a folder cannot rewrite along with its files.
@@ -91,9 +92,13 @@ class Destination:
         return sorted(info.path[len(folder) + 1:] for info in self.fs.get_file_info(selector)
                       if info.type == pafs.FileType.File)
 
+    @property
+    def local(self) -> bool:
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
     def describe(self, path: str) -> str:
         """A path as the user knows it: local, or the URL's scheme and path."""
-        if isinstance(self.fs, pafs.LocalFileSystem):
+        if self.local:
             return path
         return f"{urlsplit(self.location).scheme}://{path}"
 
@@ -135,20 +140,34 @@ class Destination:
         return {"sha256": file.sha256.hexdigest(), "bytes": file.size}
 
     def publish(self, built: str, final: str) -> None:
-        """Move a built folder to its final place; refuse if something is there already."""
+        """Move a built folder to its final place and seal it; refuse if something is there already."""
         if self.exists(final):
             raise FeedbackError(f"{self.describe(final)} exists already; releases are never overwritten")
         self._move(built, final)
+        self.seal(final)
+
+    def seal(self, folder: str) -> None:
+        """Make a release folder read-only on a local disk: files 0444, folders 0555 (object stores have no modes)."""
+        if not self.local:
+            return
+        for parent, _, names in os.walk(folder, topdown=False):
+            for name in names:
+                os.chmod(os.path.join(parent, name), 0o444)
+            os.chmod(parent, 0o555)
 
     def set_aside(self, dataset: str, version: str) -> str:
-        """Move the folder at `<dataset>/<version>` out of the way of builds, kept whole; its new path."""
+        """Move the folder at `<dataset>/<version>` out of the way of builds, kept whole and sealed; its new path."""
+        folder = self.path(dataset, version)
         aside = self.path(dataset, _ORPHANED, f"{version}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%fZ}")
-        self._move(self.path(dataset, version), aside)
+        if self.local:
+            os.chmod(folder, 0o755)  # moving a folder to another parent rewrites its '..' entry
+        self._move(folder, aside)
+        self.seal(aside)
         return aside
 
     def _move(self, source: str, target: str) -> None:
         """A rename on a local disk; elsewhere a copy of each object, `manifest.json` last, then a delete."""
-        if isinstance(self.fs, pafs.LocalFileSystem):
+        if self.local:
             self.fs.create_dir(target.rsplit("/", 1)[0])
             self.fs.move(source, target)
             return

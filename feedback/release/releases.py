@@ -252,6 +252,7 @@ def _publish(ws: Workspace, dest: Destination, number: int, built: dict, manifes
                 aside = None if found else dest.set_aside(dataset, version)
             if found:
                 tx.insert("releases", _record(found, number, dest, final))
+                dest.seal(final)  # the build may have died before it sealed the folder
             else:
                 tx.insert("releases", _record(manifest, number, dest, folder))
                 dest.publish(folder, final)
