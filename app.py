@@ -228,7 +228,7 @@ def dashboard_page():
     data = cached_dashboard(ROOT)
     agreement = data["agreement"]
     a, b, c = st.columns(3)
-    a.metric("Items waiting", f"{int(data['queue']['items'].sum()) if len(data['queue']) else 0:,}")
+    a.metric("Items waiting", f"{data['items_waiting']:,}")
     b.metric("Decisions", f"{int(data['throughput']['decisions'].sum()) if len(data['throughput']) else 0:,}")
     c.metric("Krippendorff's alpha", "-" if agreement["alpha"] is None else f"{agreement['alpha']:.2f}")
     left, right = st.columns(2)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from .capture.ingest import ingest_files
 from .errors import FeedbackError
+from .processes import check_can_listen
 from .workspace import CONFIG_NAME, Workspace, init_workspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,10 +35,23 @@ def prepare_demo(directory: str | Path, *, sample_data: Path = SAMPLE_DATA) -> W
 
 
 def run_app(ws: Workspace, *, port: int) -> None:
-    """Run the Streamlit app on the workspace until interrupted."""
+    """Run the Streamlit app on the workspace until it stops or this process is interrupted or terminated."""
     if not APP.is_file():
         raise FeedbackError(f"{APP} is missing: the app ships with the repository checkout")
+    check_can_listen("0.0.0.0", port)
     env = {**os.environ, "FEEDBACK_WORKSPACE": str(ws.root)}
     command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
-    subprocess.run(command, env=env, check=False)
+    app = subprocess.Popen(command, env=env)
+    previous = signal.signal(signal.SIGTERM, lambda *_: app.terminate())  # stopping the demo stops the app
+    try:
+        code = app.wait()
+    except KeyboardInterrupt:
+        app.terminate()
+        code = app.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if app.poll() is None:
+            app.kill()
+    if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+        raise FeedbackError(f"the app stopped with exit code {code}; see its output above")

@@ -1,10 +1,16 @@
-"""Who may do what. Reviewers decide; leads also adjudicate, set gold, undo others' work and
-let a release through a failing quality gate;
-admins also change the taxonomy, manage users and purge data.
+"""Who may do what, and who is acting. Reviewers decide; leads also adjudicate, set gold, undo
+others' work, publish releases and let one through a failing quality gate; admins also change
+the taxonomy, manage users and purge data.
 
-Users live in the workspace config (`[users.NAME]` with `role` and an optional salted
-`password_hash`). A workspace without users runs open for a single local user, who acts
-as admin. The library checks roles itself, so a bypassed UI changes nothing.
+Users live in `users.json` beside feedback.toml, readable by its owner only (mode 0600): each
+with a role, a salted scrypt password hash and personal API tokens (stored as SHA-256 hashes,
+revocable). A workspace without users runs open: whoever acts is an admin, under any name.
+
+In a workspace with users, the library's acting functions take only an `Actor` that proved who
+it is in this process (`authenticate` with a password, `authenticate_token`), and check the
+user's current role on every action; a hand-made `Actor("anyone", "admin")` is refused. The
+honest boundary: whoever can write the store file or users.json can bypass all of this; on the
+team store, database roles are the wall.
 """
 
 from __future__ import annotations
@@ -15,10 +21,13 @@ import hmac
 import json
 import os
 import re
+import secrets
+import weakref
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from .errors import FeedbackError, WorkspaceError
-from .workspace import CONFIG_NAME, Workspace
+from .workspace import CONFIG_NAME, Workspace, toml_string
 
 ROLES = ("reviewer", "lead", "admin")
 PERMISSIONS = {
@@ -27,46 +36,73 @@ PERMISSIONS = {
     "adjudicate": "lead",
     "set_gold": "lead",
     "undo_others": "lead",
+    "release": "lead",
     "override_gates": "lead",
     "change_taxonomy": "admin",
     "manage_users": "admin",
     "purge": "admin",
 }
+USERS_FILE = "users.json"
+TOKEN_PREFIX = "fbk"
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_SYSTEM = "system"  # what a system actor (the sampler, the label-error finder) is signed in to
+_SIGNED_IN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Actor -> workspace root or _SYSTEM
 
 
 class PermissionDenied(FeedbackError):
-    """The acting user's role does not allow the action."""
+    """The acting user's role does not allow the action, or they have not proved who they are."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Actor:
+    """Who is acting. Only actors made by this module count where a workspace has users."""
+
     name: str
     role: str
 
     def can(self, action: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(PERMISSIONS[action])
 
-    def require(self, action: str) -> None:
-        if not self.can(action):
-            needed = PERMISSIONS[action]
-            raise PermissionDenied(f"{self.name} is a {self.role}; {action.replace('_', ' ')} needs the {needed} role")
+    def require(self, ws: Workspace, action: str) -> None:
+        """Refuse unless this actor is signed in to `ws` (any actor, in an open workspace) and may do `action`."""
+        role = self.role
+        if users(ws) and _SIGNED_IN.get(self) != _SYSTEM:
+            if _SIGNED_IN.get(self) != ws.root:
+                raise PermissionDenied(f"{self.name} has not signed in to this workspace: sign in with a password "
+                                       "or an API token (roles.authenticate, $FEEDBACK_PASSWORD, $FEEDBACK_TOKEN)")
+            role = users(ws).get(self.name, {}).get("role")
+            if role is None:
+                raise PermissionDenied(f"{self.name!r} is no longer a user of this workspace")
+        if ROLES.index(role) < ROLES.index(PERMISSIONS[action]):
+            raise PermissionDenied(f"{self.name} is a {role}; {action.replace('_', ' ')} needs the "
+                                   f"{PERMISSIONS[action]} role")
+
+
+def system_actor(name: str) -> Actor:
+    """An actor for a scheduled job (it may queue items, in any workspace, and nothing more)."""
+    return _signed_in(Actor(name, "reviewer"), _SYSTEM)
 
 
 def users(ws: Workspace) -> dict[str, dict]:
-    return ws.config.get("users", {})
+    """The workspace's users by name (empty: the workspace runs open)."""
+    path = ws.root / USERS_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["users"]
+    except FileNotFoundError:
+        return {}
+    except PermissionError:
+        raise WorkspaceError(f"{path} is readable by its owner only; act as that user, or ask an admin") from None
+    except (ValueError, KeyError) as exc:
+        raise WorkspaceError(f"{path} is damaged ({exc}); restore it from a backup") from None
 
 
 def actor(ws: Workspace, name: str | None) -> Actor:
-    """The acting user by name: their configured role, or admin in an open workspace."""
+    """In an open workspace, the acting user by name (an admin). A workspace with users needs a sign-in."""
     if not name:
         raise FeedbackError("who is acting? pass --reviewer NAME or set FEEDBACK_USER")
-    configured = users(ws)
-    if not configured:
-        return Actor(name, "admin")
-    if name not in configured:
-        raise PermissionDenied(f"{name!r} is not a user of this workspace; an admin can add them with `feedback user-add`")
-    return Actor(name, configured[name].get("role", "reviewer"))
+    if users(ws):
+        raise PermissionDenied("this workspace has users: sign in with a password or an API token")
+    return Actor(name, "admin")
 
 
 def local_actor() -> Actor:
@@ -81,47 +117,119 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
 
 
 def authenticate(ws: Workspace, name: str, password: str) -> Actor:
-    """The user if the password matches their stored hash; raises PermissionDenied otherwise."""
+    """The user, signed in to `ws`, if the password matches their stored hash; raises PermissionDenied otherwise."""
     entry = users(ws).get(name)
     stored = (entry or {}).get("password_hash", "")
     if stored.startswith("scrypt$"):
         _, salt, _ = stored.split("$")
         if hmac.compare_digest(hash_password(password, salt=bytes.fromhex(salt)), stored):
-            return Actor(name, entry.get("role", "reviewer"))
+            return _signed_in(Actor(name, entry["role"]), ws.root)
     raise PermissionDenied("unknown user or wrong password")
 
 
-def add_user(ws: Workspace, by: Actor | None, name: str, *, role: str, password: str | None = None) -> Workspace:
-    """Add a user to the config; the first user must be an admin and needs no `by`."""
-    if users(ws):
+def authenticate_token(ws: Workspace, token: str) -> Actor:
+    """The user whose live API token this is, signed in to `ws`; raises PermissionDenied otherwise."""
+    prefix, _, rest = token.partition("_")
+    name, _, _ = rest.rpartition(".")
+    entry = users(ws).get(name) if prefix == TOKEN_PREFIX else None
+    for record in (entry or {}).get("tokens", {}).values():
+        if hmac.compare_digest(record["hash"], _token_hash(token)) and _live(record):
+            return _signed_in(Actor(name, entry["role"]), ws.root)
+    raise PermissionDenied("unknown, expired or revoked API token; make one with `feedback token create`")
+
+
+def add_user(ws: Workspace, by: Actor | None, name: str, *, role: str, password: str | None = None) -> None:
+    """Add a user; the first user must be an admin and needs no `by`."""
+    existing = users(ws)
+    if existing:
         if by is None:
             raise PermissionDenied("only an admin can add users")
-        by.require("manage_users")
+        by.require(ws, "manage_users")
     elif role != "admin":
         raise FeedbackError("the first user must be an admin, or nobody could manage the others")
     if role not in ROLES:
         raise FeedbackError(f"role {role!r} is not one of {', '.join(ROLES)}")
     if not _NAME.match(name):
         raise FeedbackError(f"user name {name!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
-    if name in users(ws):
+    if name in existing:
         raise WorkspaceError(f"user {name!r} exists already")
-    lines = ["", f"[users.{name}]", f'role = "{role}"']
+    entry = {"role": role, "tokens": {}}
     if password:
-        lines.append(f'password_hash = "{hash_password(password)}"')
-    with open(ws.root / CONFIG_NAME, "a", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    return Workspace(ws.root)
+        entry["password_hash"] = hash_password(password)
+    _write_users(ws, {**existing, name: entry})
+
+
+def create_token(ws: Workspace, by: Actor, *, name: str = "", days: int | None = None) -> dict:
+    """A new API token for the acting user: {"token_id", "token", "expires"}; the token is shown only now."""
+    by.require(ws, "decide")
+    token_id = secrets.token_hex(4)
+    token = f"{TOKEN_PREFIX}_{by.name}.{secrets.token_urlsafe(24)}"
+    expires = (_now() + timedelta(days=days)).isoformat() if days else None
+    everyone = users(ws)
+    everyone[by.name].setdefault("tokens", {})[token_id] = {
+        "hash": _token_hash(token), "name": name, "created": _now().isoformat(), "expires": expires, "revoked": None}
+    _write_users(ws, everyone)
+    return {"token_id": token_id, "token": token, "expires": expires}
+
+
+def list_tokens(ws: Workspace, by: Actor) -> list[dict]:
+    """The acting user's tokens (never the tokens themselves), each with whether it still works."""
+    by.require(ws, "decide")
+    return [{"token_id": token_id, "name": t["name"], "created": t["created"], "expires": t["expires"],
+             "revoked": t["revoked"], "live": _live(t)} for token_id, t in users(ws)[by.name].get("tokens", {}).items()]
+
+
+def revoke_token(ws: Workspace, by: Actor, token_id: str) -> None:
+    """Revoke one of the acting user's tokens (an admin may revoke anyone's, as `user:token_id`)."""
+    by.require(ws, "decide")
+    owner, _, token_id = token_id.rpartition(":") if ":" in token_id else (by.name, "", token_id)
+    if owner != by.name:
+        by.require(ws, "manage_users")
+    everyone = users(ws)
+    record = everyone.get(owner, {}).get("tokens", {}).get(token_id)
+    if record is None:
+        raise FeedbackError(f"{owner} has no token {token_id!r}; see `feedback token list`")
+    record["revoked"] = _now().isoformat()
+    _write_users(ws, everyone)
 
 
 def add_label(ws: Workspace, by: Actor, name: str, *, description: str = "", hotkey: str = "") -> Workspace:
     """Add a label to the taxonomy (admins); a fixed taxonomy accepts it from then on."""
-    by.require("change_taxonomy")
+    by.require(ws, "change_taxonomy")
     if not name or name in ("skip", "junk", "unsure"):
         raise FeedbackError(f"{name!r} cannot be a label: it is empty or names a decision (skip, junk, unsure)")
     if name in ws.taxonomy.names:
         raise WorkspaceError(f"label {name!r} is already in the taxonomy")
-    lines = ["", "[[taxonomy.labels]]", f"name = {json.dumps(name)}"]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in (("description", description), ("hotkey", hotkey)) if value]
+    lines = ["", "[[taxonomy.labels]]", f"name = {toml_string(name)}"]
+    lines += [f"{key} = {toml_string(value)}" for key, value in (("description", description), ("hotkey", hotkey))
+              if value]
     with open(ws.root / CONFIG_NAME, "a", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     return Workspace(ws.root)
+
+
+def _signed_in(actor: Actor, where) -> Actor:
+    _SIGNED_IN[actor] = where
+    return actor
+
+
+def _write_users(ws: Workspace, everyone: dict) -> None:
+    """Replace users.json atomically, readable by its owner only."""
+    path = ws.root / USERS_FILE
+    fresh = path.with_name(f".{USERS_FILE}.{os.getpid()}")
+    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"users": everyone}, f, indent=2, sort_keys=True)
+    os.replace(fresh, path)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _live(record: dict) -> bool:
+    return not record["revoked"] and (record["expires"] is None or datetime.fromisoformat(record["expires"]) > _now())
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

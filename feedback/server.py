@@ -1,9 +1,12 @@
-"""The HTTP capture endpoint: events in, spool lines out. It never opens the store.
+"""The HTTP capture endpoint: events in, spool lines out. Capture never opens the store.
 
 POST /v1/events takes one event, a JSON list of events, or {"events": [...]} and
 answers 202 with a result per event (accepted with its event_id, or rejected with
-reason, field and message). A bearer token is required when the environment
-variable named by `server.token_env` (default FEEDBACK_TOKEN) is set.
+reason, field and message). Accepted means spooled: checked against the contract and
+safely written, not yet in the store, where ingest may still quarantine it (an event_id
+already stored with other content, a label outside a fixed taxonomy). GET
+/v1/events/{event_id} says where it stands later. A bearer token is required when the
+environment variable named by `server.token_env` (default FEEDBACK_CAPTURE_TOKEN) is set.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from fastapi.responses import JSONResponse
 
 from .capture.client import Client
 from .capture.contract import SCHEMA_PATH, parse_batch
+from .capture.quarantine import event_status
 from .errors import InvalidEvent
+from .processes import check_can_listen
 from .workspace import Workspace
 
 
@@ -44,10 +49,20 @@ def create_app(ws: Workspace) -> FastAPI:
     def schema():
         return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
-    @app.post("/v1/events", status_code=202)
-    async def post_events(request: Request):
+    def refused(request: Request) -> JSONResponse | None:
         if token and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}"):
             return _problem(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+        return None
+
+    @app.get("/v1/events/{event_id}")
+    def event(event_id: str, request: Request):
+        """Where an accepted (spooled) event stands now: stored, quarantined with its reason, or pending."""
+        return refused(request) or {"event_id": event_id, **event_status(ws, [event_id])[event_id]}
+
+    @app.post("/v1/events", status_code=202)
+    async def post_events(request: Request):
+        if problem := refused(request):
+            return problem
         if int(request.headers.get("content-length") or 0) > limit:
             return _problem(413, f"body over {limit:,} bytes; send smaller batches")
         body = bytearray()
@@ -77,6 +92,8 @@ def _problem(status: int, detail: str, headers: dict | None = None) -> JSONRespo
 
 
 def run(ws: Workspace, *, host: str, port: int) -> None:
+    """Serve until interrupted; a host or port it cannot listen on is a `FeedbackError`, said before starting."""
     import uvicorn
 
+    check_can_listen(host, port)
     uvicorn.run(create_app(ws), host=host, port=port, log_level="info")

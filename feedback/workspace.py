@@ -24,7 +24,7 @@ DEFAULTS = {
     "paths": {"store": "feedback.duckdb", "spool": "spool", "releases": "releases"},
     "capture": {"max_text_chars": 100_000, "max_event_bytes": 1 << 20, "segment_max_bytes": 8 << 20,
                 "segment_max_seconds": 2.0},
-    "server": {"token_env": "FEEDBACK_TOKEN", "max_body_bytes": 1 << 20},
+    "server": {"token_env": "FEEDBACK_CAPTURE_TOKEN", "max_body_bytes": 1 << 20},
     "store": {"busy_timeout": 15.0},
 }
 
@@ -146,8 +146,15 @@ def init_workspace(root: str | Path, *, dataset: str = "default", labels: list |
     return workspace
 
 
+def toml_string(value) -> str:
+    """A TOML value: strings as basic strings (JSON's escapes are TOML's), non-ASCII text kept as it is."""
+    if isinstance(value, str) and any("\ud800" <= c <= "\udfff" for c in value):
+        raise WorkspaceError(f"{value!r} is not valid text (it holds a lone surrogate): check its encoding")
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")  # TOML wants DEL escaped too
+
+
 def _render_config(dataset: str, labels: list[dict]) -> str:
-    q = json.dumps  # a JSON string literal is a valid TOML basic string
+    q = toml_string
     lines = [
         "# feedback-workbench workspace",
         "[dataset]",

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from feedback import ingest_files
 from feedback.demo import prepare_demo
-from feedback.roles import Actor, add_user
+from feedback.roles import Actor, add_user, authenticate
 from feedback.review import QueueFilter, item, near_duplicate_groups, queue_counts
 from conftest import REPO, set_config
 
@@ -130,8 +130,8 @@ def test_dashboard_renders_its_figures(app):
 
 def test_sign_in_is_required_when_the_workspace_has_users(tmp_path, monkeypatch):
     ws = seed(tmp_path / "ws", tmp_path)
-    ws = add_user(ws, None, "ann", role="admin", password="pw-ann")
-    add_user(ws, Actor("ann", "admin"), "rita", role="reviewer", password="pw-rita")
+    add_user(ws, None, "ann", role="admin", password="pw-ann")
+    add_user(ws, authenticate(ws, "ann", "pw-ann"), "rita", role="reviewer", password="pw-rita")
     monkeypatch.setenv("FEEDBACK_WORKSPACE", str(ws.root))
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
     assert at.subheader[0].value == "Sign in" and not at.title
@@ -141,7 +141,8 @@ def test_sign_in_is_required_when_the_workspace_has_users(tmp_path, monkeypatch)
     assert at.error[0].value == "unknown user or wrong password"
     at.text_input[1].input("pw-rita")
     at.button[0].click().run()
-    assert at.title[0].value == "Review" and at.session_state["current_actor"] == Actor("rita", "reviewer")
+    signed = at.session_state["current_actor"]
+    assert at.title[0].value == "Review" and (signed.name, signed.role) == ("rita", "reviewer")
 
 
 def test_a_busy_store_shows_a_short_wait_not_a_stack_trace(tmp_path, monkeypatch):

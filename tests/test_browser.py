@@ -16,7 +16,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from feedback import ingest_files
 from feedback.demo import prepare_demo
-from feedback.roles import Actor, add_user
+from feedback.roles import Actor, add_user, authenticate
 from feedback.review import add_to_queue, near_duplicate_groups
 from conftest import REPO, free_port
 
@@ -40,8 +40,9 @@ def workspace(tmp_path_factory):
     path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
     ingest_files(ws, [path])
     add_to_queue(ws, Actor("ann", "admin"), ["hostile"], reason="manual")
-    ws = add_user(ws, None, "ann", role="admin", password="pw-ann")
-    return add_user(ws, Actor("ann", "admin"), "rita", role="reviewer", password="pw-rita")
+    add_user(ws, None, "ann", role="admin", password="pw-ann")
+    add_user(ws, authenticate(ws, "ann", "pw-ann"), "rita", role="reviewer", password="pw-rita")
+    return ws
 
 
 @pytest.fixture(scope="module")

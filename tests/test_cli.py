@@ -22,6 +22,15 @@ def test_init_creates_a_workspace_with_a_fixed_taxonomy(cli, tmp_path):
     assert again.exit_code == 1 and "is already a workspace" in again.output
 
 
+def test_a_workspace_path_with_quotes_works(cli, tmp_path):
+    root = tmp_path / "it's a \"ws\""
+    assert cli("init", root, "--label", "refund").exit_code == 0
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(prediction("q1", label="refund")) + "\n")
+    assert json.loads(cli("ingest", path, "-w", root, "--json").output)["events"] == 1
+    assert json.loads(cli("status", "-w", root, "--json").output)["events"] == 1
+
+
 def test_commands_say_clearly_when_there_is_no_workspace(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FEEDBACK_WORKSPACE", raising=False)
@@ -48,7 +57,7 @@ def test_ingest_status_labels_and_quarantine(cli, ws, tmp_path):
     status = json.loads(cli("status", "-w", ws.root, "--json").output)
     assert {k: status[k] for k in ("events", "by_type", "quarantined", "spool_pending")} == {
         "events": 1, "by_type": {"prediction": 1}, "quarantined": 1, "spool_pending": 0}
-    assert "Quarantine  1 rows: unknown_label 1" in cli("status", "-w", ws.root).output
+    assert "Quarantine  1 open rows: unknown_label 1 (0 resolved)" in cli("status", "-w", ws.root).output
     labels = json.loads(cli("labels", "-w", ws.root, "--json").output)
     assert labels["card_arrival"] == {"predicted": 1, "corrected": 0}
     rows = json.loads(cli("quarantine", "-w", ws.root, "--json").output)

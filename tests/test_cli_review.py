@@ -57,19 +57,52 @@ def test_groups_json_and_relabel_a_group(cli, ws, tmp_path):
         f"Undid 4 decisions of {done['batch_id']}.\n"
 
 
-def test_roles_through_the_cli(cli, ws, tmp_path):
+def test_roles_through_the_cli_with_passwords_and_tokens(cli, ws, tmp_path):
     seed(cli, ws, tmp_path)
-    assert cli("user-add", "ann", "--role", "admin", "-w", ws.root).exit_code == 0
-    assert cli("user-add", "bob", "-w", ws.root, "-r", "ann").exit_code == 0
-    refused = cli("adjudicate", "r0", "card_linking", "-w", ws.root, "-r", "bob")
+    assert cli("user-add", "ann", "--role", "admin", "--password-stdin", "-w", ws.root, input="pw-ann\n").exit_code == 0
+    unproven = cli("user-add", "bob", "--password-stdin", "-w", ws.root, "-r", "ann", input="pw-bob\n")
+    assert unproven.exit_code == 1 and "sign in as ann: set FEEDBACK_PASSWORD, or FEEDBACK_TOKEN" in unproven.output
+    ann = {"FEEDBACK_PASSWORD": "pw-ann"}
+    added = cli("user-add", "bob", "--password-stdin", "-w", ws.root, "-r", "ann", "--json", input="pw-bob\n", env=ann)
+    assert json.loads(added.output) == {"user": "bob", "role": "reviewer"}
+    bob = {"FEEDBACK_PASSWORD": "pw-bob"}
+    refused = cli("adjudicate", "r0", "card_linking", "-w", ws.root, "-r", "bob", env=bob)
     assert refused.exit_code == 1 and "bob is a reviewer; adjudicate needs the lead role" in refused.output
-    assert cli("next", "-w", ws.root, "-r", "bob", "--json").exit_code == 0
-    stranger = cli("next", "-w", ws.root, "-r", "eve")
-    assert stranger.exit_code == 1 and "'eve' is not a user of this workspace" in stranger.output
-    assert cli("agreement", "-w", ws.root, "--json").exit_code == 0
-    taxonomy = cli("label-add", "card_swallowed", "--hotkey", "W", "-w", ws.root, "-r", "bob")
+    forged = cli("adjudicate", "r0", "card_linking", "-w", ws.root, "-r", "ann", env=bob)
+    assert forged.exit_code == 1 and "unknown user or wrong password" in forged.output
+    assert cli("next", "-w", ws.root, "-r", "bob", "--json", env=bob).exit_code == 0
+    stranger = cli("next", "-w", ws.root, "-r", "eve", env={"FEEDBACK_PASSWORD": "guess"})
+    assert stranger.exit_code == 1 and "unknown user or wrong password" in stranger.output
+    assert cli("agreement", "-w", ws.root, "--json").exit_code == 0  # reading needs no sign-in
+    taxonomy = cli("label-add", "card_swallowed", "--hotkey", "W", "-w", ws.root, "-r", "bob", env=bob)
     assert taxonomy.exit_code == 1 and "bob is a reviewer; change taxonomy needs the admin role" in taxonomy.output
-    assert cli("label-add", "card_swallowed", "--hotkey", "W", "-w", ws.root, "-r", "ann").exit_code == 0
-    assert cli("label", "r1", "card_swallowed", "-w", ws.root, "-r", "bob").exit_code == 0
-    forgot = json.loads(cli("forget", "boom", "--why", "ticket 1", "-w", ws.root, "-r", "ann", "--json").output)
+    assert cli("label-add", "card_swallowed", "--hotkey", "W", "-w", ws.root, "-r", "ann", env=ann).exit_code == 0
+    token = json.loads(cli("token", "create", "--name", "ci", "-w", ws.root, "-r", "bob", "--json", env=bob).output)
+    with_token = {"FEEDBACK_TOKEN": token["token"], "FEEDBACK_USER": ""}
+    assert cli("label", "r1", "card_swallowed", "-w", ws.root, env=with_token).exit_code == 0
+    assert cli("token", "revoke", token["token_id"], "-w", ws.root, env=with_token).exit_code == 0
+    revoked = cli("label", "r2", "card_swallowed", "-w", ws.root, env=with_token)
+    assert revoked.exit_code == 1 and "revoked API token" in revoked.output
+    forgot = json.loads(cli("forget", "boom", "--why", "ticket 1", "-w", ws.root, "-r", "ann", "--json", env=ann).output)
     assert forgot["items"] == ["boom"] and forgot["events"] == 1
+
+
+def test_acting_commands_answer_json(cli, ws, tmp_path):
+    seed(cli, ws, tmp_path)
+    who = ["-w", ws.root, "-r", "lea", "--json"]
+    assert json.loads(cli("enqueue", "boom", *who).output) == {"queued": 1}
+    assert json.loads(cli("gold", "r0", "card_linking", *who).output) == {"item_id": "r0", "gold": "card_linking"}
+    decided = json.loads(cli("adjudicate", "r1", "card_linking", *who).output)
+    assert (decided["kind"], decided["label"], decided["reviewer"]) == ("adjudicate", "card_linking", "lea")
+    undone = json.loads(cli("undo", decided["decision_id"], *who).output)
+    assert undone["undoes"] == decided["decision_id"]
+    assert json.loads(cli("label-add", "card_swallowed", *who).output) == {"label": "card_swallowed"}
+    assert json.loads(cli("user-add", "lea", "--role", "admin", "-w", ws.root, "--json").output) == {
+        "user": "lea", "role": "admin"}
+
+
+def test_label_names_with_any_text_keep_the_config_valid(cli, ws):
+    for name in ("ok😀", 'quote"and\\backslash', "tab\tand\x7fdel", "ünïcode"):
+        assert cli("label-add", name, "-w", ws.root, "-r", "ann").exit_code == 0
+    assert {"ok😀", 'quote"and\\backslash', "tab\tand\x7fdel", "ünïcode"} <= set(json.loads(
+        cli("labels", "-w", ws.root, "--json").output))

@@ -48,3 +48,15 @@ def test_forget_needs_an_admin_and_a_reason(ws):
         forget(ws, Actor("bob", "lead"), item_ids=["x"], why="x")
     with pytest.raises(Exception, match="say why"):
         forget(ws, ADMIN, item_ids=["x"], why="")
+
+
+def test_forgetting_twice_says_the_second_time_that_nothing_was_left(ws, cli):
+    client = Client(ws)
+    client.capture(prediction("p1", text=SECRET))
+    client.flush()
+    ingest_spool(ws)
+    first = forget(ws, ADMIN, item_ids=["p1"], why="ticket 1")
+    assert (first.items, first.already_purged, first.events) == (["p1"], [], 1)
+    again = cli("forget", "p1", "--why", "ticket 1 again", "-w", ws.root, "-r", "root")
+    assert again.output.splitlines() == ["Purged 0 items: 0 events, 0 quarantine rows, 0 spool lines.",
+                                         "1 items had been purged before: nothing of theirs was left."]

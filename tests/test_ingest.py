@@ -76,13 +76,13 @@ def test_unknown_label_goes_to_quarantine_with_a_suggestion_and_retry_after_taxo
     assert rows["prediction.label"]["message"] == (
         "field 'prediction.label': 'card_arival' is not in the taxonomy (did you mean 'card_arrival'?)")
     assert rows["prediction.label"]["line"] == 1 and rows["correction.label"]["line"] == 2
-    assert retry_quarantine(ws).events == 0
-    assert len(list_quarantine(ws)) == 2
+    assert retry_quarantine(ws) == {"retried": 2, "ingested": 0, "duplicates": 0, "still_open": 2}
+    assert len(list_quarantine(ws)) == 2 and status(ws)["quarantined"] == 2  # nothing new was quarantined
     path = ws.root / "feedback.toml"
     path.write_text(path.read_text().replace('mode = "fixed"', 'mode = "open"'))
     from feedback import Workspace
     reopened = Workspace(ws.root)
-    assert retry_quarantine(reopened).events == 2
+    assert retry_quarantine(reopened)["ingested"] == 2
     assert list_quarantine(reopened) == []
     assert len(list_quarantine(reopened, include_resolved=True)) == 2
     assert stored(ws) == 3
@@ -198,18 +198,35 @@ def test_export_fix_and_reingest_resolves_quarantine(ws, tmp_path):
     assert list_quarantine(ws) == [] and stored(ws) == 2
 
 
-def test_dismiss_closes_a_row_and_unknown_ids_are_refused(ws, tmp_path):
+def test_dismiss_closes_a_row_by_its_shown_prefix_and_unknown_ids_are_refused(ws, tmp_path, cli):
     import pytest
     from feedback.errors import NotFound
 
     path = tmp_path / "log.jsonl"
-    path.write_text("garbage\n")
+    path.write_text("garbage\n[1]\n")
     ingest_files(ws, [path])
-    (row,) = list_quarantine(ws)
+    rows = list_quarantine(ws)
     with pytest.raises(NotFound):
-        dismiss(ws, [row["qid"], "nope"])
-    assert dismiss(ws, [row["qid"]]) == 1
-    assert list_quarantine(ws) == []
+        dismiss(ws, [rows[0]["qid"], "nope"])
+    shown = cli("quarantine", "-w", ws.root).output.split()[0]  # the listing shows 12 characters
+    assert len(shown) == 12 and cli("quarantine", "-w", ws.root, "--dismiss", shown).output == "Dismissed 1.\n"
+    assert len(list_quarantine(ws)) == 1
+    assert status(ws)["quarantined"] == 1 and status(ws)["quarantine_resolved"] == 1
+    with pytest.raises(NotFound):
+        dismiss(ws, [shown])  # already closed
+
+
+def test_a_fix_that_is_still_bad_leaves_one_open_row_for_the_event(ws, tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text(json.dumps(prediction("a", event_id="ev-a", label="card_arivl")) + "\n")
+    ingest_files(ws, [path])
+    fix = tmp_path / "fix.jsonl"
+    export_quarantine(ws, fix)
+    fix.write_text(fix.read_text().replace("card_arivl", "card_arrivl"))  # still a typo
+    ingest_files(ws, [fix])
+    (row,) = list_quarantine(ws)
+    assert row["source"] == f"file:{fix.resolve()}" and "card_arrivl" in row["message"]
+    assert len(list_quarantine(ws, include_resolved=True)) == 2 and status(ws)["quarantined"] == 1
 
 
 def test_a_segment_with_a_torn_last_line_is_ingested_line_by_line(ws):

@@ -1,5 +1,7 @@
 """The review core on a real store: queue, claims, decisions with provenance, undo, overlap, roles."""
 
+import json
+import re
 import threading
 from datetime import datetime, timedelta
 
@@ -9,9 +11,10 @@ from feedback import ingest_files, Workspace
 from feedback.errors import FeedbackError, NotFound
 from feedback.review import (StaleDecision, adjudicate, decide, history, preview_group, relabel_group, set_gold,
                              undo, undo_batch, undo_last)
-from feedback.roles import Actor, PermissionDenied, actor, add_user, authenticate
+from feedback.roles import (Actor, PermissionDenied, actor, add_user, authenticate, authenticate_token,
+                            create_token, list_tokens, revoke_token)
 from feedback.review.state import derive_review
-from feedback.review import QueueFilter, add_to_queue, item, next_item, queue_counts, queue_page
+from feedback.review import QueueFilter, add_to_queue, dashboard_figures, item, next_item, queue_counts, queue_page
 from conftest import prediction
 
 ALICE, BOB, CAROL = Actor("alice", "reviewer"), Actor("bob", "reviewer"), Actor("carol", "reviewer")
@@ -244,20 +247,51 @@ def test_group_relabel_preview_apply_and_undo_as_a_batch(queued):
     assert item(queued, "low1")["current_label"] == "card_arrival" and item(queued, "low2")["status"] == "new"
 
 
-def test_roles_come_from_the_config_and_passwords_are_salted(queued):
-    assert actor(queued, "anyone").role == "admin"  # open workspace: a single local user
-    ws = add_user(queued, None, "ann", role="admin", password="pw-ann")
-    ws = add_user(ws, actor(ws, "ann"), "bob", role="reviewer", password="pw-bob")
-    assert actor(ws, "bob") == Actor("bob", "reviewer")
-    with pytest.raises(PermissionDenied, match="'mallory' is not a user"):
-        actor(ws, "mallory")
-    with pytest.raises(PermissionDenied):
-        add_user(ws, actor(ws, "bob"), "eve", role="admin")
-    assert authenticate(ws, "bob", "pw-bob") == Actor("bob", "reviewer")
+def test_roles_come_from_the_users_file_and_actors_must_sign_in(queued):
+    assert actor(queued, "anyone").role == "admin"  # open workspace: anyone acts, as an admin
+    decide(queued, Actor("anyone", "reviewer"), "c1", "card_linking")
+    add_user(queued, None, "ann", role="admin", password="pw-ann")
+    ann = authenticate(queued, "ann", "pw-ann")
+    add_user(queued, ann, "bob", role="reviewer", password="pw-bob")
+    with pytest.raises(PermissionDenied, match="this workspace has users: sign in"):
+        actor(queued, "bob")
+    for forged in (Actor("ann", "admin"), Actor("bob", "reviewer")):  # a hand-made actor is refused everywhere
+        with pytest.raises(PermissionDenied, match="has not signed in to this workspace"):
+            decide(queued, forged, "c1", "card_arrival")
+    with pytest.raises(PermissionDenied, match="has not signed in"):
+        add_user(queued, Actor("ann", "admin"), "eve", role="admin")
+    bob = authenticate(queued, "bob", "pw-bob")
+    assert (bob.name, bob.role) == ("bob", "reviewer")
+    assert decide(queued, bob, "c1", "card_arrival")["reviewer"] == "bob"
+    with pytest.raises(PermissionDenied, match="^bob is a reviewer; manage users needs the admin role$"):
+        add_user(queued, bob, "eve", role="admin")
     with pytest.raises(PermissionDenied, match="unknown user or wrong password"):
-        authenticate(ws, "bob", "wrong")
-    config = (ws.root / "feedback.toml").read_text()
-    assert "pw-bob" not in config and config.count("scrypt$") == 2
+        authenticate(queued, "bob", "wrong")
+    users_file = queued.root / "users.json"
+    assert users_file.stat().st_mode & 0o777 == 0o600
+    assert "pw-bob" not in users_file.read_text() and users_file.read_text().count("scrypt$") == 2
+    assert "scrypt$" not in (queued.root / "feedback.toml").read_text()
+
+
+def test_api_tokens_sign_in_until_revoked_or_expired(queued):
+    add_user(queued, None, "ann", role="admin", password="pw-ann")
+    ann = authenticate(queued, "ann", "pw-ann")
+    made = create_token(queued, ann, name="ci")
+    assert made["token"].startswith("fbk_ann.") and made["token"] not in (queued.root / "users.json").read_text()
+    signed = authenticate_token(queued, made["token"])
+    assert (signed.name, signed.role) == ("ann", "admin")
+    add_to_queue(queued, signed, ["c1"], reason="manual")
+    revoke_token(queued, ann, made["token_id"])
+    with pytest.raises(PermissionDenied, match="unknown, expired or revoked API token"):
+        authenticate_token(queued, made["token"])
+    old = create_token(queued, ann, days=1)
+    path = queued.root / "users.json"
+    path.write_text(path.read_text().replace(old["expires"], "2020-01-01T00:00:00+00:00"))
+    with pytest.raises(PermissionDenied, match="expired"):
+        authenticate_token(queued, old["token"])
+    with pytest.raises(PermissionDenied):
+        authenticate_token(queued, "fbk_ann.guessed")
+    assert [t["live"] for t in list_tokens(queued, ann)] == [False, False]
 
 
 def test_derive_review_rules_on_hand_made_histories():
@@ -283,3 +317,19 @@ def test_a_labeled_item_queued_again_reaches_reviewers(queued):
     decide(queued, BOB, "c1", "card_arrival")
     assert item(queued, "c1")["current_label"] == "card_arrival"
     assert next_item(queued, BOB)["item_id"] != "c1"
+
+
+def test_history_text_and_json_show_times_in_one_form(queued, cli):
+    decide(queued, ALICE, "c1", "card_linking")
+    next_item(queued, BOB)
+    text = cli("history", "c1", "-w", queued.root).output.splitlines()
+    assert len(text) == 3 and all(re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  \S", line) for line in text)
+    rows = json.loads(cli("history", "c1", "-w", queued.root, "--json").output)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", r["at"]) for r in rows)
+
+
+def test_the_dashboard_counts_each_waiting_item_once(queued):
+    add_to_queue(queued, LEAD, ["c1", "e1"], reason="manual")
+    figures = dashboard_figures(queued)
+    assert figures["items_waiting"] == 4 == queue_counts(queued)["total"]["items"]
+    assert int(figures["queue"]["items"].sum()) == 6  # per reason: c1 and e1 count twice

@@ -18,7 +18,7 @@ TOKEN = "s3cret-token"
 def server(ws):
     ws = set_config(ws, "max_body_bytes", 20_000)
     port = free_port()
-    env = {**os.environ, "FEEDBACK_TOKEN": TOKEN}
+    env = {**os.environ, "FEEDBACK_CAPTURE_TOKEN": TOKEN}
     proc = subprocess.Popen([sys.executable, "-m", "feedback", "serve", "-w", str(ws.root), "--port", str(port)],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -63,6 +63,21 @@ def test_a_batch_gets_a_result_per_event_and_the_good_ones_land(server):
         ingest_spool(ws)
         time.sleep(0.2)
     assert sorted(r["item_id"] for r in ws.store().rows("SELECT item_id FROM events")) == ["a", "b", "c"]
+
+
+def test_accepted_means_spooled_and_the_status_endpoint_tells_what_ingest_made_of_it(server):
+    ws, url = server
+    httpx.post(f"{url}/v1/events", json=prediction("a", event_id="ev-1"), headers=AUTH)
+    assert httpx.get(f"{url}/v1/events/ev-1", headers=AUTH).json() == {"event_id": "ev-1", "status": "pending"}
+    reused = httpx.post(f"{url}/v1/events", json=prediction("b", event_id="ev-1", label="card_linking"), headers=AUTH)
+    assert reused.json()["results"][0]["status"] == "accepted"  # the contract holds; the store decides later
+    deadline = time.monotonic() + 10
+    while ws.store().value("SELECT count(*) FROM quarantine") == 0 and time.monotonic() < deadline:
+        ingest_spool(ws)
+        time.sleep(0.2)
+    answer = httpx.get(f"{url}/v1/events/ev-1", headers=AUTH).json()
+    assert (answer["status"], answer["reason"]) == ("quarantined", "duplicate_event_conflict")
+    assert httpx.get(f"{url}/v1/events/ev-1").status_code == 401
 
 
 def test_token_is_required_when_configured(server):

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from .client import Client, capture_event
     from .contract import MAX_DEPTH, REASONS, SCHEMA_PATH, encode, parse_batch, validate
     from .ingest import IngestReport, ingest_files, ingest_spool
-    from .quarantine import dismiss, export_quarantine, list_quarantine, retry_quarantine
+    from .quarantine import dismiss, event_status, export_quarantine, list_quarantine, retry_quarantine
     from .readers import read_records, write_jsonl
     from .summary import label_counts, status
 

@@ -311,7 +311,11 @@ def _locate(row: dict, folder: Path) -> dict:
 
 
 def _quarantine(tx, rows: list[dict]) -> None:
-    """Append rejections, except those already quarantined from the same place for the same reason."""
+    """Append rejections, except those already quarantined from the same place for the same reason.
+
+    A new rejection of an event replaces (resolves) its open rows from elsewhere, so a fix that is
+    still bad leaves one open row, not two; conflicts with a stored event stay, each its own problem.
+    """
     if not rows:
         return
     table = pa.Table.from_pylist(rows, schema=pa.schema([
@@ -319,15 +323,21 @@ def _quarantine(tx, rows: list[dict]) -> None:
         ("field", pa.string()), ("message", pa.string()), ("raw", pa.string()),
     ]))
     with tx.registered(table) as name:
-        tx.execute(
-            f"""
-            INSERT INTO quarantine
-            SELECT md5(concat_ws('|', n.source, n.line, n.event_id, n.reason)), now()::TIMESTAMP,
-                   n.source, n.line, n.event_id, n.reason, n.field, n.message, n.raw
-            FROM {name} n ANTI JOIN quarantine q
-              ON q.qid = md5(concat_ws('|', n.source, n.line, n.event_id, n.reason))
-            """
-        )
+        tx.execute(f"CREATE TEMP TABLE fresh AS SELECT md5(concat_ws('|', source, line, event_id, reason)) AS qid, * "
+                   f"FROM {name}")
+    tx.execute(
+        """
+        INSERT INTO quarantine_resolutions
+        SELECT q.qid, now()::TIMESTAMP, 'replaced by a later rejection of the same event', q.event_id
+        FROM quarantine q
+        WHERE q.event_id IN (SELECT event_id FROM fresh WHERE reason <> 'duplicate_event_conflict')
+          AND q.reason <> 'duplicate_event_conflict' AND q.qid NOT IN (SELECT qid FROM fresh)
+          AND q.qid NOT IN (SELECT qid FROM quarantine_resolutions)
+        """
+    )
+    tx.execute("INSERT INTO quarantine SELECT n.qid, now()::TIMESTAMP, n.source, n.line, n.event_id, n.reason, "
+               "n.field, n.message, n.raw FROM fresh n ANTI JOIN quarantine q USING (qid)")
+    tx.execute("DROP TABLE fresh")
 
 
 def _record_source(ws: Workspace, source: str, kind: str, fingerprint: str | None, report: IngestReport) -> None:

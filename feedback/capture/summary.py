@@ -1,9 +1,10 @@
-"""What the store holds: counts by type, model version and label, time range, backlog, quarantine."""
+"""What the store holds: counts by type, model version and label, time range, backlog, open quarantine."""
 
 from __future__ import annotations
 
 from ..workspace import Workspace
 from . import spool
+from .quarantine import OPEN
 
 
 def status(ws: Workspace) -> dict:
@@ -17,9 +18,7 @@ def status(ws: Workspace) -> dict:
         by_model = {r["v"]: r["n"] for r in tx.rows(
             "SELECT coalesce(model_version, '(none)') AS v, count(*) AS n FROM events "
             "WHERE type = 'prediction' GROUP BY 1 ORDER BY 1")}
-        quarantined = tx.value("SELECT count(*) FROM quarantine")
-        by_reason = {r["reason"]: r["n"] for r in tx.rows(
-            "SELECT reason, count(*) AS n FROM quarantine GROUP BY 1 ORDER BY 2 DESC")}
+        quarantine = tx.rows(f"SELECT q.reason, ({OPEN}) AS open, count(*) AS n FROM quarantine q GROUP BY ALL")
     return {
         "workspace": str(ws.root),
         "dataset": ws.dataset,
@@ -32,8 +31,10 @@ def status(ws: Workspace) -> dict:
         "last_event": summary["last"].isoformat() if summary["last"] else None,
         "watermark": summary["watermark"] or 0,
         "spool_pending": spool.pending_events(ws.path("spool")),
-        "quarantined": quarantined,
-        "quarantine_by_reason": by_reason,
+        "quarantined": sum(r["n"] for r in quarantine if r["open"]),
+        "quarantine_resolved": sum(r["n"] for r in quarantine if not r["open"]),
+        "quarantine_by_reason": dict(sorted(((r["reason"], r["n"]) for r in quarantine if r["open"]),
+                                            key=lambda pair: (-pair[1], pair[0]))),
     }
 
 

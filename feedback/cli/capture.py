@@ -59,8 +59,9 @@ def quarantine(ws, reason, include_resolved, limit, retry, export_path, dismiss_
       feedback quarantine --retry              # after adding labels to the taxonomy
     """
     if retry:
-        return emit(vars(capture.retry_quarantine(ws, reason=reason)), as_json=as_json, quiet=quiet,
-                    text=_ingest_text)
+        return emit(capture.retry_quarantine(ws, reason=reason), as_json=as_json, quiet=quiet,
+                    text=lambda r: f"Retried {r['retried']:,} open rows: {r['ingested']:,} now ingested, "
+                                   f"{r['duplicates']:,} already stored, {r['still_open']:,} still failing.")
     if export_path:
         n = capture.export_quarantine(ws, export_path, reason=reason)
         return emit({"exported": n, "path": export_path}, as_json=as_json, quiet=quiet,
@@ -81,7 +82,7 @@ def serve(ws, host, port):
 
     \b
     Example:
-      FEEDBACK_TOKEN=secret feedback serve --port 8321
+      FEEDBACK_CAPTURE_TOKEN=secret feedback serve --port 8321
       curl -H 'Authorization: Bearer secret' -d @event.json localhost:8321/v1/events
     """
     from ..server import run

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from .. import review, roles
+from .. import review
 from ..review.choices import REASONS, STATUSES
-from .shell import emit, output_options, parse_pair, reviewer_option, workspace_option
+from .shell import emit, output_options, parse_pair, reviewer_option, signed_in, workspace_option
 
 
 @click.command("queue")
@@ -53,7 +53,7 @@ def next_command(ws, reviewer, as_json, quiet):
     Example:
       feedback next --reviewer alice
     """
-    row = review.next_item(ws, roles.actor(ws, reviewer))
+    row = review.next_item(ws, signed_in(ws, reviewer))
     emit(row, as_json=as_json, quiet=quiet, text=lambda r: _queue_text([r]) if r else "The queue is empty.")
 
 
@@ -75,7 +75,7 @@ def label(ws, item_id, label, note, based_on, reviewer, as_json, quiet):
       feedback label req-000124 junk --note "test message"
     """
     check = based_on is not None
-    decision = review.decide(ws, roles.actor(ws, reviewer), item_id, label, note=note,
+    decision = review.decide(ws, signed_in(ws, reviewer), item_id, label, note=note,
                                  based_on=None if based_on == "none" else based_on, check_stale=check)
     emit(decision, as_json=as_json, quiet=quiet,
          text=lambda d: f"{d['decision_id']}: {d['item_id']} -> {d['label'] or d['kind']} by {d['reviewer']}")
@@ -87,7 +87,8 @@ def label(ws, item_id, label, note, based_on, reviewer, as_json, quiet):
 @click.option("--batch", "batch_id", help="Undo every decision of a group relabel batch.")
 @reviewer_option
 @workspace_option
-def undo(ws, decision_id, last, batch_id, reviewer):
+@output_options
+def undo(ws, decision_id, last, batch_id, reviewer, as_json, quiet):
     """Undo a decision (appends an undo; nothing is deleted).
 
     \b
@@ -96,14 +97,16 @@ def undo(ws, decision_id, last, batch_id, reviewer):
       feedback undo --last --reviewer alice
       feedback undo --batch batch-0123456789ab
     """
-    who = roles.actor(ws, reviewer)
     if sum(map(bool, (decision_id, last, batch_id))) != 1:
         raise click.UsageError("give one of DECISION_ID, --last, --batch")
+    who = signed_in(ws, reviewer)
     if batch_id:
-        click.echo(f"Undid {review.undo_batch(ws, who, batch_id)} decisions of {batch_id}.")
-        return
+        n = review.undo_batch(ws, who, batch_id)
+        return emit({"batch_id": batch_id, "undone": n}, as_json=as_json, quiet=quiet,
+                    text=lambda d: f"Undid {d['undone']} decisions of {batch_id}.")
     done = review.undo_last(ws, who) if last else review.undo(ws, who, decision_id)
-    click.echo(f"Undid {done['undoes']} on {done['item_id']}." if done else "Nothing to undo.")
+    emit(done, as_json=as_json, quiet=quiet,
+         text=lambda d: f"Undid {d['undoes']} on {d['item_id']}." if d else "Nothing to undo.")
 
 
 @click.command()
@@ -118,7 +121,7 @@ def history(ws, item_id, as_json, quiet):
       feedback history req-000123 --json
     """
     emit(review.history(ws, item_id), as_json=as_json, quiet=quiet, text=lambda rows: "\n".join(
-        f"{r['at']}  {r['kind']:<22} {r['label'] or '':<32} {r['reviewer'] or ''}" for r in rows))
+        f"{r['at']:%Y-%m-%d %H:%M:%S}  {r['kind']:<22} {r['label'] or '':<32} {r['reviewer'] or ''}" for r in rows))
 
 
 @click.command()
@@ -174,7 +177,7 @@ def relabel(ws, label, item_ids, note, preview, reviewer, as_json, quiet):
         return emit(review.preview_group(ws, list(item_ids)), as_json=as_json, quiet=quiet,
                     text=lambda rows: "\n".join(
                         f"{r['item_id']}  {r['current_label'] or '-'} -> {label}  {r['text']!r}" for r in rows))
-    batch = review.relabel_group(ws, roles.actor(ws, reviewer), list(item_ids), label, note=note)
+    batch = review.relabel_group(ws, signed_in(ws, reviewer), list(item_ids), label, note=note)
     emit({"batch_id": batch, "items": len(set(item_ids))}, as_json=as_json, quiet=quiet,
          text=lambda d: f"Labeled {d['items']} items as {label}: batch {d['batch_id']} (undo with --batch).")
 
@@ -185,15 +188,17 @@ def relabel(ws, label, item_ids, note, preview, reviewer, as_json, quiet):
 @click.option("--note", help="Why.")
 @reviewer_option
 @workspace_option
-def adjudicate(ws, item_id, label, note, reviewer):
+@output_options
+def adjudicate(ws, item_id, label, note, reviewer, as_json, quiet):
     """Settle a disputed item with a final label (leads).
 
     \b
     Example:
       feedback adjudicate req-000123 card_arrival --reviewer lead-ann
     """
-    d = review.adjudicate(ws, roles.actor(ws, reviewer), item_id, label, note=note)
-    click.echo(f"{d['decision_id']}: {item_id} -> {label} (adjudicated by {d['reviewer']})")
+    decision = review.adjudicate(ws, signed_in(ws, reviewer), item_id, label, note=note)
+    emit(decision, as_json=as_json, quiet=quiet,
+         text=lambda d: f"{d['decision_id']}: {item_id} -> {label} (adjudicated by {d['reviewer']})")
 
 
 @click.command()
@@ -201,30 +206,32 @@ def adjudicate(ws, item_id, label, note, reviewer):
 @click.argument("label")
 @reviewer_option
 @workspace_option
-def gold(ws, item_id, label, reviewer):
+@output_options
+def gold(ws, item_id, label, reviewer, as_json, quiet):
     """Make an item a gold item with a known answer (leads); it then gets overlapping decisions.
 
     \b
     Example:
       feedback gold req-000123 card_arrival --reviewer lead-ann
     """
-    review.set_gold(ws, roles.actor(ws, reviewer), item_id, label)
-    click.echo(f"{item_id} is gold: {label}.")
+    review.set_gold(ws, signed_in(ws, reviewer), item_id, label)
+    emit({"item_id": item_id, "gold": label}, as_json=as_json, quiet=quiet, text=lambda d: f"{item_id} is gold: {label}.")
 
 
 @click.command()
 @click.argument("item_ids", nargs=-1, required=True)
 @reviewer_option
 @workspace_option
-def enqueue(ws, item_ids, reviewer):
+@output_options
+def enqueue(ws, item_ids, reviewer, as_json, quiet):
     """Put items in the review queue by hand (reason `manual`).
 
     \b
     Example:
       feedback enqueue req-000123 req-000124 --reviewer alice
     """
-    n = review.add_to_queue(ws, roles.actor(ws, reviewer), list(item_ids), reason="manual")
-    click.echo(f"Queued {n} items.")
+    n = review.add_to_queue(ws, signed_in(ws, reviewer), list(item_ids), reason="manual")
+    emit({"queued": n}, as_json=as_json, quiet=quiet, text=lambda d: f"Queued {d['queued']} items.")
 
 
 @click.command()
@@ -243,7 +250,7 @@ def forget(ws, item_ids, meta_match, why, reviewer, as_json, quiet):
       feedback forget --meta user_id=u0042 --why "GDPR-4712"
     """
     field, value = parse_pair(meta_match, option="--meta") if meta_match else (None, None)
-    report = review.forget(ws, roles.actor(ws, reviewer), item_ids=list(item_ids), meta_field=field,
+    report = review.forget(ws, signed_in(ws, reviewer), item_ids=list(item_ids), meta_field=field,
                                meta_value=value, why=why)
     emit(vars(report), as_json=as_json, quiet=quiet, text=_forget_text)
 
@@ -280,6 +287,8 @@ def _agreement_text(a: dict) -> str:
 def _forget_text(r: dict) -> str:
     lines = [f"Purged {len(r['items'])} items: {r['events']} events, {r['quarantine_rows']} quarantine rows, "
              f"{r['spool_lines']} spool lines."]
+    if r["already_purged"]:
+        lines.append(f"{len(r['already_purged'])} items had been purged before: nothing of theirs was left.")
     if r["active_lines_left"]:
         lines.append(f"{r['active_lines_left']} events are still in active spool segments: run again after ingest.")
     if r["releases"]:

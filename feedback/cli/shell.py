@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
+from datetime import datetime
 
 import click
 
+from .. import roles
 from ..errors import FeedbackError
-from ..workspace import find_workspace
+from ..workspace import Workspace, find_workspace
 
 
 class Shell(click.Group):
@@ -37,7 +41,29 @@ def workspace_option(fn):
 
 def reviewer_option(fn):
     return click.option("--reviewer", "-r", envvar="FEEDBACK_USER",
-                        help="Who is acting (default: $FEEDBACK_USER); their role comes from the workspace.")(fn)
+                        help="Who is acting (default: $FEEDBACK_USER). Where the workspace has users, sign in with "
+                             "$FEEDBACK_TOKEN, $FEEDBACK_PASSWORD or the password prompt.")(fn)
+
+
+def signed_in(ws: Workspace, name: str | None) -> roles.Actor:
+    """The acting user: anyone by name in an open workspace; else proven by $FEEDBACK_TOKEN or a password."""
+    if not roles.users(ws):
+        return roles.actor(ws, name)
+    token = os.environ.get("FEEDBACK_TOKEN")
+    if token:
+        who = roles.authenticate_token(ws, token)
+        if name and name != who.name:
+            raise FeedbackError(f"$FEEDBACK_TOKEN signs in {who.name}, not {name}")
+        return who
+    if not name:
+        raise FeedbackError("who is acting? pass --reviewer NAME (or set FEEDBACK_USER) and sign in")
+    password = os.environ.get("FEEDBACK_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise FeedbackError(f"sign in as {name}: set FEEDBACK_PASSWORD, or FEEDBACK_TOKEN "
+                                "(make one with `feedback token create`), or run on a terminal to be asked")
+        password = click.prompt(f"Password for {name}", hide_input=True, err=True)
+    return roles.authenticate(ws, name, password)
 
 
 def output_options(fn):
@@ -50,11 +76,18 @@ def emit(data, *, as_json: bool, quiet: bool, text=None) -> None:
     if quiet:
         return
     if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(json.dumps(data, indent=2, default=_json_value))
     else:
         click.echo(text(data) if text else str(data))
 
 
+
+
+def _json_value(value) -> str:
+    """Times as ISO 8601 (the store keeps UTC), the same form everywhere; anything else as text."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds") + ("Z" if value.tzinfo is None else "")
+    return str(value)
 
 
 def parse_pair(text: str, option: str = "--map") -> tuple[str, str]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .. import capture, roles
 from ..workspace import init_workspace, read_labels_file
-from .shell import emit, output_options, reviewer_option, workspace_option
+from .shell import Shell, emit, output_options, reviewer_option, signed_in, workspace_option
 
 
 @click.command()
@@ -60,21 +62,90 @@ def labels(ws, as_json, quiet):
 @click.command("user-add")
 @click.argument("name")
 @click.option("--role", type=click.Choice(roles.ROLES), default="reviewer", show_default=True)
-@click.option("--password", is_flag=True, help="Ask for a password (needed to sign in to the app).")
+@click.option("--password", is_flag=True, help="Ask for the new user's password (needed to sign in).")
+@click.option("--password-stdin", is_flag=True, help="Read the new user's password from the first line of stdin.")
 @reviewer_option
 @workspace_option
-def user_add(ws, name, role, password, reviewer):
-    """Add a user with a role; the first user must be an admin.
+@output_options
+def user_add(ws, name, role, password, password_stdin, reviewer, as_json, quiet):
+    """Add a user with a role; the first user must be an admin. Users live in users.json (mode 0600).
+
+    \b
+    Examples:
+      feedback user-add ann --role admin --password
+      printf '%s\\n' "$BOB_PASSWORD" | feedback user-add bob --password-stdin -r ann
+    """
+    by = signed_in(ws, reviewer) if roles.users(ws) else None
+    secret = None
+    if password_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+        if not secret:
+            raise click.UsageError("--password-stdin read an empty line")
+    elif password:
+        secret = click.prompt(f"Password for {name}", hide_input=True, confirmation_prompt=True, err=True)
+    roles.add_user(ws, by, name, role=role, password=secret)
+    emit({"user": name, "role": role}, as_json=as_json, quiet=quiet, text=lambda d: f"Added {name} ({role}).")
+
+
+@click.group("token", cls=Shell, context_settings={"help_option_names": ["-h", "--help"]})
+def token_group():
+    """Personal API tokens for scripts and CI: sign in with $FEEDBACK_TOKEN instead of a password.
 
     \b
     Example:
-      feedback user-add ann --role admin --password
-      feedback user-add bob --role reviewer --password --reviewer ann
+      feedback token create --name ci --days 90 -r ann
     """
-    secret = click.prompt("Password", hide_input=True, confirmation_prompt=True) if password else None
-    by = roles.actor(ws, reviewer) if roles.users(ws) else None
-    roles.add_user(ws, by, name, role=role, password=secret)
-    click.echo(f"Added {name} ({role}).")
+
+
+@token_group.command("create")
+@click.option("--name", default="", help="What the token is for (shown in `feedback token list`).")
+@click.option("--days", type=click.IntRange(1), help="Expire after this many days (default: never).")
+@reviewer_option
+@workspace_option
+@output_options
+def token_create(ws, name, days, reviewer, as_json, quiet):
+    """Make a token for yourself; it is printed once and stored only as a hash.
+
+    \b
+    Example:
+      feedback token create --name nightly-import --days 30 -r ann
+    """
+    made = roles.create_token(ws, signed_in(ws, reviewer), name=name, days=days)
+    emit(made, as_json=as_json, quiet=quiet, text=lambda d: f"{d['token']}\n(token {d['token_id']}; shown only "
+         "now: keep it in a secret store and export it as FEEDBACK_TOKEN)")
+
+
+@token_group.command("list")
+@reviewer_option
+@workspace_option
+@output_options
+def token_list(ws, reviewer, as_json, quiet):
+    """Your tokens: id, name, when made, expiry, whether revoked.
+
+    \b
+    Example:
+      feedback token list -r ann
+    """
+    emit(roles.list_tokens(ws, signed_in(ws, reviewer)), as_json=as_json, quiet=quiet, text=lambda rows: "\n".join(
+        f"{t['token_id']}  {'live   ' if t['live'] else 'revoked' if t['revoked'] else 'expired'}  "
+        f"{t['name'] or '-':<20} made {t['created'][:10]}  expires {(t['expires'] or 'never')[:10]}"
+        for t in rows) or "No tokens.")
+
+
+@token_group.command("revoke")
+@click.argument("token_id")
+@reviewer_option
+@workspace_option
+@output_options
+def token_revoke(ws, token_id, reviewer, as_json, quiet):
+    """Revoke a token at once (admins may revoke anyone's as USER:TOKEN_ID).
+
+    \b
+    Example:
+      feedback token revoke 1a2b3c4d -r ann
+    """
+    roles.revoke_token(ws, signed_in(ws, reviewer), token_id)
+    emit({"revoked": token_id}, as_json=as_json, quiet=quiet, text=lambda d: f"Revoked {token_id}.")
 
 
 @click.command("label-add")
@@ -83,15 +154,16 @@ def user_add(ws, name, role, password, reviewer):
 @click.option("--hotkey", default="", help="One key that applies it in the app.")
 @reviewer_option
 @workspace_option
-def label_add(ws, name, description, hotkey, reviewer):
+@output_options
+def label_add(ws, name, description, hotkey, reviewer, as_json, quiet):
     """Add a label to the taxonomy (admins).
 
     \b
     Example:
       feedback label-add card_swallowed --hotkey W --description "ATM kept the card" --reviewer ann
     """
-    roles.add_label(ws, roles.actor(ws, reviewer), name, description=description, hotkey=hotkey)
-    click.echo(f"Added label {name}.")
+    roles.add_label(ws, signed_in(ws, reviewer), name, description=description, hotkey=hotkey)
+    emit({"label": name}, as_json=as_json, quiet=quiet, text=lambda d: f"Added label {name}.")
 
 
 @click.command()
@@ -125,5 +197,6 @@ def _status_text(s: dict) -> str:
         f"Time range  {s['first_event'] or '-'} .. {s['last_event'] or '-'}",
         f"Labels      {len(s['labels'])}",
         f"Spool       {s['spool_pending']:,} events waiting (run `feedback ingest`)",
-        f"Quarantine  {s['quarantined']:,} rows: {counts(s['quarantine_by_reason'])}",
+        f"Quarantine  {s['quarantined']:,} open rows: {counts(s['quarantine_by_reason'])} "
+        f"({s['quarantine_resolved']:,} resolved)",
     ])

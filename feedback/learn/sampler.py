@@ -33,14 +33,14 @@ import pyarrow.compute as pc
 from ..errors import FeedbackError
 from ..review.queue import log_reasons
 from ..review.state import sync_items
-from ..roles import Actor
+from ..roles import Actor, system_actor
 from ..workspace import Workspace
 from .choices import DEFAULT_DIVERSITY, DEFAULT_STRATEGY, DIVERSITY, PROBABILITIES, QUOTA_FIELDS, STRATEGIES
 from .jobs import JobBusy, job_lock, now
 from .model import DESCRIPTION, fit_predict_proba
 from .strategies import select, uncertainty
 
-SAMPLER = Actor("sampler", "reviewer")
+SAMPLER = system_actor("sampler")
 MIN_TRUSTED = 20  # trusted labels (of two labels or more) needed to fit a model
 
 _ELIGIBLE = """i.text IS NOT NULL AND len(i.reasons) = 0
@@ -76,7 +76,7 @@ def sample(ws: Workspace, *, budget: int = 100, strategy: str = DEFAULT_STRATEGY
     params = {"budget": budget, "diversity": diversity, "quotas": dict(quotas or {}), "probabilities": probabilities,
               "recent_runs": recent_runs, "seed": seed}
     _check(strategy, params)
-    actor.require("add_to_queue")
+    actor.require(ws, "add_to_queue")
     if dry_run:
         return {**_plan(ws, strategy, params), "status": "dry_run"}
     try:

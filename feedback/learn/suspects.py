@@ -31,13 +31,13 @@ import numpy as np
 from ..errors import FeedbackError
 from ..review.queue import log_reasons
 from ..review.state import sync_items
-from ..roles import Actor
+from ..roles import Actor, system_actor
 from ..workspace import Workspace
 from .choices import DEFAULT_SUSPECT_METHOD, SUSPECT_METHODS
 from .jobs import JobBusy, job_lock
 from .model import out_of_fold_proba
 
-FINDER = Actor("label-error-finder", "reviewer")
+FINDER = system_actor("label-error-finder")
 
 _TRUSTED = """
 SELECT i.item_id, i.text, r.current_label AS label, r.label_decision_id
@@ -128,7 +128,7 @@ def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds:
         raise FeedbackError(f"folds {folds}: cross-validation needs at least 2")
     if limit is not None and limit < 1:
         raise FeedbackError(f"limit {limit}: give at least 1, or no limit")
-    actor.require("add_to_queue")
+    actor.require(ws, "add_to_queue")
     if dry_run:
         return {**_find(ws, method=method, folds=folds, limit=limit, seed=seed), "status": "dry_run", "queued": 0}
     try:

@@ -10,7 +10,10 @@ from .state import sync_items
 
 
 def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFrame | dict]:
-    """Incoming errors and corrections by day and model version, confusion, queue by reason, reviewer work."""
+    """Incoming errors and corrections by day and model version, confusion, queue by reason, reviewer work.
+
+    `queue` counts items per reason (an item with two reasons counts in both); `items_waiting` counts each once.
+    """
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         incoming = tx.arrow(
@@ -31,11 +34,13 @@ def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFram
               AND i.pred_label <> coalesce(r.current_label, i.corr_label)
             GROUP BY ALL ORDER BY items DESC LIMIT 25
             """).to_pandas()
-        queue = tx.arrow(
-            "SELECT unnest(reasons) AS reason, count(*) AS items FROM items i LEFT JOIN reviews r USING (item_id) "
-            "WHERE coalesce(r.status, 'new') IN ('new', 'skipped') GROUP BY 1 ORDER BY 2 DESC").to_pandas()
+        waiting = "FROM items i LEFT JOIN reviews r USING (item_id) WHERE len(i.reasons) > 0 " \
+                  "AND coalesce(r.status, 'new') IN ('new', 'skipped')"
+        queue = tx.arrow(f"SELECT unnest(reasons) AS reason, count(*) AS items {waiting} GROUP BY 1 ORDER BY 2 DESC"
+                         ).to_pandas()
+        items_waiting = tx.value(f"SELECT count(*) {waiting}")
         throughput = tx.arrow(
             "SELECT date_trunc('day', decided_at) AS day, reviewer, count(*) AS decisions FROM decisions "
             "WHERE kind <> 'undo' GROUP BY ALL ORDER BY day").to_pandas()
-    return {"incoming": incoming, "confusion": confusion, "queue": queue, "throughput": throughput,
-            "agreement": reviewer_agreement(ws)}
+    return {"incoming": incoming, "confusion": confusion, "queue": queue, "items_waiting": items_waiting,
+            "throughput": throughput, "agreement": reviewer_agreement(ws)}

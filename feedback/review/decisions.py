@@ -38,7 +38,7 @@ def decide(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str |
     With `check_stale`, `based_on` is the item's last decision id the reviewer saw
     (None for none); a different one now means someone decided meanwhile: refused.
     """
-    actor.require("decide")
+    actor.require(ws, "decide")
     kind, label = _kind_and_label(ws, label)
     with ws.store().atomic() as tx:
         current = _review_row(tx, ws, item_id)
@@ -54,7 +54,7 @@ def decide(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str |
 
 def adjudicate(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str | None = None) -> dict:
     """A lead settles a disputed item (or overrides any decision) with a final label."""
-    actor.require("adjudicate")
+    actor.require(ws, "adjudicate")
     label = _real_label(ws, label, "an adjudication")
     with ws.store().atomic() as tx:
         _review_row(tx, ws, item_id)
@@ -70,7 +70,7 @@ def undo(ws: Workspace, actor: Actor, decision_id: str) -> dict:
         if not rows:
             raise NotFound(f"decision {decision_id!r} does not exist; see `feedback history ITEM`")
         target = rows[0]
-        _check_undo(tx, actor, [target])
+        _check_undo(tx, ws, actor, [target])
         undo_row = [_decision(target["item_id"], "undo", None, actor, undoes=decision_id)]
         _append(tx, ws, undo_row)
     return undo_row[0]
@@ -87,7 +87,7 @@ def undo_last(ws: Workspace, actor: Actor) -> dict | None:
 
 def relabel_group(ws: Workspace, actor: Actor, item_ids: list[str], label: str, *, note: str | None = None) -> str:
     """Label many items at once: one decision per item, sharing a batch id, which is returned."""
-    actor.require("decide")
+    actor.require(ws, "decide")
     kind, label = _kind_and_label(ws, label)
     batch_id = "batch-" + uuid.uuid4().hex[:12]
     with ws.store().atomic() as tx:
@@ -108,7 +108,7 @@ def undo_batch(ws: Workspace, actor: Actor, batch_id: str) -> int:
                           "(SELECT undoes FROM decisions WHERE kind = 'undo')", [batch_id])
         if not targets:
             raise NotFound(f"batch {batch_id!r} has no decisions left to undo")
-        _check_undo(tx, actor, targets)
+        _check_undo(tx, ws, actor, targets)
         _append(tx, ws, [_decision(t["item_id"], "undo", None, actor, undoes=t["decision_id"], batch_id=batch_id)
                          for t in targets])
     return len(targets)
@@ -116,7 +116,7 @@ def undo_batch(ws: Workspace, actor: Actor, batch_id: str) -> int:
 
 def set_gold(ws: Workspace, actor: Actor, item_id: str, label: str) -> None:
     """Mark an item as a gold item with a known answer (leads)."""
-    actor.require("set_gold")
+    actor.require(ws, "set_gold")
     label = _real_label(ws, label, "a gold answer")
     with ws.store().atomic() as tx:
         _review_row(tx, ws, item_id)
@@ -200,10 +200,8 @@ def _independent(ws: Workspace, tx, item_id: str) -> bool:
     return needs_overlap(ws, item_id, gold=gold)
 
 
-def _check_undo(tx, actor: Actor, targets: list[dict]) -> None:
-    others = {t["reviewer"] for t in targets} - {actor.name}
-    if others:
-        actor.require("undo_others")
+def _check_undo(tx, ws: Workspace, actor: Actor, targets: list[dict]) -> None:
+    actor.require(ws, "undo_others" if {t["reviewer"] for t in targets} - {actor.name} else "decide")
     undone = tx.value("SELECT count(*) FROM decisions WHERE kind = 'undo' AND undoes IN (SELECT unnest(?::VARCHAR[]))",
                       [[t["decision_id"] for t in targets]])
     if undone:

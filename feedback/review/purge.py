@@ -29,7 +29,10 @@ _NESTED = {"correction": "note", "error": "message"}
 
 @dataclass
 class PurgeReport:
+    """What a purge removed: `items` that still had a payload (an item purged before is in `already_purged`)."""
+
     items: list[str] = field(default_factory=list)
+    already_purged: list[str] = field(default_factory=list)
     events: int = 0
     quarantine_rows: int = 0
     spool_lines: int = 0
@@ -40,7 +43,7 @@ class PurgeReport:
 def forget(ws: Workspace, actor: Actor, *, item_ids: list[str] | None = None, meta_field: str | None = None,
            meta_value: str | None = None, why: str) -> PurgeReport:
     """Purge items given by id, or by a meta field's value (for example a user id)."""
-    actor.require("purge")
+    actor.require(ws, "purge")
     if not why:
         raise FeedbackError("say why (a ticket or request id): a purge is audited")
     if bool(item_ids) == (meta_field is not None):
@@ -53,8 +56,12 @@ def forget(ws: Workspace, actor: Actor, *, item_ids: list[str] | None = None, me
                 "SELECT DISTINCT item_id FROM events WHERE meta->>? = ?", [meta_field, meta_value])]
         ids = sorted(set(item_ids))
         params = [ids]
-        report = PurgeReport(items=ids)
-        report.events = tx.value("SELECT count(*) FROM events WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", params)
+        holding = tx.rows(
+            "SELECT item_id, count(*) AS n FROM events WHERE item_id IN (SELECT unnest(?::VARCHAR[])) AND "
+            "(input_text IS NOT NULL OR input IS NOT NULL OR meta IS NOT NULL OR corr_note IS NOT NULL "
+            "OR error_message IS NOT NULL) GROUP BY item_id ORDER BY item_id", params)
+        report = PurgeReport(items=[r["item_id"] for r in holding], events=sum(r["n"] for r in holding))
+        report.already_purged = sorted(set(ids) - set(report.items))
         tx.execute("UPDATE events SET input_text = NULL, input = NULL, meta = NULL, corr_note = NULL, "
                    "error_message = NULL WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", params)
         tx.execute("UPDATE items SET text = NULL WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", params)
@@ -103,13 +110,12 @@ def _scrub(segment: Path, matches) -> int:
         for raw in f:
             event = _parse(raw)
             if event is not None and matches(event):
-                for key in _PAYLOAD:
-                    event.pop(key, None)
-                for section, key in _NESTED.items():
-                    if isinstance(event.get(section), dict):
-                        event[section].pop(key, None)
-                raw = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
-                scrubbed += 1
+                removed = [event.pop(key, None) for key in _PAYLOAD]
+                removed += [event[section].pop(key, None) for section, key in _NESTED.items()
+                            if isinstance(event.get(section), dict)]
+                if any(value is not None for value in removed):
+                    raw = orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
+                    scrubbed += 1
             lines.append(raw)
     if scrubbed:
         tmp = segment.with_suffix(".purging")

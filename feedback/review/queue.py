@@ -124,7 +124,7 @@ def next_item(ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter(), *,
 
 def claim_next(tx, ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter(), *, exclude=()) -> dict | None:
     """`next_item` inside an open transaction."""
-    actor.require("decide")
+    actor.require(ws, "decide")
     where, params = flt.where()
     where += " AND i.item_id NOT IN (SELECT unnest(?::VARCHAR[]))"
     params = params + [list(exclude)]
@@ -177,7 +177,7 @@ def add_to_queue(ws: Workspace, actor: Actor, item_ids: list[str], *, reason: st
 
 def log_reasons(tx, ws: Workspace, actor: Actor, item_ids: list[str], *, reason: str, scores, details) -> None:
     """Log a queue reason for each item (score in [0, 1], detail or None) and refresh their rows, in `tx`."""
-    actor.require("add_to_queue")
+    actor.require(ws, "add_to_queue")
     if reason not in REASONS:
         raise FeedbackError(f"reason {reason!r} is not one of {', '.join(REASONS)}")
     if any(not 0.0 <= s <= 1.0 for s in scores):

@@ -33,6 +33,11 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+def literal(text: str | Path) -> str:
+    """Quote an SQL string literal, for the statements that take no parameters (ATTACH, SET)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
 class Tx:
     """One open unit of work. Every call runs to completion and returns plain data."""
 
@@ -128,7 +133,7 @@ class Store:
         The limit belongs to the process's engine, so work in other threads meanwhile shares it.
         """
         with self.connect() as tx:
-            tx.execute(f"SET memory_limit = '{limit}'")
+            tx.execute(f"SET memory_limit = {literal(limit)}")
         try:
             yield
         finally:
@@ -169,7 +174,7 @@ class Store:
         fresh.unlink(missing_ok=True)
         with self.atomic() as tx:
             tx.execute("CHECKPOINT")
-            tx.execute(f"ATTACH '{fresh}' AS fresh")
+            tx.execute(f"ATTACH {literal(fresh)} AS fresh")
         with self.connect() as tx:
             tx.execute(f"COPY FROM DATABASE {_alias(self.path.resolve())} TO fresh")
             tx.execute("DETACH fresh")
@@ -235,7 +240,7 @@ class _Engine:
 
     def _try_attach(self, path: Path, alias: str) -> bool:
         try:
-            self._con.execute(f"ATTACH '{path}' AS {alias}")
+            self._con.execute(f"ATTACH {literal(path)} AS {alias}")
             return True
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
