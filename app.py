@@ -252,7 +252,7 @@ def dashboard_page():
 
 
 def create_release(actor):
-    made = act(release.create_release, ws, if_changed=True, by=actor.name)
+    made = act(release.create_release, ws, if_changed=True, by=actor)
     if made:
         state.flash = ("success", f"Released {made['dataset']} {made['version']}." if made.get("created", True)
                        else "Nothing changed since the last release; no release made.")
@@ -262,7 +262,7 @@ def releases_page():
     actor = state.current_actor
     st.title("Releases")
     show_flash()
-    st.button("Create a release from the trusted labels", type="primary", disabled=not actor.can("adjudicate"),
+    st.button("Create a release from the trusted labels", type="primary", disabled=not actor.can("release"),
               help="Leads and admins; quality gates run first", on_click=create_release, args=(actor,))
     made = release.list_releases(ws)
     if not made:

@@ -32,6 +32,7 @@ import pyarrow as pa
 from bench import result
 from feedback import init_workspace
 from feedback.release.select import ROW_MD5
+from feedback.roles import Actor
 from feedback.workspace import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,7 +118,7 @@ def _side(kind: str, root: str) -> dict:
     ws.store()  # migrations checked before the clock starts
     start = time.perf_counter()
     if kind == "release":
-        examples = create_release(ws, by="bench")["examples"]
+        examples = create_release(ws, by=Actor("bench", "admin"))["examples"]
     else:
         with ws.store().connect() as tx:
             tx.execute(_COPY.format(columns=_DATA, path=Path(root) / "copy.parquet"))

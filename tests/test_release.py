@@ -23,7 +23,7 @@ from feedback.errors import FeedbackError, NotFound
 from feedback.review import decide, forget, relabel_group
 from feedback.release import (GateFailed, Selection, create_release, diff_releases, item_releases, lineage,
                               list_releases, row_hash, show_release, verify_release)
-from feedback.roles import Actor, PermissionDenied, add_user
+from feedback.roles import Actor, PermissionDenied, add_user, authenticate
 from conftest import LABELS, free_port, prediction
 
 ALICE, BOB, ADMIN = Actor("alice", "reviewer"), Actor("bob", "reviewer"), Actor("root", "admin")
@@ -94,7 +94,7 @@ def index(ws: Workspace, version: str) -> dict[str, dict]:
 # -- what a release is ---------------------------------------------------------------------------
 
 def test_a_release_is_a_complete_folder_that_sha256sum_checks(rws):
-    result = create_release(rws, by="ann")
+    result = create_release(rws, by=Actor("ann", "admin"))
     assert (result["created"], result["version"], result["examples"], result["parent"]) == (True, "v1", 40, None)
     root = folder(rws, "v1")
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
@@ -292,7 +292,8 @@ def test_agreement_gate_fails_below_the_minimum_and_an_override_is_recorded(rws)
     with pytest.raises(FeedbackError, match="no gate named agreemnt"):
         create_release(rws, override=("agreemnt",), reason="x")
 
-    made = create_release(rws, override=("agreement",), reason="pilot guidelines, ticket ML-7", by="lena")
+    made = create_release(rws, override=("agreement",), reason="pilot guidelines, ticket ML-7",
+                          by=Actor("lena", "admin"))
     manifest = show_release(rws, "v1")
     assert manifest["overrides"] == {"gates": ["agreement"], "reason": "pilot guidelines, ticket ML-7", "by": "lena"}
     assert [g["gate"] for g in manifest["gates"] if g["overridden"]] == ["agreement"]
@@ -301,23 +302,30 @@ def test_agreement_gate_fails_below_the_minimum_and_an_override_is_recorded(rws)
     assert "Gate agreement was overridden" in (folder(rws, "v1") / "README.md").read_text()
 
 
-def test_only_a_lead_or_an_admin_overrides_a_gate(rws, run):
-    for name, role in (("root", "admin"), ("lena", "lead"), ("rita", "reviewer")):
-        rws = add_user(rws, Actor("root", "admin"), name, role=role)
+def test_only_a_signed_in_lead_or_admin_publishes_or_overrides_a_gate(rws, run):
     add(rws, {"req-900": text(0)})  # an exact copy of req-000 with another label: conflicts
     label(rws, {"req-900": "card_linking"})
-    with pytest.raises(PermissionDenied, match="^rita is a reviewer; override gates needs the lead role$"):
-        create_release(rws, override=("conflicts",), reason="known", by="rita")
-    with pytest.raises(FeedbackError, match="who is acting"):
-        create_release(rws, override=("conflicts",), reason="known")
-    refused = run("create", "-w", rws.root, "--override", "conflicts", "--reason", "known", "-r", "rita")
-    assert (refused.exit_code, refused.output) == (1, "Error: rita is a reviewer; override gates needs the lead role\n")
+    add_user(rws, None, "root", role="admin", password="pw-root")
+    root = authenticate(rws, "root", "pw-root")
+    for name, role in (("lena", "lead"), ("rita", "reviewer")):
+        add_user(rws, root, name, role=role, password=f"pw-{name}")
+    rita, lena = authenticate(rws, "rita", "pw-rita"), authenticate(rws, "lena", "pw-lena")
+    with pytest.raises(PermissionDenied, match="^rita is a reviewer; release needs the lead role$"):
+        create_release(rws, by=rita)
+    refused = run("create", "-w", rws.root, "-r", "rita", env={"FEEDBACK_PASSWORD": "pw-rita"})
+    assert (refused.exit_code, refused.output) == (1, "Error: rita is a reviewer; release needs the lead role\n")
+    with pytest.raises(PermissionDenied, match="has not signed in"):
+        create_release(rws, by=Actor("lena", "lead"))  # a name is not a sign-in
+    with pytest.raises(FeedbackError, match="who is publishing"):
+        create_release(rws)
     assert not folder(rws, "v1").exists() and list_releases(rws) == []
 
-    made = run("create", "-w", rws.root, "--override", "conflicts", "--reason", "known", "-r", "lena", "--json")
+    made = run("create", "-w", rws.root, "--override", "conflicts", "--reason", "known", "-r", "lena", "--json",
+               env={"FEEDBACK_PASSWORD": "pw-lena"})
     assert made.exit_code == 0 and json.loads(made.output)["version"] == "v1"
     assert show_release(rws, "v1")["overrides"] == {"gates": ["conflicts"], "reason": "known", "by": "lena"}
-    assert create_release(rws, override=("conflicts",), reason="still known", by="root")["version"] == "v2"
+    assert show_release(rws, "v1")["created_by"] == "lena"
+    assert create_release(rws, override=("conflicts",), reason="still known", by=lena)["version"] == "v2"
 
 
 def test_label_shift_against_the_parent_warns_without_stopping(rws):
@@ -437,7 +445,7 @@ def test_verify_recomputes_digests_so_a_rewritten_data_file_with_new_sums_is_cau
 
 
 def test_an_edited_manifest_with_regenerated_sums_fails_against_the_store(rws, run, tmp_path):
-    create_release(rws, by="ann")
+    create_release(rws, by=Actor("ann", "admin"))
     root = folder(rws, "v1")
     writable(root)
     manifest = json.loads((root / "manifest.json").read_text())
@@ -598,8 +606,8 @@ def test_release_to_s3_verify_and_read_back(rws, monkeypatch):
 def run():
     runner = CliRunner()
 
-    def invoke(*args):
-        return runner.invoke(release_group, [str(a) for a in args], catch_exceptions=False)
+    def invoke(*args, env=None):
+        return runner.invoke(release_group, [str(a) for a in args], env=env, catch_exceptions=False)
 
     return invoke
 

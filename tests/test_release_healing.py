@@ -14,6 +14,7 @@ import pytest
 
 from conftest import REPO
 from feedback.release import create_release, diff_releases, lineage, list_releases, show_release, verify_release
+from feedback.roles import Actor
 from test_release import DATA_FILES, folder, label, rws, writable  # noqa: F401 (rws is a fixture)
 
 
@@ -52,6 +53,7 @@ CRASHING_BUILD = """
 import os, sys
 from feedback import Workspace
 from feedback.release import Destination, create_release
+from feedback.roles import Actor
 
 step = getattr(Destination, sys.argv[2])
 
@@ -60,7 +62,7 @@ def step_then_die(self, *args):
     os._exit(9)  # the folder is in place; the store never commits its record
 
 setattr(Destination, sys.argv[2], step_then_die)
-create_release(Workspace(sys.argv[1]), by="ann")
+create_release(Workspace(sys.argv[1]), by=Actor("ann", "admin"))
 """
 
 
@@ -83,7 +85,7 @@ def modes(root) -> dict[str, int]:
 def test_a_complete_folder_with_this_content_is_adopted(rws, step):
     left = crash_after(rws, step)
     manifest = json.loads((left / "manifest.json").read_text())
-    made = create_release(rws, by="bob")
+    made = create_release(rws, by=Actor("bob", "admin"))
     assert (made["version"], made["release_id"], made["adopted"], made["set_aside"]) == (
         "v1", manifest["release_id"], True, None)
     recorded = list_releases(rws)

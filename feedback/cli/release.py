@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 
-from .. import release
+from .. import release, roles
 from ..errors import FeedbackError
 from ..release.choices import GATES
-from .shell import Shell, emit, output_options, reviewer_option, workspace_option
+from .shell import Shell, emit, output_options, reviewer_option, signed_in, workspace_option
 
 
 @click.group("release", cls=Shell, context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,7 +64,8 @@ def create(ws, dataset, labels, sources, since, until, batch, items_file, from_p
     selection = release.Selection(labels=labels, sources=sources, since=since, until=until, batch=batch,
                                   items=items, from_parent=from_parent)
     result = release.create_release(ws, dataset, selection=selection, version=version, destination=destination,
-                                    override=override, reason=reason, if_changed=if_changed, by=reviewer)
+                                    override=override, reason=reason, if_changed=if_changed,
+                                    by=signed_in(ws, reviewer) if reviewer or roles.users(ws) else None)
     emit(result, as_json=as_json, quiet=quiet, text=_create_text)
 
 

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from ..errors import FeedbackError, NotFound
 from ..review.agreement import reviewer_agreement
-from ..roles import actor
+from ..roles import Actor, local_actor, users
 from ..workspace import Workspace
 from .build import build, to_json, write_release
 from .card import license_and_credit
@@ -80,14 +80,19 @@ def release_config(ws: Workspace) -> dict:
 
 def create_release(ws: Workspace, dataset: str | None = None, *, selection: Selection = Selection(),
                    version: str | None = None, destination: str | None = None, override: tuple[str, ...] = (),
-                   reason: str | None = None, if_changed: bool = False, by: str | None = None) -> dict:
+                   reason: str | None = None, if_changed: bool = False, by: Actor | None = None) -> dict:
     """Select, split, check and write a new release; return its summary.
 
-    `override` names failing gates to let through (with a `reason`, both recorded); it takes
-    a lead or an admin (`by`, see `feedback.roles`). With
-    `if_changed`, a release whose content equals the parent's is not made
-    (`created` is False). Raises `GateFailed` when a gate fails, before writing anything.
+    Publishing takes a lead or an admin (`by`, a signed-in actor: see `feedback.roles`; the local
+    user in an open workspace), and so does `override`, which names failing gates to let through (with a `reason`, both recorded).
+    With `if_changed`, a release whose content equals the parent's is not made (`created` is
+    False). Raises `GateFailed` when a gate fails, before writing anything.
     """
+    if by is None:
+        if users(ws):
+            raise FeedbackError("who is publishing? sign in as a lead or an admin (--reviewer NAME)")
+        by = local_actor()
+    by.require(ws, "release")
     cfg = release_config(ws)
     dataset = _checked_name(dataset or ws.dataset)
     _check_override(ws, override, reason, by)
@@ -116,12 +121,12 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
     manifest = {
         "format": 1, "dataset": dataset, "version": f"v{number}", "release_id": built["release_id"],
         "parent": parent and {"version": parent["version"], "release_id": parent["release_id"]},
-        "created_at": _now().isoformat(), "created_by": by,
+        "created_at": _now().isoformat(), "created_by": by.name,
         "examples": built["examples"].num_rows, "schema": built["schema"], "split_policy": built["split_policy"],
         "splits": built["splits"], "labels": built["labels"], "missing_labels": _missing(ws, built["labels"]),
         "provenance": _provenance(built["examples"]), "agreement": measured and {
             "alpha": measured["alpha"], "items_with_overlap": measured["items_with_overlap"]},
-        "gates": gates, "overrides": {"gates": list(override), "reason": reason, "by": by} if override else None,
+        "gates": gates, "overrides": {"gates": list(override), "reason": reason, "by": by.name} if override else None,
         "excluded": {"no_text": read["no_text"]},
         "license": license_and_credit(cfg, pc.unique(built["examples"]["source"]).to_pylist()),
         "recipe": {"watermark": {k: _plain(v) for k, v in read["watermark"].items()},
@@ -282,14 +287,14 @@ def _record(manifest: dict, number: int, dest: Destination, folder: str) -> pa.T
 
 # -- checks --------------------------------------------------------------------------------------
 
-def _check_override(ws: Workspace, override: tuple[str, ...], reason: str | None, by: str | None) -> None:
+def _check_override(ws: Workspace, override: tuple[str, ...], reason: str | None, by: Actor) -> None:
     unknown = sorted(set(override) - set(GATES))
     if unknown:
         raise FeedbackError(f"no gate named {', '.join(unknown)}; gates: {', '.join(GATES)}")
     if override and not (reason and reason.strip()):
         raise FeedbackError("say why you override a gate (--reason TEXT): it is recorded in the release")
     if override:
-        actor(ws, by).require("override_gates")
+        by.require(ws, "override_gates")
 
 
 def _apply_override(gates: list[dict], override: tuple[str, ...]) -> None:
