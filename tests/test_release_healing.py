@@ -14,6 +14,7 @@ import pytest
 
 from conftest import REPO
 from feedback.release import create_release, diff_releases, lineage, list_releases, show_release, verify_release
+from feedback.review.purge import releases_containing
 from feedback.roles import Actor
 from test_release import DATA_FILES, folder, label, rws, writable  # noqa: F401 (rws is a fixture)
 
@@ -117,6 +118,7 @@ def test_any_other_folder_is_set_aside_and_the_build_goes_on(rws, case):
     if case == "the store changed":
         assert made["release_id"] != before["release_id"]
         assert verify_release(None, str(aside))["ok"] and set(modes(aside).values()) == {0o555, 0o444}  # kept whole
+        assert f"{rws.dataset}/.orphaned/{aside.name}" in releases_containing(rws, {"req-001"})  # a purge finds it
     else:
         assert made["release_id"] == before["release_id"] and not (aside / "manifest.json").exists()
 
@@ -140,3 +142,29 @@ def test_this_file_where_file_modes_bind_and_pytest_still_deletes_read_only_rele
     again = bound("-k", "read_only_on_a_local_disk")
     assert again.returncode == 0, again.stdout + again.stderr
     assert [p.name for p in base.iterdir() if not p.is_symlink()] == ["test_a_release_folder_is_read_0"]
+
+
+def test_a_trainer_verifies_a_folder_without_any_workspace(rws, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from feedback.cli import main
+
+    create_release(rws)
+    monkeypatch.delenv("FEEDBACK_WORKSPACE", raising=False)
+    monkeypatch.chdir(tmp_path)  # no workspace here or above
+    runner = CliRunner()
+    ok = runner.invoke(main, ["release", "verify", str(folder(rws, "v1")), "--json"])
+    assert ok.exit_code == 0 and json.loads(ok.output)["anchor"]["checked"] is False
+    named = runner.invoke(main, ["release", "verify", "v1"])
+    assert named.exit_code == 1 and "without a workspace a release is named by its folder" in named.output
+
+
+def test_a_manifest_missing_its_keys_is_reported_not_a_crash(rws):
+    made = create_release(rws)
+    root = folder(rws, made["version"])
+    writable(root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    del manifest["splits"]
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    report = verify_release(rws, made["version"])
+    assert not report["ok"] and {"file": "manifest.json", "problem": "incomplete: no valid 'splits' (restore it "
+                                 "from a good copy)"} in report["problems"]

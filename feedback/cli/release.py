@@ -103,14 +103,15 @@ def show(ws, ref, as_json, quiet):
 
 @release_group.command()
 @click.argument("ref")
-@workspace_option
+@workspace_option(required=False)
 @output_options
 def verify(ws, ref, as_json, quiet):
     """Recompute every checksum and digest of a release and compare it with the store's record; exit 1 naming
     what differs.
 
     REF is a release (v2, DATASET/v2) or a release folder (a path or URL). A folder where no release of
-    the workspace is recorded (a copy) is checked against itself only.
+    the workspace is recorded (a copy), or checked where there is no workspace (a trainer's machine), is
+    checked against itself only.
 
     \b
     Example:

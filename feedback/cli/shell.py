@@ -14,7 +14,7 @@ from datetime import datetime
 import click
 
 from .. import roles
-from ..errors import FeedbackError
+from ..errors import FeedbackError, WorkspaceError
 from ..workspace import Workspace, find_workspace
 
 
@@ -29,14 +29,24 @@ class Shell(click.Group):
             ctx.exit(1)
 
 
-def workspace_option(fn):
-    @click.option("--workspace", "-w", type=click.Path(file_okay=False), envvar="FEEDBACK_WORKSPACE",
-                  help="Workspace folder (default: $FEEDBACK_WORKSPACE, else the current folder or a parent).")
-    @functools.wraps(fn)
-    def wrapper(*args, workspace=None, **kwargs):
-        return fn(*args, ws=find_workspace(workspace), **kwargs)
+def workspace_option(fn=None, *, required: bool = True):
+    """The shared --workspace option, found as `find_workspace` says; `required=False` passes None when there is none."""
+    def decorate(fn):
+        @click.option("--workspace", "-w", type=click.Path(file_okay=False), envvar="FEEDBACK_WORKSPACE",
+                      help="Workspace folder (default: $FEEDBACK_WORKSPACE, else the current folder or a parent).")
+        @functools.wraps(fn)
+        def wrapper(*args, workspace=None, **kwargs):
+            try:
+                ws = find_workspace(workspace)
+            except WorkspaceError:
+                if required or workspace:
+                    raise
+                ws = None
+            return fn(*args, ws=ws, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return decorate(fn) if fn else decorate
 
 
 def reviewer_option(fn):

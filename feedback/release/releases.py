@@ -170,6 +170,9 @@ def verify_release(ws: Workspace | None, ref: str) -> dict:
         dest = Destination(ref)
         folder = dest.root
         record = ws and _recorded_at(ws, dest, folder)
+    elif ws is None:
+        raise FeedbackError(f"{ref!r} is not a folder here, and without a workspace a release is named by its "
+                            "folder (a path or URL)")
     else:
         record = resolve(ws, ref)
         dest, folder = _folder(record)

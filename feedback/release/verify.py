@@ -27,10 +27,15 @@ def check_release(dest: Destination, folder: str) -> list[dict]:
     problems = check_files(dest, folder)
     try:
         manifest = json.loads(dest.read(f"{folder}/{MANIFEST}"))
+        expected = {name: {"files": list(info["files"]), "rows": info["rows"], "digest": info["digest"]}
+                    for name, info in manifest["splits"].items()}
+        schema, policy, recorded_id = manifest["schema"], manifest["split_policy"], manifest["release_id"]
     except (FeedbackError, ValueError) as exc:
         return problems + [{"file": MANIFEST, "problem": f"unreadable: {exc}"}]
+    except (KeyError, TypeError, AttributeError) as exc:
+        return problems + [{"file": MANIFEST, "problem": f"incomplete: no valid {exc} (restore it from a good copy)"}]
     splits, parts = {}, []
-    for name, info in manifest["splits"].items():
+    for name, info in expected.items():
         files = ", ".join(info["files"])
         try:
             data = pa.concat_tables([DATA_SCHEMA.empty_table()] + [
@@ -45,12 +50,12 @@ def check_release(dest: Destination, folder: str) -> list[dict]:
             problems.append({"file": files or name, "problem": f"split {name}: rows or digest differ from {MANIFEST}"})
         parts.append(pa.table({"id": data["id"], "split": pa.array([name] * data.num_rows, pa.string()),
                                "label": data["label"], "row_hash": hashes}))
-    if len(splits) < len(manifest["splits"]):
+    if len(splits) < len(expected):
         return problems
     data = pa.concat_tables(parts)
     if not _index_matches(dest, f"{folder}/{INDEX}", data.take(pc.sort_indices(data["id"]))):
         problems.append({"file": INDEX, "problem": "does not match the data files (ids, splits, labels, row hashes)"})
-    if release_id(manifest["schema"], manifest["split_policy"], splits) != manifest["release_id"]:
+    if release_id(schema, policy, splits) != recorded_id:
         problems.append({"file": MANIFEST, "problem": "release_id does not match the content"})
     return problems
 

@@ -85,12 +85,13 @@ def forget(ws: Workspace, actor: Actor, *, item_ids: list[str] | None = None, me
 
 
 def releases_containing(ws: Workspace, item_ids: set[str]) -> list[str]:
-    """Release folders (dataset/version) whose index lists any of these items."""
+    """Release folders (dataset/version, and copies a build set aside) whose index lists any of these items."""
     found = []
-    for index in sorted(ws.path("releases").glob("*/*/index.parquet")):
+    root = ws.path("releases")
+    for index in sorted([*root.glob("*/*/index.parquet"), *root.glob("*/.orphaned/*/index.parquet")]):
         ids = set(pq.read_table(index, columns=["id"]).column("id").to_pylist())
         if ids & item_ids:
-            found.append(f"{index.parent.parent.name}/{index.parent.name}")
+            found.append(str(index.parent.relative_to(root)))
     return found
 
 
