@@ -214,3 +214,40 @@ def test_every_line_is_stored_or_quarantined_exactly_once(tmp_path_factory, kind
     assert stored_ids(ws) == good
     assert quarantined(ws) == bad
     assert report.events + report.quarantined == sum(k != "blank" for k in kinds)
+
+
+CSV_ROWS = {  # kind -> (row bytes for item N, reason or None for a good row)
+    "good": (b"{id},where is my card,card_arrival", None),
+    "ragged": (b"{id},text,card_arrival,one,too many", "ragged_row"),
+    "byte": (b"{id},bad \xff byte,card_arrival", "invalid_utf8"),
+    "long": (b"{id}," + b"x" * 100_001 + b",card_arrival", "too_large"),
+    "label": (b"{id},fine,not_a_label", "unknown_label"),
+    "quoted": (b'{id},"a ""quoted"", multi\nline text",card_arrival', None),
+}
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kinds=st.lists(st.sampled_from([*CSV_ROWS, "blank"]), min_size=1, max_size=25), bom=st.booleans(),
+       crlf=st.booleans())
+def test_every_csv_row_is_stored_or_quarantined_exactly_once(tmp_path_factory, kinds, bom, crlf):
+    from feedback import init_workspace
+
+    ws = init_workspace(tmp_path_factory.mktemp("ws") / "ws", labels=LABELS)
+    lines, good, bad, number = [b"item_id,text,label"], set(), set(), 2
+    for k, kind in enumerate(kinds):
+        item = f"item-{k}"
+        row, reason = CSV_ROWS.get(kind, (b"", None))
+        lines.append(row.replace(b"{id}", item.encode()))
+        if kind == "blank":
+            pass
+        elif reason is None:
+            good.add(item)
+        else:
+            bad.add((reason, number))
+        number += 1 + row.count(b"\n")
+    path = ws.root / "mix.csv"
+    newline = b"\r\n" if crlf else b"\n"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + newline.join(lines) + newline)
+    ingest_files(ws, [path], default_type="prediction")
+    assert stored_ids(ws) == good
+    assert quarantined(ws) == bad
