@@ -33,6 +33,7 @@ ROLES = ("reviewer", "lead", "admin")
 PERMISSIONS = {
     "decide": "reviewer",
     "add_to_queue": "reviewer",
+    "import_labels": "lead",
     "adjudicate": "lead",
     "set_gold": "lead",
     "undo_others": "lead",

@@ -18,6 +18,7 @@ from .errors import WorkspaceError
 CONFIG_NAME = "feedback.toml"
 _MIGRATED: set[Path] = set()
 ENV_VAR = "FEEDBACK_WORKSPACE"
+DEFAULT_SPLITS = {"train": 0.8, "validation": 0.1, "test": 0.1}  # `[release] splits`: name -> share
 DEFAULTS = {
     "dataset": {"name": "default"},
     "taxonomy": {"mode": "open", "labels": []},

@@ -98,7 +98,7 @@ def test_demo_without_app_seeds_the_workspace_once(cli, tmp_path):
 
 
 def test_schema_command_prints_the_published_schema(cli):
-    assert json.loads(cli("schema").output)["properties"]["type"]["enum"] == ["prediction", "correction", "error"]
+    assert json.loads(cli("schema").output)["properties"]["type"]["enum"] == ["prediction", "correction", "error", "item"]
 
 
 @pytest.mark.parametrize("name", sorted(main.commands))

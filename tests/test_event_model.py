@@ -40,7 +40,7 @@ predictions = section({"label": texts}, {"score": probabilities, "probs": st.dic
 corrections = section({"label": texts}, {"by": texts, "note": texts})
 errors = section({"kind": texts}, {"message": texts})
 producer_events = st.fixed_dictionaries(
-    {"type": st.sampled_from(["prediction", "correction", "error", "other"])},
+    {"type": st.sampled_from(["prediction", "correction", "error", "item", "other"])},
     optional={"event_id": ids, "item_id": ids, "ts": times, "input": inputs, "prediction": predictions,
               "correction": corrections, "error": errors, "meta": values, "schema_version": st.sampled_from([1, 2, "1"]),
               "extra": st.integers()},

@@ -111,7 +111,8 @@ def test_a_release_is_a_complete_folder_that_sha256sum_checks(rws):
     assert manifest["labels"]["card_arrival"] and sum(sum(c.values()) for c in manifest["labels"].values()) == 40
     assert manifest["recipe"]["watermark"]["event_seq"] == 40
     assert manifest["recipe"]["code_version"] == "0.1.0" and manifest["recipe"]["selection"]["from_parent"] is False
-    assert manifest["provenance"] == {"one_reviewer": 40, "several_reviewers": 0, "adjudicated": 0, "reviewers": 1}
+    assert manifest["provenance"] == {"one_reviewer": 40, "several_reviewers": 0, "adjudicated": 0, "imported": 0,
+                                      "reviewers": 1}
     assert [g["gate"] for g in manifest["gates"]] == ["schema", "taxonomy", "conflicts", "leakage", "agreement",
                                                       "min_per_label", "label_shift"]
     assert [g["status"] for g in manifest["gates"]] == ["pass", "pass", "pass", "pass", "skip", "pass", "skip"]

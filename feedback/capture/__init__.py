@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .contract import MAX_DEPTH, REASONS, SCHEMA_PATH, encode, parse_batch, validate
     from .ingest import IngestReport, ingest_files, ingest_spool
     from .quarantine import dismiss, event_status, export_quarantine, list_quarantine, retry_quarantine
-    from .readers import read_records, write_jsonl
+    from .readers import read_records, read_rows, write_jsonl
     from .summary import label_counts, status
 
 __getattr__, __dir__, __all__ = exports(__name__, __file__)

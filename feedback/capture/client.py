@@ -99,6 +99,10 @@ class Client:
         return self.capture({"type": "error", "item_id": item_id, "input": _input(text, features),
                              "error": {"kind": kind, "message": message}, **extra})
 
+    def item(self, item_id: str | None, *, text: str | None = None, features: dict | None = None, **extra) -> bool:
+        """Record an input with no prediction (unlabeled production data the sampler may pick)."""
+        return self.capture({"type": "item", "item_id": item_id, "input": _input(text, features), **extra})
+
     def flush(self) -> None:
         """Seal the current segment so the next ingest takes everything captured so far."""
         self._writer.seal()

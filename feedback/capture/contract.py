@@ -1,6 +1,7 @@
 """The capture event contract, version 1 (published as `feedback/schema/event-v1.json`).
 
-An event is a JSON object: `type` (prediction, correction, error), `item_id` (or an
+An event is a JSON object: `type` (prediction, correction, error, or item: an input with
+no prediction, such as unlabeled production data or the text of an imported label), `item_id` (or an
 `input` it is derived from), optional `event_id`, `ts`, `input`, `prediction`,
 `correction`, `error`, `meta` and `schema_version`. `validate` checks one event and
 returns its normalised form, or raises `InvalidEvent` with a stable reason code.
@@ -39,7 +40,7 @@ from .structs import ENCODER, MAX_ID_CHARS
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schema" / "event-v1.json"
-TYPES = ("prediction", "correction", "error")
+TYPES = ("prediction", "correction", "error", "item")
 DEFAULT_MAX_TEXT_CHARS = 100_000
 DEFAULT_MAX_EVENT_BYTES = 1 << 20
 MAX_DEPTH = 64
@@ -181,9 +182,9 @@ def _checked(event, max_text_chars: int, max_event_bytes: int) -> tuple[dict, by
         raise InvalidEvent("invalid_value", f"must be {SCHEMA_VERSION}", "schema_version")
     kind = event.get("type")
     if kind is None:
-        raise InvalidEvent("missing_field", "is required (one of prediction, correction, error)", "type")
+        raise InvalidEvent("missing_field", f"is required (one of {', '.join(TYPES)})", "type")
     if kind not in TYPES:
-        raise InvalidEvent("invalid_value", f"{kind!r} is not one of prediction, correction, error", "type")
+        raise InvalidEvent("invalid_value", f"{kind!r} is not one of {', '.join(TYPES)}", "type")
     content = {}
     for key, value in event.items():
         if value is None or key == "event_id" or key == "schema_version":
@@ -194,10 +195,15 @@ def _checked(event, max_text_chars: int, max_event_bytes: int) -> tuple[dict, by
         elif key == "meta" and value.__class__ is not dict:
             raise InvalidEvent("wrong_type", f"must be an object, got {_json_type(value)}", "meta")
         content[key] = value
-    if kind not in content:
+    if kind == "item":
+        carried = sorted(content.keys() & {"prediction", "correction", "error"})
+        if carried:
+            raise InvalidEvent("invalid_value", "an item event carries only its input; send the prediction, correction "
+                                                "or error as an event of that type", carried[0])
+    elif kind not in content:
         raise InvalidEvent("missing_field", f"is required for a {kind} event", kind)
-    if kind == "prediction" and "input" not in content:
-        raise InvalidEvent("missing_field", "is required for a prediction event", "input")
+    if kind in ("prediction", "item") and "input" not in content:
+        raise InvalidEvent("missing_field", f"is required for a {kind} event", "input")
     item_id = content.get("item_id")
     if item_id is None:
         if "input" not in content:

@@ -97,11 +97,9 @@ def ingest_files(ws: Workspace, paths: Iterable[str | Path], *, mapping: dict | 
     for path in map(Path, paths):
         if not path.is_file():
             raise FeedbackError(f"{path}: no such file")
-        fingerprint = _file_digest(path)
+        fingerprint = file_digest(path)
         source = f"file:{path.resolve()}"
-        if ws.store().value(
-            "SELECT count(*) FROM ingested_sources WHERE fingerprint = ? AND kind = 'file'", [fingerprint]
-        ):
+        if already_ingested(ws, fingerprint, "file"):
             report.skipped_sources.append(str(path))
             continue
         size = path.stat().st_size
@@ -149,7 +147,7 @@ def _ingest_segments(ws: Workspace, segments: list[Path]) -> IngestReport:
             report, rejected = _absorb(tx, ws)
             _quarantine(tx, [_locate(row, segments[0].parent) for row in rejected])
             for segment in segments:
-                _record_source_tx(tx, f"spool:{segment.name}", "spool", None, None)
+                record_source(tx, f"spool:{segment.name}", "spool", None, None)
             report.sources = len(segments)
             return report
     except StoreError:
@@ -196,7 +194,7 @@ def _ingest_records(ws: Workspace, records: Iterable[Record], *, source: str, id
                 good.append(normalised)
         if record.error is not None:
             event_id = event.get("event_id") if isinstance(event, dict) else None
-            bad.append(_rejection(source, record.line, event_id, record.error, record.raw))
+            bad.append(rejection(source, record.line, event_id, record.error, record.raw))
         if len(good) >= BATCH_ROWS or len(bad) >= BATCH_ROWS:
             report.add(_absorb_batch(ws, good, bad, quarantine))
             good, bad = [], []
@@ -208,19 +206,25 @@ def _ingest_records(ws: Workspace, records: Iterable[Record], *, source: str, id
 
 def _absorb_batch(ws: Workspace, good: list[dict], bad: list[dict], quarantine: bool) -> IngestReport:
     with ws.store().atomic() as tx:
-        with tx.registered(_to_arrow(good)) as name:
-            tx.execute(f"CREATE TEMP TABLE batch AS SELECT * REPLACE (ts::JSON AS ts, input::JSON AS input, "
-                       f"prediction::JSON AS prediction, correction::JSON AS correction, error::JSON AS error, "
-                       f"meta::JSON AS meta) FROM {name}")
-        report, rejected = _absorb(tx, ws)
-        raw = {(g["source"], g["line"]): g for g in good}
-        for row in rejected:
-            del row["content_hash"]
-            row["raw"] = contract.to_line(_public(raw[(row["source"], row["line"])])).decode().rstrip("\n")
-        if quarantine:
-            _quarantine(tx, bad + rejected)
-        report.quarantined += len(bad)
-        return report
+        return absorb(tx, ws, good, bad, quarantine=quarantine)
+
+
+def absorb(tx, ws: Workspace, good: list[dict], bad: list[dict], *, quarantine: bool = True) -> IngestReport:
+    """In `tx`: append validated events (`good`, each with `source` and `line`) once each, and quarantine
+    `bad` rejections (`rejection` rows) and the events the store refuses (conflicts, unknown labels)."""
+    with tx.registered(_to_arrow(good)) as name:
+        tx.execute(f"CREATE TEMP TABLE batch AS SELECT * REPLACE (ts::JSON AS ts, input::JSON AS input, "
+                   f"prediction::JSON AS prediction, correction::JSON AS correction, error::JSON AS error, "
+                   f"meta::JSON AS meta) FROM {name}")
+    report, rejected = _absorb(tx, ws)
+    raw = {(g["source"], g["line"]): g for g in good}
+    for row in rejected:
+        del row["content_hash"]
+        row["raw"] = contract.to_line(_public(raw[(row["source"], row["line"])])).decode().rstrip("\n")
+    if quarantine:
+        _quarantine(tx, bad + rejected)
+    report.quarantined += len(bad)
+    return report
 
 
 def _absorb(tx, ws: Workspace) -> tuple[IngestReport, list[dict]]:
@@ -281,10 +285,10 @@ def _absorb(tx, ws: Workspace) -> tuple[IngestReport, list[dict]]:
     tx.execute("DROP TABLE judged")
     tx.execute("DROP TABLE batch")
     report = IngestReport(events=counts.get("ok", 0), duplicates=counts.get("duplicate", 0), quarantined=len(rejected))
-    return report, [_verdict_rejection(row, taxonomy) for row in rejected]
+    return report, [_verdictrejection(row, taxonomy) for row in rejected]
 
 
-def _verdict_rejection(row: dict, taxonomy) -> dict:
+def _verdictrejection(row: dict, taxonomy) -> dict:
     reason, _, where = row["verdict"].partition(":")
     if reason == "unknown_label":
         label = row["pred_label"] if where == "prediction.label" else row["corr_label"]
@@ -292,10 +296,11 @@ def _verdict_rejection(row: dict, taxonomy) -> dict:
     else:
         message = f"{row['event_id']!r} is already stored with different content; give the new event its own id"
     error = InvalidEvent(reason, message, where)
-    return {**_rejection(row["source"], row["line"], row["event_id"], error, None), "content_hash": row["content_hash"]}
+    return {**rejection(row["source"], row["line"], row["event_id"], error, None), "content_hash": row["content_hash"]}
 
 
-def _rejection(source, line, event_id, error: InvalidEvent, raw) -> dict:
+def rejection(source, line, event_id, error: InvalidEvent, raw) -> dict:
+    """A quarantine row for `absorb`: where the event came from and what is wrong with it."""
     return {"source": source, "line": line, "event_id": event_id, "reason": error.reason,
             "field": error.field, "message": str(error), "raw": raw}
 
@@ -342,10 +347,17 @@ def _quarantine(tx, rows: list[dict]) -> None:
 
 def _record_source(ws: Workspace, source: str, kind: str, fingerprint: str | None, report: IngestReport) -> None:
     with ws.store().atomic() as tx:
-        _record_source_tx(tx, source, kind, fingerprint, report)
+        record_source(tx, source, kind, fingerprint, report)
 
 
-def _record_source_tx(tx, source, kind, fingerprint, report: IngestReport | None) -> None:
+def already_ingested(ws: Workspace, fingerprint: str, kind: str) -> bool:
+    """Whether a file with this content was taken in before as `kind` (file, labels)."""
+    return bool(ws.store().value("SELECT count(*) FROM ingested_sources WHERE fingerprint = ? AND kind = ?",
+                                 [fingerprint, kind]))
+
+
+def record_source(tx, source, kind, fingerprint, report: IngestReport | None) -> None:
+    """Record in `tx` that a source was taken in (what makes a re-run skip it)."""
     r = report or IngestReport()
     tx.execute("INSERT INTO ingested_sources VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
                [source, kind, fingerprint, r.events, r.duplicates, r.quarantined])
@@ -369,7 +381,8 @@ def _public(normalised: dict) -> dict:
     return {k: v for k, v in normalised.items() if k not in ("line", "source", "received_at", "content_hash")}
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """A file's content hash, which names it across copies and renames."""
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -54,15 +54,31 @@ def read_records(path: str | Path, *, mapping: dict | None = None, default_type:
     kind = path.suffix.lower()
     if kind in (".jsonl", ".ndjson", ".json"):
         records = _jsonl(path, on_bytes)
-    elif kind in (".csv", ".parquet"):
-        rows = _csv_rows(path, on_bytes) if kind == ".csv" else _parquet_rows(path, on_bytes)
-        records = _mapped(rows, mapping or {}, from_strings=kind == ".csv")
     else:
-        raise FeedbackError(f"{path}: unknown file type {kind!r}; use .jsonl, .csv or .parquet")
+        records = _mapped(read_rows(path, on_bytes=on_bytes), mapping or {}, from_strings=kind == ".csv")
     for record in records:
-        if default_type and record.event is not None and not record.event.get("type"):
+        if default_type and isinstance(record.event, dict) and not record.event.get("type"):
             record.event["type"] = default_type
         yield record
+
+
+def read_rows(path: str | Path, *, on_bytes: Callable[[int], None] | None = None
+              ) -> Iterator[tuple[int, dict | InvalidEvent, str]]:
+    """Plain rows of a JSONL, CSV or Parquet file, as (line or row number, {column: value} or the row's error, text)."""
+    path = Path(path)
+    kind = path.suffix.lower()
+    if kind in (".jsonl", ".ndjson", ".json"):
+        for record in _jsonl(path, on_bytes):
+            row = record.error or record.event
+            if not isinstance(row, (dict, InvalidEvent)):
+                row = InvalidEvent("not_an_object", "expected a JSON object with one row's columns")
+            yield record.line, row, record.raw
+    elif kind == ".csv":
+        yield from _csv_rows(path, on_bytes)
+    elif kind == ".parquet":
+        yield from _parquet_rows(path, on_bytes)
+    else:
+        raise FeedbackError(f"{path}: unknown file type {kind!r}; use .jsonl, .csv or .parquet")
 
 
 def write_jsonl(path: str | Path, objects) -> int:

@@ -69,7 +69,7 @@ def event_type(max_text_chars: int) -> type:
         prediction: Prediction | None = None
         schema_version: Literal[1] = 1
         ts: Time | Epoch | None = None
-        type: Literal["prediction", "correction", "error"]
+        type: Literal["prediction", "correction", "error", "item"]
 
     return Event
 
@@ -88,9 +88,12 @@ def convert(event, model: type):
         checked = msgspec.convert(event, model)
     except msgspec.ValidationError:
         return None
-    inp = checked.input
-    if getattr(checked, checked.type) is None or (inp is not None and inp.text is None and inp.features is None):
+    inp, kind = checked.input, checked.type
+    sections = (checked.prediction, checked.correction, checked.error)
+    if (any(sections) if kind == "item" else getattr(checked, kind) is None):
         return None
-    if inp is None and (checked.type == "prediction" or checked.item_id is None):
+    if inp is not None and inp.text is None and inp.features is None:
+        return None
+    if inp is None and (kind in ("prediction", "item") or checked.item_id is None):
         return None
     return checked

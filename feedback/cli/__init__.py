@@ -27,8 +27,8 @@ for command in (
     workspace.init, workspace.status, workspace.labels, workspace.user_add, workspace.token_group,
     workspace.label_add, workspace.demo,
     capture.ingest, capture.quarantine, capture.serve, capture.schema,
-    review.queue_command, review.next_command, review.label, review.undo, review.history, review.agreement,
-    review.groups, review.relabel, review.adjudicate, review.gold, review.enqueue, review.forget,
+    review.queue_command, review.next_command, review.label, review.import_labels, review.undo, review.history,
+    review.agreement, review.groups, review.relabel, review.adjudicate, review.gold, review.enqueue, review.forget,
     learn.sample, learn.suspects,
     release.release_group,
 ):

@@ -14,7 +14,7 @@ from .shell import emit, output_options, parse_pair, progress_bar, workspace_opt
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--map", "mappings", multiple=True, metavar="FIELD=COLUMN",
               help="CSV/Parquet: read event field FIELD (e.g. input.text) from column COLUMN (repeatable).")
-@click.option("--type", "default_type", type=click.Choice(["prediction", "correction", "error"]),
+@click.option("--type", "default_type", type=click.Choice(["prediction", "correction", "error", "item"]),
               help="Event type for rows that have none.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when it is a terminal).")
 @workspace_option

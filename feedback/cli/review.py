@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from .. import review
+from .. import capture, review, roles
+from ..errors import InvalidEvent
 from ..review.choices import REASONS, STATUSES
-from .shell import emit, output_options, parse_pair, reviewer_option, signed_in, workspace_option
+from .shell import emit, output_options, parse_pair, progress_bar, reviewer_option, signed_in, workspace_option
 
 
 @click.command("queue")
@@ -58,27 +61,70 @@ def next_command(ws, reviewer, as_json, quiet):
 
 
 @click.command()
-@click.argument("item_id")
-@click.argument("label")
+@click.argument("item_id", required=False)
+@click.argument("label", required=False)
 @click.option("--note", help="Why (kept with the decision).")
 @click.option("--expect", "based_on", metavar="DECISION_ID",
               help="Refuse if the item's last decision is no longer this one ('none' for an undecided item).")
+@click.option("--file", "decisions_file", type=click.Path(exists=True, dir_okay=False),
+              help="Decide many items: a CSV, JSONL or Parquet file with item_id, label and optionally note, expect.")
 @reviewer_option
 @workspace_option
 @output_options
-def label(ws, item_id, label, note, based_on, reviewer, as_json, quiet):
-    """Decide an item: a label of the taxonomy, or skip, junk, unsure.
+def label(ws, item_id, label, note, based_on, decisions_file, reviewer, as_json, quiet):
+    """Decide an item: a label of the taxonomy, or skip, junk, unsure; or many items from a file.
+
+    A file is decided in chunks, each row checked like one decision; bad rows are listed with their
+    row number and cost only themselves (exit 1 when any row failed).
 
     \b
     Examples:
       feedback label req-000123 card_arrival --reviewer alice
       feedback label req-000124 junk --note "test message"
+      feedback label --file decisions.csv --reviewer alice
     """
+    if decisions_file:
+        if item_id or label:
+            raise click.UsageError("give ITEM_ID LABEL or --file, not both")
+        return _decide_file(ws, signed_in(ws, reviewer), decisions_file, as_json=as_json, quiet=quiet)
+    if not (item_id and label):
+        raise click.UsageError("give ITEM_ID and LABEL (or --file)")
     check = based_on is not None
     decision = review.decide(ws, signed_in(ws, reviewer), item_id, label, note=note,
-                                 based_on=None if based_on == "none" else based_on, check_stale=check)
+                             based_on=None if based_on == "none" else based_on, check_stale=check)
     emit(decision, as_json=as_json, quiet=quiet,
          text=lambda d: f"{d['decision_id']}: {d['item_id']} -> {d['label'] or d['kind']} by {d['reviewer']}")
+
+
+@click.command("import-labels")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--map", "mappings", multiple=True, metavar="FIELD=COLUMN",
+              help="Read FIELD (item_id, text, label, split) from column COLUMN (repeatable).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when it is a terminal).")
+@reviewer_option
+@workspace_option
+@output_options
+def import_labels(ws, files, mappings, progress, reviewer, as_json, quiet):
+    """Bring in labels a team already has (a training set) as trusted labels with provenance `import`.
+
+    Columns item_id, text, label and an optional split (which pins the example to that split of every
+    release); a file imported before is skipped. Leads and admins.
+
+    \b
+    Examples:
+      feedback import-labels train.csv --map item_id=id --map label=intent -r lena
+      feedback import-labels frozen_test.parquet   # a split column pins each row
+    """
+    mapping = dict(parse_pair(m) for m in mappings)
+    bar = progress_bar if (sys.stderr.isatty() if progress is None else progress) and not quiet else None
+    by = signed_in(ws, reviewer) if reviewer or roles.users(ws) else None
+    report = review.import_labels(ws, files, by=by, mapping=mapping, progress=bar)
+    if bar:
+        click.echo("", err=True)
+    emit(vars(report), as_json=as_json, quiet=quiet, text=lambda r: "\n".join(
+        [f"Imported {r['labels']:,} labels ({r['pinned']:,} with a pinned split); {r['quarantined']:,} rows "
+         "quarantined" + (", see `feedback quarantine`." if r["quarantined"] else ".")]
+        + [f"Skipped {s}: imported before." for s in r["skipped_sources"]]))
 
 
 @click.command()
@@ -253,6 +299,20 @@ def forget(ws, item_ids, meta_match, why, reviewer, as_json, quiet):
     report = review.forget(ws, signed_in(ws, reviewer), item_ids=list(item_ids), meta_field=field,
                                meta_value=value, why=why)
     emit(vars(report), as_json=as_json, quiet=quiet, text=_forget_text)
+
+
+def _decide_file(ws, who, path, *, as_json: bool, quiet: bool) -> None:
+    rows, unreadable = [], []
+    for number, row, _ in capture.read_rows(path):
+        (unreadable if isinstance(row, InvalidEvent) else rows).append((number, row))
+    result = review.decide_many(ws, who, rows)
+    result["errors"] = sorted(result["errors"] + [{"row": n, "item_id": None, "message": str(e)} for n, e in unreadable],
+                              key=lambda e: e["row"])
+    emit(result, as_json=as_json, quiet=quiet, text=lambda r: "\n".join(
+        [f"Decided {r['decided']:,} items; {len(r['errors']):,} rows failed."]
+        + [f"  row {e['row']}: {e['item_id'] or '-'}: {e['message']}" for e in r["errors"][:50]]))
+    if result["errors"]:
+        raise click.exceptions.Exit(1)
 
 
 def _queue_text(rows: list[dict]) -> str:

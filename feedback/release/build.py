@@ -38,14 +38,16 @@ def build(cfg: dict, examples: pa.Table, known: pa.Table, *, salt: str) -> dict:
     duplicates = duplicate_groups(examples, group_by=cfg["group_by"], threshold=cfg["near_duplicate_threshold"],
                                   max_items=cfg["near_duplicate_max"])
     rep = split_groups(examples, duplicates, group_by=cfg["group_by"])
-    codes = assign(rep, np.asarray(examples["bucket"]), _previous(known, examples["id"], names),
-                   list(cfg["splits"].values()))
+    previous = _previous(known, examples["id"], names)
+    fixed = np.where(previous >= 0, previous, _codes(examples["pinned_split"], names))  # pins hold for new examples
+    codes = assign(rep, np.asarray(examples["bucket"]), fixed, list(cfg["splits"].values()),
+                   strata=_codes(examples["label"], None))
     alone = np.bincount(rep, minlength=len(rep))[rep] < 2
     index = pa.table({
         "id": examples["id"], "split": pa.array(names, pa.string()).take(codes), "label": examples["label"],
         "row_hash": examples["row_hash"], "group": examples["id"].take(pa.array(rep, pa.int64(), mask=alone)),
         "label_decision_id": examples["label_decision_id"], "label_reviewer": examples["label_reviewer"],
-        "adjudicated": examples["adjudicated"],
+        "adjudicated": examples["adjudicated"], "imported": examples["imported"],
     })
     masks = {name: pa.array(codes == code) for code, name in enumerate(names)}
     splits = {}
@@ -130,8 +132,13 @@ def _previous(known: pa.Table, ids: pa.ChunkedArray, names: list[str]) -> np.nda
     if unknown:
         raise FeedbackError(f"earlier releases use the splits {', '.join(sorted(unknown))}, which [release] splits "
                             "no longer lists; add them back (a ratio of 0 keeps them for earlier examples only)")
-    split = known["split"].take(pc.index_in(ids, value_set=known["id"].combine_chunks()))
-    return np.asarray(pc.index_in(split, value_set=pa.array(names)).fill_null(-1), dtype=np.int64)
+    return _codes(known["split"].take(pc.index_in(ids, value_set=known["id"].combine_chunks())), names)
+
+
+def _codes(values: pa.ChunkedArray, names: list[str] | None) -> np.ndarray:
+    """Each value's index in `names` (in the values' own sorted order when None); -1 for null or unknown."""
+    names = pc.unique(values.drop_null()).sort() if names is None else pa.array(names, pa.string())
+    return np.asarray(pc.index_in(values, value_set=names).fill_null(-1), dtype=np.int64)
 
 
 def _label_counts(labels: pa.ChunkedArray, codes: np.ndarray, names: list[str]) -> dict[str, dict[str, int]]:

@@ -98,8 +98,10 @@ def _decisions(m: dict) -> str:
     measured = (f"Krippendorff's alpha {agreement['alpha']:.3f} over {agreement['items_with_overlap']} items decided by "
                 f"two or more reviewers." if agreement and agreement["alpha"] is not None
                 else "No items were decided by two or more reviewers, so agreement was not measured.")
-    return ("## How labels were decided\n\nEvery label is a reviewer's decision in the workbench; a user's "
-            "correction in production only sent the item to review. "
+    return ("## How labels were decided\n\nEvery label is a reviewer's decision in the workbench, or was imported "
+            "from labeled data the team already had; a user's correction in production only sent the item to review. "
+            f"{p.get('imported', 0):,} labels were imported (provenance `import`: the decision's note names the file "
+            "and row) and stand until a reviewer decides the item; "
             f"{p['one_reviewer']:,} labels come from the decision of the one reviewer who saw the item, "
             f"{p['several_reviewers']:,} from items two or more reviewers decided (by the rule in feedback.review.state), "
             f"{p['adjudicated']:,} from a lead's adjudication; {p['reviewers']} people set the labels. "

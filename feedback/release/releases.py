@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from ..errors import FeedbackError, NotFound
 from ..review.agreement import reviewer_agreement
 from ..roles import Actor, local_actor, users
-from ..workspace import Workspace
+from ..workspace import DEFAULT_SPLITS, Workspace
 from .build import build, to_json, write_release
 from .card import license_and_credit
 from .choices import GATES, GROUP_BY
@@ -44,7 +44,7 @@ from .select import Selection, read_examples
 from .verify import check_anchor, check_release
 
 DEFAULTS = {
-    "splits": {"train": 0.8, "validation": 0.1, "test": 0.1},
+    "splits": DEFAULT_SPLITS,
     "salt": None,  # default: the dataset name
     "group_by": "near_duplicate",
     "near_duplicate_threshold": 90.0,
@@ -405,9 +405,11 @@ def _missing(ws: Workspace, labels: dict) -> list[str]:
 
 def _provenance(examples: pa.Table) -> dict:
     adjudicated = pc.sum(examples["adjudicated"]).as_py() or 0
+    imported = pc.sum(examples["imported"]).as_py() or 0
     several = pc.sum(pc.and_not(pc.greater_equal(examples["reviewers"], 2), examples["adjudicated"])).as_py() or 0
-    return {"one_reviewer": examples.num_rows - adjudicated - several, "several_reviewers": several,
-            "adjudicated": adjudicated, "reviewers": pc.count_distinct(examples["label_reviewer"]).as_py()}
+    return {"one_reviewer": examples.num_rows - adjudicated - several - imported, "several_reviewers": several,
+            "adjudicated": adjudicated, "imported": imported,
+            "reviewers": pc.count_distinct(examples["label_reviewer"]).as_py()}
 
 
 def _params(cfg: dict, salt: str) -> dict:

@@ -41,6 +41,8 @@ WITH picked AS (
            (md5_number(? || i.item_id) >> 64)::DOUBLE / 18446744073709551616.0 AS bucket,
            r.label_decision_id, r.label_reviewer,
            r.label_decision_id IN (SELECT decision_id FROM decisions WHERE kind = 'adjudicate') AS adjudicated,
+           r.label_decision_id IN (SELECT decision_id FROM decisions WHERE kind = 'import') AS imported,
+           (SELECT arg_max(p.split, p.pinned_at) FROM pinned_splits p WHERE p.item_id = i.item_id) AS pinned_split,
            len(r.reviewers) AS reviewers, hash(i.text) AS text_hash
     {_PICKED})
 SELECT * EXCLUDE (row_md5), (row_md5 & 18446744073709551615::UHUGEINT)::UBIGINT AS md5_head,

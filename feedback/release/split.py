@@ -7,12 +7,14 @@ id) to its group's first row, so a group's key is its smallest item id.
 - split groups (`split_groups`): the duplicate groups, or all examples of one source, or
   each example alone (`group_by` = near_duplicate | exact | source | item).
 
-Split rule (`assign`): an example released before keeps the split it had last. A new
-example joins the split of its group's earliest released member; a group with no
-released member goes where the salted hash of its key falls among the cumulative split
-ratios. A group whose released members sit in different splits (a new near-copy bridged
-them) cannot be made whole without moving one, so it stays split and the leakage gate
-reports it.
+Split rule (`assign`): an example released before keeps the split it had last; an example
+never released whose split was pinned (imported with a `split`, say a frozen test set) takes
+that split. A new example joins the split of its group's earliest released (or pinned)
+member. The groups left are stratified by label: each label's new groups, in the order of the
+salted hash of their key, fill what its splits lack under the ratios, counting that label's
+examples already placed, so every label with enough examples reaches every split. A group
+whose released members sit in different splits (a new near-copy bridged them) cannot be
+made whole without moving one, so it stays split and the leakage gate reports it.
 """
 
 from __future__ import annotations
@@ -49,16 +51,48 @@ def split_groups(examples: pa.Table, duplicates: np.ndarray, *, group_by: str) -
     return duplicates
 
 
-def assign(rep: np.ndarray, bucket: np.ndarray, previous: np.ndarray, ratios: list[float]) -> np.ndarray:
-    """Split codes (indexes into the ratios) by the module's rule; `previous` is -1 for new examples."""
+def assign(rep: np.ndarray, bucket: np.ndarray, previous: np.ndarray, ratios: list[float], *,
+           strata: np.ndarray) -> np.ndarray:
+    """Split codes (indexes into the ratios) by the module's rule; `previous` is -1 for new examples
+    (or a pinned split's code), `strata` each example's label code (stratification)."""
     n = len(rep)
-    natural = np.searchsorted(np.cumsum(ratios)[:-1], bucket[rep], side="right")
     released = np.flatnonzero(previous >= 0)
     earliest = np.full(n, n)
     np.minimum.at(earliest, rep[released], released)
     group_rows = earliest[rep]
     inherited = np.where(group_rows < n, previous[np.minimum(group_rows, n - 1)], -1)
-    return np.where(previous >= 0, previous, np.where(inherited >= 0, inherited, natural))
+    fixed = np.where(previous >= 0, previous, inherited)
+    return np.where(fixed >= 0, fixed, _stratified(rep, bucket, fixed, np.asarray(ratios, dtype=float), strata))
+
+
+def _stratified(rep: np.ndarray, bucket: np.ndarray, fixed: np.ndarray, ratios: np.ndarray,
+                strata: np.ndarray) -> np.ndarray:
+    """Splits for the groups with no fixed member, label by label: each label's new groups, in the order of
+    their salted hash, fill the room its splits have left under the ratios (counting examples already fixed)."""
+    n, width = len(rep), len(ratios)
+    split = np.full(n, -1)
+    new = fixed < 0
+    keys, sizes = np.unique(rep[new], return_counts=True)
+    if not len(keys):
+        return split
+    label = strata[keys] + 1  # 0: no label
+    labels = int(max(label.max(), strata.max() + 1)) + 1
+    have = np.zeros((labels, width))
+    np.add.at(have, (strata[~new] + 1, fixed[~new]), 1)
+    incoming = np.bincount(label, weights=sizes, minlength=labels)
+    room = np.clip(ratios * (have.sum(1) + incoming)[:, None] - have, 0, None)
+    room = np.where(room.sum(1, keepdims=True) > 0, room, ratios)  # every split full: go by the ratios
+    bounds = np.cumsum(room / room.sum(1, keepdims=True), axis=1) * incoming[:, None]
+    order = np.lexsort((bucket[keys], label))
+    ends = np.cumsum(sizes[order])
+    starts = np.r_[0, np.cumsum(incoming)][label[order]]
+    middle = ends - starts - sizes[order] / 2  # each group's middle, counted within its label
+    chosen = np.empty(len(keys), dtype=np.int64)
+    chosen[order] = (middle[:, None] > bounds[label[order], :-1]).sum(1)
+    group_split = np.full(n, -1)
+    group_split[keys] = chosen
+    split[new] = group_split[rep[new]]
+    return split
 
 
 def spanning(rep: np.ndarray, values: np.ndarray) -> list[np.ndarray]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from typing import Iterable
 
 import pyarrow as pa
 
@@ -24,7 +25,7 @@ class StaleDecision(FeedbackError):
     """Someone decided the item after the acting reviewer loaded it."""
 
 
-_DECISION_SCHEMA = pa.schema([
+DECISION_SCHEMA = pa.schema([
     ("decision_id", pa.string()), ("item_id", pa.string()), ("kind", pa.string()), ("label", pa.string()),
     ("reviewer", pa.string()), ("role", pa.string()), ("decided_at", pa.timestamp("us")), ("note", pa.string()),
     ("based_on", pa.string()), ("batch_id", pa.string()), ("undoes", pa.string()),
@@ -50,6 +51,64 @@ def decide(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str |
         rows = [_decision(item_id, kind, label, actor, note=note, based_on=based_on)]
         _append(tx, ws, rows)
     return rows[0]
+
+
+def decide_many(ws: Workspace, actor: Actor, rows: Iterable[tuple[int, dict]], *, chunk: int = 5_000) -> dict:
+    """Record many decisions at once, one transaction per chunk, each row checked as `decide` checks it.
+
+    `rows` are (row number, {"item_id", "label", "note"?, "expect"?}), where `expect` is the decision id
+    the row was based on ("" or "none" for an undecided item) and makes a stale row an error.
+    Returns {"decided": n, "errors": [{"row", "item_id", "message"}]}: a bad row costs only itself.
+    """
+    actor.require(ws, "decide")
+    decided, errors, batch = 0, [], []
+    for number, row in rows:
+        batch.append((number, row))
+        if len(batch) >= chunk:
+            decided += _decide_chunk(ws, actor, batch, errors)
+            batch = []
+    if batch:
+        decided += _decide_chunk(ws, actor, batch, errors)
+    return {"decided": decided, "errors": errors}
+
+
+def _decide_chunk(ws: Workspace, actor: Actor, batch: list[tuple[int, dict]], errors: list[dict]) -> int:
+    planned = []
+    for number, row in batch:
+        item_id = row.get("item_id")
+        try:
+            if not isinstance(item_id, str) or not item_id:
+                raise FeedbackError("needs an item_id")
+            kind, label = _kind_and_label(ws, row.get("label") or "")
+        except FeedbackError as exc:
+            errors.append({"row": number, "item_id": item_id, "message": str(exc)})
+            continue
+        planned.append((number, row, _decision(item_id, kind, label, actor, note=row.get("note") or None,
+                                               based_on=_expected(row))))
+    with ws.store().atomic() as tx:
+        sync_items(tx, ws)
+        ids = [d["item_id"] for _, _, d in planned]
+        last = {r["item_id"]: r["last"] for r in tx.rows(
+            "SELECT i.item_id, r.last_decision_id AS last FROM items i LEFT JOIN reviews r USING (item_id) "
+            "WHERE i.item_id IN (SELECT unnest(?::VARCHAR[]))", [ids])}
+        rows = []
+        for number, row, decision in planned:
+            item_id = decision["item_id"]
+            if item_id not in last:
+                errors.append({"row": number, "item_id": item_id, "message": f"item {item_id!r} is not in the store"})
+            elif "expect" in row and last[item_id] != decision["based_on"]:
+                errors.append({"row": number, "item_id": item_id, "message": f"item {item_id!r} was decided after "
+                               f"you read it (now {last[item_id]}); read it again before deciding"})
+            else:
+                rows.append(decision)
+        if rows:
+            _append(tx, ws, rows)
+    return len(rows)
+
+
+def _expected(row: dict) -> str | None:
+    expect = row.get("expect")
+    return None if expect in (None, "", "none") else expect
 
 
 def adjudicate(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str | None = None) -> dict:
@@ -217,7 +276,7 @@ def _decision(item_id, kind, label, actor: Actor, *, note=None, based_on=None, b
 
 
 def _append(tx, ws: Workspace, rows: list[dict]) -> None:
-    tx.insert("decisions", pa.Table.from_pylist(rows, schema=_DECISION_SCHEMA))
+    tx.insert("decisions", pa.Table.from_pylist(rows, schema=DECISION_SCHEMA))
     write_reviews(tx, ws, sorted({r["item_id"] for r in rows}))
 
 

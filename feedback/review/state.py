@@ -28,6 +28,9 @@ Current label rule (`derive_review`), after dropping undone decisions:
 3. otherwise the latest decision wins: a label makes it `labeled`, `junk` makes it
    `junk`, `skip` makes it `skipped` (back in the queue for others), `unsure` makes
    it `disputed` (to a lead).
+4. an imported label (`import`, from a team's existing labeled data) stands while rules 1-3
+   leave the item `new` or `skipped`: the first reviewer who labels it, junks it or is unsure
+   of it decides again. Imports are not reviewers: they count in no overlap or agreement.
 A user's correction is a signal for review, never a current label.
 """
 
@@ -129,7 +132,9 @@ def needs_overlap(ws: Workspace, item_id: str, *, gold: bool) -> bool:
 def derive_review(decisions: list[dict], *, overlap: int | None) -> dict:
     """Status and current label of one item from its decisions (oldest first); see the module rules."""
     undone = {d["undoes"] for d in decisions if d["kind"] == "undo"}
-    live = [d for d in decisions if d["kind"] != "undo" and d["decision_id"] not in undone]
+    everything = [d for d in decisions if d["kind"] != "undo" and d["decision_id"] not in undone]
+    imported = [d for d in everything if d["kind"] == "import"]
+    live = [d for d in everything if d["kind"] != "import"]
     state = {"status": "new", "current_label": None, "label_decision_id": None, "label_reviewer": None,
              "reviewers": sorted({d["reviewer"] for d in live if d["kind"] != "adjudicate"}),
              "last_decision_id": decisions[-1]["decision_id"] if decisions else None,
@@ -137,6 +142,14 @@ def derive_review(decisions: list[dict], *, overlap: int | None) -> dict:
     adjudications = [d for d in live if d["kind"] == "adjudicate"]
     if adjudications:
         return {**state, **_labeled(adjudications[-1])}
+    reviewed = _reviewed(state, live, overlap)
+    if imported and reviewed["status"] in ("new", "skipped"):  # an imported label stands until a reviewer decides
+        return {**reviewed, **_labeled(imported[-1])}
+    return reviewed
+
+
+def _reviewed(state: dict, live: list[dict], overlap: int | None) -> dict:
+    """The state that reviewers' own decisions give (rules 2 and 3)."""
     if not live:
         return state
     if overlap:

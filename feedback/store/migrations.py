@@ -196,4 +196,15 @@ ALTER TABLE releases ADD COLUMN manifest_sha256 VARCHAR;
 ALTER TABLE releases ADD COLUMN sums_sha256 VARCHAR
 """,
     ),
+    (
+        "007_pinned_splits",
+        """
+CREATE TABLE pinned_splits (
+    item_id VARCHAR,
+    split VARCHAR,
+    source VARCHAR,
+    pinned_at TIMESTAMP
+)
+""",
+    ),
 ]
