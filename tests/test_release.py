@@ -152,6 +152,12 @@ def test_a_release_loads_in_pandas_duckdb_and_hugging_face_datasets(rws, tmp_pat
     assert {name: len(split) for name, split in loaded.items()} == {
         name: info["rows"] for name, info in manifest["splits"].items()}
     assert loaded["train"].column_names == ["id", "text", "label"]
+    assert loaded["train"].features["label"] == datasets.Value("string")  # the data files hold label names
+    card = datasets.load_dataset(str(root), cache_dir=str(tmp_path / "hf-cache"))  # the folder, read by its card
+    classes = card["train"].features["label"]
+    assert isinstance(classes, datasets.ClassLabel) and classes.names == manifest["class_names"] == LABELS
+    row = card["train"][0]
+    assert classes.int2str(row["label"]) == pd.read_parquet(root / "data").set_index("id").loc[row["id"], "label"]
 
 
 def test_the_same_store_gives_the_same_release_id_and_identical_data_files(rws):

@@ -29,10 +29,11 @@ _BLOCK = 65_536  # rows hashed at a time
 _STATISTICS = ["id", "label", "split", "label_reviewer", "adjudicated"]  # the columns readers filter on
 
 
-def build(cfg: dict, examples: pa.Table, known: pa.Table, *, salt: str) -> dict:
+def build(cfg: dict, examples: pa.Table, known: pa.Table, *, salt: str, class_names: list[str]) -> dict:
     """Groups, splits, index, per-split rows/digest/files, counts per label and split, and release id.
 
-    `known` holds (id, split) of every example of earlier releases, as it was last released.
+    `known` holds (id, split) of every example of earlier releases, as it was last released;
+    `class_names` orders the labels as classes (the data card declares them as Hugging Face `ClassLabel`).
     """
     names = list(cfg["splits"])
     duplicates = duplicate_groups(examples, group_by=cfg["group_by"], threshold=cfg["near_duplicate_threshold"],
@@ -61,6 +62,7 @@ def build(cfg: dict, examples: pa.Table, known: pa.Table, *, salt: str) -> dict:
         policy["threshold"] = cfg["near_duplicate_threshold"]
     schema = [{"name": f.name, "type": str(f.type)} for f in DATA_SCHEMA]
     return {"examples": examples, "duplicates": duplicates, "codes": codes, "index": index, "masks": masks,
+            "class_names": class_names,
             "splits": splits, "split_policy": policy, "schema": schema, "release_id": release_id(schema, policy, splits),
             "labels": _label_counts(examples["label"], codes, names)}
 

@@ -66,6 +66,9 @@ def _header(m: dict, splits: list[str]) -> str:
              "task_categories:", "- text-classification", "configs:", "- config_name: default", "  data_files:"]
     for name in splits:
         lines += [f"  - split: {q(name)}", f"    path: {q('data/' + name + '-*.parquet')}"]
+    lines += ["dataset_info:", "  features:", "  - name: id", "    dtype: string", "  - name: text", "    dtype: string",
+              "  - name: label", "    dtype:", "      class_label:", "        names:"]
+    lines += [f"          {q(str(number))}: {q(name)}" for number, name in enumerate(m.get("class_names", []))]
     return "\n".join(lines + ["---"])
 
 

@@ -108,7 +108,8 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
     if not read["examples"].num_rows:
         raise FeedbackError("nothing to release: no item with a trusted label and a text matches the selection; "
                             "label items first (feedback next, feedback label)")
-    built = build(cfg, read["examples"], _known_splits(records), salt=salt)
+    built = build(cfg, read["examples"], _known_splits(records), salt=salt,
+                  class_names=_class_names(ws, read["examples"]["label"], parent))
     measured = reviewer_agreement(ws) if read["overlap_items"] else None
     gates = run_gates(ws, built["examples"], duplicates=built["duplicates"], splits=built["codes"],
                       split_names=list(cfg["splits"]), counts=_label_totals(built),
@@ -124,6 +125,7 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
         "created_at": _now().isoformat(), "created_by": by.name,
         "examples": built["examples"].num_rows, "schema": built["schema"], "split_policy": built["split_policy"],
         "splits": built["splits"], "labels": built["labels"], "missing_labels": _missing(ws, built["labels"]),
+        "class_names": built["class_names"],
         "provenance": _provenance(built["examples"]), "agreement": measured and {
             "alpha": measured["alpha"], "items_with_overlap": measured["items_with_overlap"]},
         "gates": gates, "overrides": {"gates": list(override), "reason": reason, "by": by.name} if override else None,
@@ -401,6 +403,17 @@ def _label_totals(release: dict) -> dict[str, int]:
 
 def _missing(ws: Workspace, labels: dict) -> list[str]:
     return sorted(ws.taxonomy.names - set(labels)) if ws.taxonomy.mode == "fixed" else []
+
+
+def _class_names(ws: Workspace, labels: pa.ChunkedArray, parent: dict | None) -> list[str]:
+    """The labels as classes, numbered stably across releases: the taxonomy's order (fixed), else the parent's
+    classes and then the new labels, sorted; a trainer's class ids keep their meaning from release to release."""
+    if ws.taxonomy.mode == "fixed":
+        known = [label.name for label in ws.taxonomy.labels]
+    else:
+        known = list(parent["manifest"].get("class_names", [])) if parent else []
+    seen = set(known)
+    return known + sorted(set(pc.unique(labels).to_pylist()) - seen)
 
 
 def _provenance(examples: pa.Table) -> dict:
