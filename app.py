@@ -155,6 +155,13 @@ def relabel(actor, item_ids, label):
         state.flash = ("success", f"Labeled {len(item_ids)} items as {label} (batch {batch}).")
 
 
+def not_duplicates(actor, item_ids):
+    mark = act(review.mark_distinct, ws, actor, item_ids)
+    if mark:
+        cached_groups.clear()
+        state.flash = ("success", f"Marked {len(item_ids)} items as not duplicates ({mark}); they are no longer grouped.")
+
+
 def undo_batch(actor, batch_id):
     if act(review.undo_batch, ws, actor, batch_id):
         state.flash = ("info", f"Undid batch {batch_id}.")
@@ -182,6 +189,8 @@ def groups_page():
                              index=None, key="group-label", width=360)
         st.button(f"Relabel {len(preview)} items", type="primary", disabled=label is None, key="relabel-group",
                   on_click=relabel, args=(actor, group["item_ids"], label))
+        st.button("Not duplicates", key="not-duplicates", help="These texts differ in what they ask: stop grouping them",
+                  on_click=not_duplicates, args=(actor, group["item_ids"]))
     st.subheader("Recent batches")
     for batch in screens.recent_batches(ws):
         with st.container(horizontal=True, vertical_alignment="center"):

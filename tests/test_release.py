@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from feedback import Workspace, ingest_files
 from feedback.cli.release import release_group
 from feedback.errors import FeedbackError, NotFound
-from feedback.review import decide, forget, relabel_group
+from feedback.review import (decide, forget, mark_distinct, near_duplicate_groups, relabel_group,
+                             undo_distinct)
 from feedback.release import (GateFailed, Selection, create_release, diff_releases, item_releases, lineage,
                               list_releases, row_hash, show_release, verify_release)
 from feedback.roles import Actor, PermissionDenied, add_user, authenticate
@@ -223,16 +224,16 @@ def test_splits_stay_put_over_three_releases_with_additions_and_relabels(rws):
 
 
 def test_a_near_copy_that_bridges_two_splits_fails_the_leakage_gate(rws):
-    # a and b differ in 6 of ~45 characters (ratio < 90); the bridge is within 3 of each (ratio > 90)
+    # a and b end in words too far apart to be one word misspelled; the bridge's last word is a typo of each
     bases = [text(n) for n in range(200, 260) if 23 <= len(text(n)) <= 52][:12]
     rws = configure(rws, "[release.splits]\ntrain = 0.5\ntest = 0.5")
     add(rws, {f"pair-{n}-{side}": f"{base} {tail}" for n, base in enumerate(bases)
-              for side, tail in (("a", "abcdef"), ("b", "uvwxyz"))})
+              for side, tail in (("a", "abcdefgh"), ("b", "abcdwxyz"))})
     label(rws, {f"pair-{n}-{side}": "card_arrival" for n in range(len(bases)) for side in "ab"})
     create_release(rws)
     v1 = index(rws, "v1")
     n = next(n for n in range(len(bases)) if v1[f"pair-{n}-a"]["split"] != v1[f"pair-{n}-b"]["split"])
-    add(rws, {"bridge": f"{bases[n]} abcxyz"})
+    add(rws, {"bridge": f"{bases[n]} abcdefyz"})
     label(rws, {"bridge": "card_arrival"})
     with pytest.raises(GateFailed) as failed:
         create_release(rws)
@@ -268,7 +269,7 @@ def test_gates_conflicts_schema_and_min_per_label_stop_the_build_and_write_nothi
     with pytest.raises(GateFailed) as failed:
         create_release(ws)
     assert gate(failed.value, "schema").startswith("schema: 1 examples have a blank text or label")
-    assert gate(failed.value, "conflicts").startswith("conflicts: 2 duplicate groups carry different labels")
+    assert gate(failed.value, "conflicts").startswith("conflicts: 1 texts appear with different labels")
     assert "dup-a (card_arrival), dup-b (lost_or_stolen_card)" in gate(failed.value, "conflicts")
     assert gate(failed.value, "min_per_label") == (
         "min_per_label: labels with fewer than 5 examples: card_arrival (4), card_linking (4), "
@@ -276,6 +277,25 @@ def test_gates_conflicts_schema_and_min_per_label_stop_the_build_and_write_nothi
         "min_per_label")
     assert not ws.path("releases").exists() or not any(ws.path("releases").rglob("*.parquet"))
     assert list_releases(ws) == []
+
+
+def test_near_duplicates_with_different_labels_warn_and_a_not_duplicates_mark_clears_them(rws, cli):
+    add(rws, {"near-a": text(100), "near-b": text(100) + "s"})  # one letter apart: near-copies
+    label(rws, {"near-a": "card_linking", "near-b": "card_arrival"})
+    made = create_release(rws)
+    conflicts = next(g for g in made["gates"] if g["gate"] == "conflicts")
+    assert conflicts["status"] == "warn" and conflicts["detail"].startswith(
+        "1 near-duplicate groups carry different labels") and set(conflicts["examples"]) == {"near-a", "near-b"}
+    assert index(rws, "v1")["near-a"]["split"] == index(rws, "v1")["near-b"]["split"]
+    groups = json.loads(cli("groups", "-w", rws.root, "--all", "--json").output)
+    assert ["near-a", "near-b"] in [g["item_ids"] for g in groups]
+    mark = mark_distinct(rws, ALICE, ["near-a", "near-b"])
+    assert ["near-a", "near-b"] not in [g["item_ids"] for g in near_duplicate_groups(rws, queued_only=False)]
+    label(rws, {"near-a": "lost_or_stolen_card"})  # a change, so that a new release is made
+    again = create_release(rws)
+    assert next(g for g in again["gates"] if g["gate"] == "conflicts")["status"] == "pass"
+    undo_distinct(rws, ALICE, mark)
+    assert ["near-a", "near-b"] in [g["item_ids"] for g in near_duplicate_groups(rws, queued_only=False)]
 
 
 def test_taxonomy_gate_fails_when_a_label_left_the_taxonomy(rws):

@@ -13,6 +13,7 @@ from feedback.review.similar import (
     exhaustive_pairs, group, more_like_this, near_duplicate_pairs, normalise,
 )
 from conftest import REPO
+from feedback.review import similar
 
 N_TEXTS = 10_000
 BREAD_SIT = [f"{hello}{body}{end}"
@@ -171,3 +172,30 @@ def test_options_are_keyword_only():
         near_duplicate_pairs(["a", "b"], 80)
     with pytest.raises(TypeError):
         more_like_this("a", ["a"], 3)
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("what's the current time", "what's the current date", False),
+    ("how much PTO have I accrued", "how much PTO have I used", False),
+    ("my card was stolen", "my card was bent", False),
+    ("my card arrived", "my card has not arrived", False),
+    ("when is the fee charged", "what is the fee charged", False),
+    ("my bread sit order is missing", "My bread-sit order is misssing!", True),
+    ("I sent 100 euros yesterday", "I sent 200 euros yesterday", True),
+    ("where is my card please", "where is my card", True),
+    ("breadsit order missing", "bread sit order missing", True),
+])
+def test_near_copies_differ_in_spelling_not_in_a_content_word(a, b, same):
+    assert similar.same_words(similar.normalise(a), similar.normalise(b)) is same
+    assert (similar.group([a, b], threshold=80) == [[0, 1]]) is same
+    assert bool(similar.near_duplicate_pairs([a, b], threshold=80)) is same
+    assert bool(similar.exhaustive_pairs([a, b], threshold=80)) is same
+
+
+def test_texts_marked_apart_are_not_grouped_but_copies_of_one_text_stay_together():
+    texts = ["my card is missing", "My card is misssing!", "my card is mising", "my card is missing"]
+    assert similar.group(texts) == [[0, 1, 2, 3]]
+    assert similar.group(texts, apart=[[0, 2], [1, 2], [2, 3]]) == [[0, 1, 3]]
+    assert similar.group(texts, apart=[[0, 3]]) == [[0, 1, 2, 3]]  # the same text once normalised
+    same, near = similar.group_labels(texts, apart=[[1, 2], [0, 1], [1, 3]])
+    assert same.tolist() == [0, 1, 2, 0] and near.tolist() == [0, 1, 0, 0]

@@ -28,7 +28,7 @@ for command in (
     workspace.label_add, workspace.demo,
     capture.ingest, capture.quarantine, capture.serve, capture.schema,
     review.queue_command, review.next_command, review.label, review.import_labels, review.undo, review.history,
-    review.agreement, review.groups, review.relabel, review.adjudicate, review.gold, review.enqueue, review.forget,
+    review.agreement, review.groups, review.not_duplicates, review.relabel, review.adjudicate, review.gold, review.enqueue, review.forget,
     learn.sample, learn.suspects,
     release.release_group,
 ):

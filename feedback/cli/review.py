@@ -228,6 +228,31 @@ def relabel(ws, label, item_ids, note, preview, reviewer, as_json, quiet):
          text=lambda d: f"Labeled {d['items']} items as {label}: batch {d['batch_id']} (undo with --batch).")
 
 
+@click.command("not-duplicates")
+@click.argument("item_ids", nargs=-1)
+@click.option("--undo", "mark_id", metavar="MARK_ID", help="Take back a mark instead.")
+@reviewer_option
+@workspace_option
+@output_options
+def not_duplicates(ws, item_ids, mark_id, reviewer, as_json, quiet):
+    """Mark items (a near-duplicate group, or a pair) as not duplicates; grouping and release gates respect it.
+
+    \b
+    Examples:
+      feedback not-duplicates req-1 req-2 -r alice       # "what's the time" / "what's the date"
+      feedback not-duplicates --undo apart-0123456789ab -r alice
+    """
+    who = signed_in(ws, reviewer)
+    if mark_id:
+        if item_ids:
+            raise click.UsageError("give ITEM_IDS or --undo MARK_ID, not both")
+        review.undo_distinct(ws, who, mark_id)
+        return emit({"undone": mark_id}, as_json=as_json, quiet=quiet, text=lambda d: f"Undid {mark_id}.")
+    mark = review.mark_distinct(ws, who, list(item_ids))
+    emit({"mark_id": mark, "items": len(set(item_ids))}, as_json=as_json, quiet=quiet,
+         text=lambda d: f"Marked {d['items']} items as not duplicates: {mark} (undo with --undo).")
+
+
 @click.command()
 @click.argument("item_id")
 @click.argument("label")

@@ -29,15 +29,18 @@ _BLOCK = 65_536  # rows hashed at a time
 _STATISTICS = ["id", "label", "split", "label_reviewer", "adjudicated"]  # the columns readers filter on
 
 
-def build(cfg: dict, examples: pa.Table, known: pa.Table, *, salt: str, class_names: list[str]) -> dict:
+def build(cfg: dict, examples: pa.Table, known: pa.Table, *, salt: str, class_names: list[str],
+          apart: list[list[str]] = ()) -> dict:
     """Groups, splits, index, per-split rows/digest/files, counts per label and split, and release id.
 
     `known` holds (id, split) of every example of earlier releases, as it was last released;
-    `class_names` orders the labels as classes (the data card declares them as Hugging Face `ClassLabel`).
+    `class_names` orders the labels as classes (the data card declares them as Hugging Face `ClassLabel`);
+    `apart` holds sets of item ids marked "not duplicates".
     """
     names = list(cfg["splits"])
-    duplicates = duplicate_groups(examples, group_by=cfg["group_by"], threshold=cfg["near_duplicate_threshold"],
-                                  max_items=cfg["near_duplicate_max"])
+    same_text, duplicates = duplicate_groups(examples, group_by=cfg["group_by"], apart=apart,
+                                             threshold=cfg["near_duplicate_threshold"],
+                                             max_items=cfg["near_duplicate_max"])
     rep = split_groups(examples, duplicates, group_by=cfg["group_by"])
     previous = _previous(known, examples["id"], names)
     fixed = np.where(previous >= 0, previous, _codes(examples["pinned_split"], names))  # pins hold for new examples
@@ -61,7 +64,8 @@ def build(cfg: dict, examples: pa.Table, known: pa.Table, *, salt: str, class_na
     if cfg["group_by"] == "near_duplicate":
         policy["threshold"] = cfg["near_duplicate_threshold"]
     schema = [{"name": f.name, "type": str(f.type)} for f in DATA_SCHEMA]
-    return {"examples": examples, "duplicates": duplicates, "codes": codes, "index": index, "masks": masks,
+    return {"examples": examples, "same_text": same_text, "duplicates": duplicates, "codes": codes, "index": index,
+            "masks": masks,
             "class_names": class_names,
             "splits": splits, "split_policy": policy, "schema": schema, "release_id": release_id(schema, policy, splits),
             "labels": _label_counts(examples["label"], codes, names)}

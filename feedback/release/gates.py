@@ -5,7 +5,9 @@ a detail that says what to fix, and up to `SAMPLE` example ids. Thresholds come 
 `[release.gates]` in feedback.toml:
 - schema: ids unique, text and label present and not blank, columns of the declared types;
 - taxonomy: with a fixed taxonomy, every label is in it;
-- conflicts: exact and near duplicates carry one label;
+- conflicts: copies of one text (the same once normalised) carry one label, else `fail`; near-duplicates
+  with different labels only `warn` (near-copies may differ in a word that matters; mark them "not
+  duplicates", or relabel them);
 - leakage: no duplicate group spans splits;
 - agreement: Krippendorff's alpha of the workspace's reviewers >= `min_agreement`, once
   at least `min_overlap` items have label decisions by two or more reviewers;
@@ -31,7 +33,7 @@ DEFAULTS = {"min_agreement": 0.6, "min_overlap": 10, "min_per_label": 5, "max_la
 SAMPLE = 10
 
 
-def run_gates(ws: Workspace, examples: pa.Table, *, duplicates: np.ndarray, splits: np.ndarray,
+def run_gates(ws: Workspace, examples: pa.Table, *, same_text: np.ndarray, duplicates: np.ndarray, splits: np.ndarray,
               split_names: list[str], counts: dict[str, int], parent_counts: dict[str, int] | None,
               agreement: dict | None, config: dict) -> list[dict]:
     """Every gate's result, in the order of `GATES`.
@@ -43,9 +45,7 @@ def run_gates(ws: Workspace, examples: pa.Table, *, duplicates: np.ndarray, spli
     return [
         _schema(examples),
         _taxonomy(ws, examples),
-        _spanning("conflicts", examples, duplicates, _codes(labels), lambda row: labels[row].as_py(),
-                  "duplicate groups carry different labels; relabel each to one label (feedback groups, "
-                  "feedback relabel)"),
+        _conflicts(examples, same_text, duplicates, _codes(labels)),
         _spanning("leakage", examples, duplicates, splits, lambda row: split_names[splits[row]],
                   "duplicate groups span splits; making one whole would move a released example to another "
                   "split, which releases never do: junk the new near-copy, or override the gate"),
@@ -100,6 +100,19 @@ def _spanning(gate: str, examples: pa.Table, groups: np.ndarray, codes: np.ndarr
     example = ", ".join(f"{ids[row].as_py()} ({show(row)})" for row in found[0][:SAMPLE])
     return _result(gate, "fail", f"{len(found)} {fix}; for example {example}",
                    _ids(examples, np.concatenate(found[:SAMPLE])))
+
+
+def _conflicts(examples: pa.Table, same_text: np.ndarray, duplicates: np.ndarray, codes: np.ndarray) -> dict:
+    labels = examples["label"]
+    copies = _spanning("conflicts", examples, same_text, codes, lambda row: labels[row].as_py(),
+                       "texts appear with different labels; relabel the copies to one label (feedback groups, "
+                       "feedback relabel)")
+    if copies["status"] == "fail":
+        return copies
+    near = _spanning("conflicts", examples, duplicates, codes, lambda row: labels[row].as_py(),
+                     "near-duplicate groups carry different labels; relabel them to one label, or mark them "
+                     "not duplicates if a word that differs matters")
+    return {**near, "status": "warn"} if near["status"] == "fail" else copies
 
 
 def _agreement(measured: dict | None, minimum: float, min_overlap: int) -> dict:

@@ -108,10 +108,11 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
     if not read["examples"].num_rows:
         raise FeedbackError("nothing to release: no item with a trusted label and a text matches the selection; "
                             "label items first (feedback next, feedback label)")
-    built = build(cfg, read["examples"], _known_splits(records), salt=salt,
+    built = build(cfg, read["examples"], _known_splits(records), salt=salt, apart=read["apart"],
                   class_names=_class_names(ws, read["examples"]["label"], parent))
     measured = reviewer_agreement(ws) if read["overlap_items"] else None
-    gates = run_gates(ws, built["examples"], duplicates=built["duplicates"], splits=built["codes"],
+    gates = run_gates(ws, built["examples"], same_text=built["same_text"], duplicates=built["duplicates"],
+                      splits=built["codes"],
                       split_names=list(cfg["splits"]), counts=_label_totals(built),
                       parent_counts=parent and _label_totals(parent["manifest"]), agreement=measured,
                       config=cfg["gates"])

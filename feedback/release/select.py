@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import FeedbackError
+from ..review.groups import distinct_sets
 from ..review.state import sync_items
 from ..workspace import Workspace
 
@@ -99,7 +100,7 @@ class Selection:
 def read_examples(ws: Workspace, selection: Selection, *, salt: str, memory_limit: str,
                   parent_ids: pa.Table | None = None, parent_decided: datetime | None = None) -> dict:
     """The selected examples (Arrow, sorted by id), how many were left out for lack of text, the store
-    watermark, and how many items several reviewers decided.
+    watermark, how many items several reviewers decided, and the live "not duplicates" marks (`apart`).
 
     `bucket` in [0, 1) is the salted hash of the item id that places it in a split;
     `text_hash` a 64-bit hash of the text that finds exact duplicates fast. DuckDB may use
@@ -123,9 +124,10 @@ def read_examples(ws: Workspace, selection: Selection, *, salt: str, memory_limi
             params = [*params, parent_decided]
         examples = tx.arrow(_EXAMPLES.format(where=where), [salt, *params])
         no_text = tx.value(f"SELECT count(*) {_LABELED.format(where=where)} AND i.text IS NULL", params)
+        apart = distinct_sets(tx)
     examples = examples.append_column("row_hash", _row_hashes(examples["md5_head"], examples["md5_tail"]))
     return {"examples": examples.drop_columns(["md5_head", "md5_tail"]), "no_text": no_text, "overlap_items": overlap,
-            "watermark": {"event_seq": watermark, "decided_at": last_decision}}
+            "watermark": {"event_seq": watermark, "decided_at": last_decision}, "apart": apart}
 
 
 def _row_hashes(head: pa.ChunkedArray, tail: pa.ChunkedArray) -> pa.FixedSizeBinaryArray:

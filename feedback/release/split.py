@@ -27,19 +27,22 @@ from ..errors import FeedbackError
 from ..review import similar
 
 
-def duplicate_groups(examples: pa.Table, *, group_by: str, threshold: float, max_items: int) -> np.ndarray:
-    """Each example's duplicate group (near-duplicates when `group_by` is near_duplicate, else exact)."""
+def duplicate_groups(examples: pa.Table, *, group_by: str, threshold: float, max_items: int,
+                     apart: list[list[str]] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's duplicate group twice: (the same text, duplicates), where duplicates are near-duplicates
+    when `group_by` is near_duplicate (and "the same text" is the same once normalised), else exact copies.
+    `apart` holds sets of item ids a person marked "not duplicates"."""
     if group_by != "near_duplicate":
-        return _same_text(examples["text"], np.asarray(examples["text_hash"]))
+        same = _same_text(examples["text"], np.asarray(examples["text_hash"]))
+        return same, same
     n = examples.num_rows
     if n > max_items:
         raise FeedbackError(
             f"near-duplicate grouping is limited to {max_items:,} examples and this release has {n:,}; "
             "raise [release] near_duplicate_max in feedback.toml, or set [release] group_by = \"exact\"")
-    rep = np.arange(n)
-    for members in similar.group(examples["text"].to_pylist(), threshold=threshold, min_size=2):
-        rep[members] = members[0]
-    return rep
+    rows = [np.asarray(pc.index_in(pa.array(members, pa.string()), value_set=examples["id"].combine_chunks())
+                       .drop_null()) for members in apart]
+    return similar.group_labels(examples["text"].to_pylist(), threshold=threshold, apart=rows)
 
 
 def split_groups(examples: pa.Table, duplicates: np.ndarray, *, group_by: str) -> np.ndarray:

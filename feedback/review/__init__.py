@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .dashboard import dashboard_figures
     from .decisions import (StaleDecision, adjudicate, decide, decide_many, history, preview_group, relabel_group,
                             set_gold, undo, undo_batch, undo_last)
-    from .groups import more_like_this, near_duplicate_groups
+    from .groups import mark_distinct, more_like_this, near_duplicate_groups, undo_distinct
     from .imports import ImportReport, import_labels
     from .purge import PurgeReport, forget
     from .queue import QueueFilter, add_to_queue, item, next_item, queue_counts, queue_page, release_claim

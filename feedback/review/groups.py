@@ -2,15 +2,22 @@
 
 The grouping itself is `similar` (rapidfuzz with blocking); this module feeds
 it the items' texts in one short read and adds what a reviewer sorts groups by: size,
-disputed items, and the labels the members carry now.
+disputed items, and the labels the members carry now. A reviewer who finds that a group (or a
+pair) is not a set of duplicates marks it so (`mark_distinct`, an appended event that
+`undo_distinct` takes back); grouping here and in releases then keeps those items apart.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections import Counter
+from datetime import datetime, timezone
 
-from ..errors import NotFound
+import pyarrow as pa
+
+from ..errors import FeedbackError, NotFound
+from ..roles import Actor
 from ..workspace import Workspace
 from . import similar
 from .state import sync_items
@@ -26,7 +33,9 @@ def near_duplicate_groups(ws: Workspace, *, threshold: float = 90.0, min_size: i
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         rows = tx.rows(_ITEMS, [not queued_only, max_items])
-    members = similar.group([r["text"] for r in rows], threshold=threshold, min_size=min_size)
+        marks = distinct_sets(tx, [r["item_id"] for r in rows])
+    members = similar.group([r["text"] for r in rows], threshold=threshold, min_size=min_size,
+                            apart=positions(marks, [r["item_id"] for r in rows]))
     result = []
     for indices in members:
         items = sorted((rows[i] for i in indices), key=lambda r: r["item_id"])
@@ -43,6 +52,52 @@ def near_duplicate_groups(ws: Workspace, *, threshold: float = 90.0, min_size: i
         })
     result.sort(key=lambda g: (-g["size"], -g["disputed"], g["group_id"]))
     return result
+
+
+def mark_distinct(ws: Workspace, actor: Actor, item_ids: list[str]) -> str:
+    """Mark items (a group, or a pair) "not duplicates of each other"; grouping and the release gates respect it.
+    Returns the mark's id, which `undo_distinct` takes back."""
+    actor.require(ws, "decide")
+    ids = sorted(set(item_ids))
+    if len(ids) < 2:
+        raise FeedbackError("mark at least two items as not duplicates of each other")
+    mark_id = "apart-" + uuid.uuid4().hex[:12]
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    with ws.store().atomic() as tx:
+        known = tx.value("SELECT count(*) FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", [ids])
+        if known != len(ids):
+            raise NotFound(f"{len(ids) - known} of the {len(ids)} items are not in the store")
+        tx.insert("distinct_marks", pa.table({
+            "mark_id": [mark_id] * len(ids), "item_id": ids, "marked_by": [actor.name] * len(ids),
+            "marked_at": pa.array([now] * len(ids), pa.timestamp("us"))}))
+    return mark_id
+
+
+def undo_distinct(ws: Workspace, actor: Actor, mark_id: str) -> None:
+    """Take back a "not duplicates" mark (appends an undo; the mark stays in the log)."""
+    actor.require(ws, "decide")
+    with ws.store().atomic() as tx:
+        if not tx.value("SELECT count(*) FROM distinct_marks WHERE mark_id = ?", [mark_id]):
+            raise NotFound(f"no mark {mark_id!r}; see the groups page or `feedback groups`")
+        if tx.value("SELECT count(*) FROM distinct_mark_undos WHERE mark_id = ?", [mark_id]):
+            raise FeedbackError(f"{mark_id} is undone already")
+        tx.execute("INSERT INTO distinct_mark_undos VALUES (?, ?, now()::TIMESTAMP)", [mark_id, actor.name])
+
+
+def distinct_sets(tx, item_ids: list[str] | None = None) -> list[list[str]]:
+    """The live "not duplicates" marks (among these items, or all), each as its items, in an open connection."""
+    rows = tx.rows(
+        "SELECT mark_id, list(item_id ORDER BY item_id) AS items FROM distinct_marks "
+        "WHERE (?::VARCHAR[] IS NULL OR item_id IN (SELECT unnest(?::VARCHAR[]))) "
+        "AND mark_id NOT IN (SELECT mark_id FROM distinct_mark_undos) "
+        "GROUP BY mark_id HAVING count(*) >= 2 ORDER BY mark_id", [item_ids, item_ids])
+    return [r["items"] for r in rows]
+
+
+def positions(sets: list[list[str]], ids: list[str]) -> list[list[int]]:
+    """Sets of item ids as sets of positions in `ids`."""
+    where = {item_id: n for n, item_id in enumerate(ids)}
+    return [[where[i] for i in members if i in where] for members in sets]
 
 
 def more_like_this(ws: Workspace, item_id: str, *, limit: int = 10, threshold: float = 70.0,

@@ -5,8 +5,12 @@ order is misssing!"). A reviewer should see them as one group and label the grou
 
 Score convention, used everywhere here: rapidfuzz `fuzz.ratio` of the `normalise`d texts, a
 float in [0, 100], higher means more alike; a pair is a near-duplicate when its score is
->= `threshold`. With `scorer="token_sort_ratio"` the words of each text are sorted first,
-so word order stops mattering.
+>= `threshold` and its words agree (`same_words`): every word one text has and the other
+lacks is a typo or a piece of a word the other has, a number, or a small function word. So
+"what's the current time" and "what's the current date" (ratio 91) are not near-duplicates:
+they differ in a content word, and near-copies differ in spelling. With
+`scorer="token_sort_ratio"` the words of each text are sorted first, so word order stops
+mattering.
 
 Comparing every pair (`exhaustive_pairs`) costs n^2/2 comparisons, 5e9 for 100,000 texts.
 `near_duplicate_pairs` and `group` avoid that with blocking:
@@ -17,7 +21,7 @@ Comparing every pair (`exhaustive_pairs`) costs n^2/2 comparisons, 5e9 for 100,0
    `window` next keys. Whatever the edits in a near-copy, some rotation starts after them
    and sorts next to the original's.
 3. Candidates of very different lengths are dropped (they cannot reach the threshold);
-   the rest are verified with `fuzz.ratio` -> edges.
+   the rest are verified with `fuzz.ratio` and `same_words` -> edges.
 4. Connected components of the edges (union-find) are the groups.
 5. For pairs, every pair inside each component is scored exactly: near-copies cluster
    densely, so this recovers the pairs the windows missed, at a cost of the squared
@@ -41,6 +45,14 @@ SCORERS = ("ratio", "token_sort_ratio")
 _KEY_BYTES = 24  # bytes of each rotation compared when sorting keys
 _CELLS = 1 << 25  # score-matrix cells computed at once (32 MB of uint8)
 _SMALL = 32  # components up to this size have their pairs listed, larger ones get cdist
+_TYPO = 75.0  # two words at least this alike (fuzz.ratio) are one word spelled two ways
+#: Words whose presence or absence does not change what a short request asks (question words and
+#: negations are not among them: "when" is not "what", "not arrived" is not "arrived").
+FUNCTION_WORDS = frozenset(
+    "a an the my mine me i im ive id i'm your you u to of for on in at by from with and or but so is are am "
+    "was were be been it its this that these those there here do does did have has had can could would will "
+    "shall should may might please pls plz thanks thank thx hi hello hey dear just also still yet any some "
+    "again now today then too very really ok okay yes".split())
 
 _NOT_WORD = re.compile(r"[\W_]+")
 # The same rule for ASCII text, several times faster: letters and digits stay, the rest is a space.
@@ -60,6 +72,31 @@ def normalise(text: str) -> str:
     return _NOT_WORD.sub(" ", text).strip()
 
 
+def same_words(a: str, b: str) -> bool:
+    """Whether two normalised texts say the same in other spellings: each word only one of them has
+    is a typo of, or a piece of, a word only the other has, or a number, or a function word."""
+    return _agree(frozenset(a.split()), frozenset(b.split()))
+
+
+def _agree(words_a: frozenset, words_b: frozenset) -> bool:
+    only_a, only_b = words_a - words_b, words_b - words_a
+    return not (only_a or only_b) or (_explained(only_a, only_b) and _explained(only_b, only_a))
+
+
+def _explained(words: frozenset, others: frozenset) -> bool:
+    ratio = fuzz.ratio
+    for word in words:
+        if word in FUNCTION_WORDS:
+            continue
+        for other in others:
+            if (word.isdigit() and other.isdigit()) or (min(len(word), len(other)) >= 2 and (
+                    word in other or other in word or ratio(word, other) >= _TYPO)):
+                break
+        else:
+            return False
+    return True
+
+
 def near_duplicate_pairs(texts: Sequence[str], *, threshold: float = 90.0, scorer: str = "ratio",
                          window: int = 4) -> list[tuple[int, int, float]]:
     """Pairs `(i, j, score)` with `i < j` of near-duplicate texts, sorted by `(i, j)`.
@@ -75,23 +112,38 @@ def near_duplicate_pairs(texts: Sequence[str], *, threshold: float = 90.0, score
 
 
 def group(texts: Sequence[str], *, threshold: float = 90.0, min_size: int = 2, scorer: str = "ratio",
-          window: int = 4) -> list[list[int]]:
+          window: int = 4, apart: Sequence[Sequence[int]] = ()) -> list[list[int]]:
     """Groups of near-duplicate texts (connected components), as lists of positions in `texts`.
 
     Groups of fewer than `min_size` texts are left out (`min_size=1` returns every text in
-    some group). Largest group first, then by first position; positions ascending.
+    some group). Largest group first, then by first position; positions ascending. `apart`
+    lists sets of positions a person marked "not duplicates": no edge joins two of one set
+    (texts that normalise to the same text stay together all the same).
     """
     if isinstance(min_size, bool) or not isinstance(min_size, int) or min_size < 1:
         raise ValueError(f"min_size must be an integer >= 1, got {min_size!r}")
-    prepared = _prepare(texts, threshold=threshold, scorer=scorer, window=window)
-    uniq, inverse = _collapse(prepared)
-    labels = _components(len(uniq), *_edges(uniq, threshold, window)[:2])[inverse]
+    labels = group_labels(texts, threshold=threshold, scorer=scorer, window=window, apart=apart)[1]
     size = np.bincount(labels)[labels]
     kept = np.flatnonzero(size >= min_size)
     kept = kept[np.argsort(labels[kept], kind="stable")]  # by group, positions ascending
     groups = [g.tolist() for g in np.split(kept, np.flatnonzero(np.diff(labels[kept])) + 1) if len(g)]
     groups.sort(key=lambda g: (-len(g), g[0]))
     return groups
+
+
+def group_labels(texts: Sequence[str], *, threshold: float = 90.0, scorer: str = "ratio", window: int = 4,
+                 apart: Sequence[Sequence[int]] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Each text's group twice, as the smallest position in it: (the same text once normalised, near-duplicates)."""
+    prepared = _prepare(texts, threshold=threshold, scorer=scorer, window=window)
+    uniq, inverse = _collapse(prepared)
+    i, j, _ = _edges(uniq, threshold, window)
+    i, j = _cut(i, j, [inverse[list(members)] for members in apart])
+    first = np.full(len(uniq), len(inverse))
+    np.minimum.at(first, inverse, np.arange(len(inverse)))
+    labels = _components(len(uniq), i, j)
+    near = np.full(len(uniq), len(inverse))
+    np.minimum.at(near, labels, first)
+    return first[inverse], near[labels][inverse]
 
 
 def exhaustive_pairs(texts: Sequence[str], *, threshold: float = 90.0,
@@ -192,14 +244,27 @@ def _edges(texts: list[str], threshold: float, window: int):
 
 
 def _verify(texts: list[str], i: np.ndarray, j: np.ndarray, threshold: float):
-    """The pairs among `(i, j)` that score >= threshold, with their scores."""
+    """The pairs among `(i, j)` that score >= threshold and whose words agree, with their scores."""
     if len(i) == 0:
         return i, j, np.empty(0)
     array = np.array(texts, dtype=object)
     score = process.cpdist(array[i], array[j], scorer=fuzz.ratio, score_cutoff=threshold,
                            dtype=np.float64, workers=-1)
-    keep = score >= threshold
+    keep = np.flatnonzero(score >= threshold)
+    words = {n: frozenset(texts[n].split()) for n in np.unique(np.r_[i[keep], j[keep]]).tolist()}
+    agree = np.fromiter((_agree(words[a], words[b]) for a, b in zip(i[keep].tolist(), j[keep].tolist())),
+                        dtype=bool, count=len(keep))
+    keep = keep[agree]
     return i[keep], j[keep], score[keep]
+
+
+def _cut(i: np.ndarray, j: np.ndarray, apart: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The edges `(i, j)` except those joining two members of one set of `apart`."""
+    if not apart or not len(i):
+        return i, j
+    marked = {(int(a), int(b)) for members in apart for a in members for b in members if a < b}
+    keep = np.fromiter(((a, b) not in marked for a, b in zip(i.tolist(), j.tolist())), dtype=bool, count=len(i))
+    return i[keep], j[keep]
 
 
 def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:

@@ -207,4 +207,20 @@ CREATE TABLE pinned_splits (
 )
 """,
     ),
+    (
+        "008_distinct_marks",
+        """
+CREATE TABLE distinct_marks (
+    mark_id VARCHAR,
+    item_id VARCHAR,
+    marked_by VARCHAR,
+    marked_at TIMESTAMP
+);
+CREATE TABLE distinct_mark_undos (
+    mark_id VARCHAR,
+    undone_by VARCHAR,
+    undone_at TIMESTAMP
+)
+""",
+    ),
 ]
