@@ -40,7 +40,13 @@ def error(item_id):
 
 @pytest.fixture
 def queued(ws, tmp_path):
-    """Five items: a correction that disagrees, an error, two low-confidence predictions, one confident."""
+    """Five items: a correction that disagrees, an error, two low-confidence predictions, one confident.
+
+    Low confidence is absolute here (scores under 0.5), so the arithmetic of priorities is easy to follow.
+    """
+    with open(ws.root / "feedback.toml", "a") as f:
+        f.write("\n[review]\nlow_confidence = 0.5\n")
+    ws = Workspace(ws.root)
     events = [
         prediction("c1", text="my card has not come", **{"meta": {"channel": "app"}}),
         correction("c1", "card_linking"),
@@ -132,7 +138,7 @@ def test_claims_from_threads_at_once_are_all_different(queued):
 
 def test_an_expired_lease_returns_the_item_to_the_queue(queued):
     path = queued.root / "feedback.toml"
-    path.write_text(path.read_text() + "\n[review]\nlease_seconds = 0\n")
+    path.write_text(path.read_text().replace("[review]\n", "[review]\nlease_seconds = 0\n"))
     ws = Workspace(queued.root)
     assert next_item(ws, ALICE)["item_id"] == "c1"
     assert next_item(ws, BOB)["item_id"] == "c1"
@@ -207,7 +213,7 @@ def test_history_is_one_ordered_list(queued):
 
 def test_overlap_items_collect_independent_decisions_and_disagreement_goes_to_adjudication(queued):
     path = queued.root / "feedback.toml"
-    path.write_text(path.read_text() + "\n[review]\noverlap = 2\noverlap_share = 1.0\n")
+    path.write_text(path.read_text().replace("[review]\n", "[review]\noverlap = 2\noverlap_share = 1.0\n"))
     ws = Workspace(queued.root)
     decide(ws, ALICE, "c1", "card_linking")
     assert item(ws, "c1")["status"] == "new"
@@ -333,3 +339,30 @@ def test_the_dashboard_counts_each_waiting_item_once(queued):
     figures = dashboard_figures(queued)
     assert figures["items_waiting"] == 4 == queue_counts(queued)["total"]["items"]
     assert int(figures["queue"]["items"].sum()) == 6  # per reason: c1 and e1 count twice
+
+
+def test_a_150_class_log_queues_a_reviewable_share_for_low_confidence(tmp_path):
+    import numpy as np
+
+    from feedback import init_workspace
+
+    rng = np.random.default_rng(7)
+    events = []
+    for version, n in (("v1", 1500), ("v2", 600)):
+        top = rng.dirichlet(np.full(150, 0.05), size=n).max(axis=1) * rng.uniform(0.05, 0.5, n)  # median near 0.1
+        events += [{"type": "prediction", "item_id": f"{version}-{k}", "input": {"text": f"request {version} {k}"},
+                    "prediction": {"label": f"intent_{k % 150}", "score": float(s), "model_version": version}}
+                   for k, s in enumerate(top)]
+    ws = load(init_workspace(tmp_path / "relative"), tmp_path, events)  # open taxonomy: 150 classes
+    counts = queue_counts(ws)["reason"]
+    assert 0.05 * len(events) <= counts["low_confidence"] <= 0.15 * len(events)
+    by_version = queue_counts(ws, QueueFilter(reason="low_confidence"))["model_version"]
+    assert by_version["v1"] <= 0.15 * 1500 and by_version["v2"] <= 0.15 * 600  # each model against its own scores
+    rows = queue_page(ws, QueueFilter(reason="low_confidence"), limit=5)
+    assert [r["pred_score"] for r in rows] == sorted(r["pred_score"] for r in rows)  # the least confident first
+
+    absolute = init_workspace(tmp_path / "absolute")  # the fixed threshold, for a model that calibrates
+    with open(absolute.root / "feedback.toml", "a") as f:
+        f.write("\n[review]\nlow_confidence = 0.5\n")
+    absolute = load(Workspace(absolute.root), tmp_path, events)
+    assert queue_counts(absolute)["reason"]["low_confidence"] > 0.9 * len(events)

@@ -16,7 +16,7 @@ from feedback.roles import Actor
 from feedback.learn import sample, sampler_report, select, uncertainty
 from feedback.learn import sampler
 from feedback.learn.jobs import job_lock
-from feedback.review import add_to_queue, decide, relabel_group
+from feedback.review import add_to_queue, decide, item, queue_page, relabel_group
 from conftest import REPO
 
 ALICE = Actor("alice", "reviewer")
@@ -121,28 +121,33 @@ def test_runs_never_queue_an_item_twice_and_say_when_there_is_nothing_to_do(pool
     assert {p["item_id"] for p in second["picks"]} == {"r", "a"}
     third = sample(pool, budget=2)
     assert third["status"] == "nothing_to_do" and third["picked"] == 0
-    assert third["message"].startswith("nothing to do: every item with text is queued, labeled or recently picked")
+    assert third["message"].startswith("nothing to do: every item with text is labeled, waiting as an earlier pick")
     assert queued(pool) == ["a", "p", "q", "r"]
     assert pool.store().value("SELECT count(*) FROM sampler_runs") == 3
 
 
-def test_labeled_items_and_items_queued_for_other_reasons_are_not_picked(open_ws, tmp_path):
+def test_labeled_items_are_not_picked_and_items_queued_for_other_reasons_gain_the_reason(open_ws, tmp_path):
     ws = load(open_ws, tmp_path, [predicted(i, p) for i, p in CASES.items()] + [
         {"type": "correction", "item_id": "p", "correction": {"label": "card_linking"}}])
     decide(ws, ALICE, "q", "card_linking")
+    before = item(ws, "p")
     run = sample(ws, budget=4, diversity="none")
-    assert [p["item_id"] for p in run["picks"]] == ["r", "a"]
+    assert [p["item_id"] for p in run["picks"]] == ["p", "r", "a"]
+    after = item(ws, "p")
+    assert set(after["reasons"]) == set(before["reasons"]) | {"active_learning"} and "correction" in after["reasons"]
+    assert after["priority"] == pytest.approx(before["priority"] + 0.7 * run["picks"][0]["score"])
+    assert sample(ws, budget=4)["status"] == "nothing_to_do"  # never twice, however long the picks wait
 
 
 def test_the_write_leaves_out_picks_another_writer_queued_after_the_read(pool, monkeypatch):
     plan = sampler._plan
 
-    def plan_then_someone_queues_q(*args):
+    def plan_then_someone_labels_q(*args):
         planned = plan(*args)
-        add_to_queue(pool, ALICE, ["q"], reason="manual")
+        decide(pool, ALICE, "q", "card_arrival")
         return planned
 
-    monkeypatch.setattr(sampler, "_plan", plan_then_someone_queues_q)
+    monkeypatch.setattr(sampler, "_plan", plan_then_someone_labels_q)
     run = sample(pool, budget=2, diversity="none")
     assert [p["item_id"] for p in run["picks"]] == ["p"]
     assert run["message"] == ("queued 1 of 4 scored items (stored probabilities of model version v1); "
@@ -186,6 +191,37 @@ def test_stale_probabilities_are_not_used_and_a_fitted_model_takes_over(open_ws,
     fitted = sample(ws, budget=5, dry_run=True)
     assert fitted["model"] == "tf-idf + logistic regression fitted on 22 trusted labels"
     assert fitted["scored"] == 8 and len(fitted["picks"]) == 5
+
+
+def test_a_flooded_queue_does_not_starve_the_sampler(open_ws, tmp_path):
+    with open(open_ws.root / "feedback.toml", "a") as f:
+        f.write("\n[review]\nlow_confidence = 0.99\n")  # every prediction is queued for low confidence
+    ws = load(open_ws.__class__(open_ws.root), tmp_path,
+              [predicted(f"i{n}", CASES["pqra"[n % 4]], text=f"request number {n}") for n in range(40)])
+    assert all("low_confidence" in r["reasons"] for r in queue_page(ws, limit=100)) and len(queue_page(ws, limit=100)) == 40
+    run = sample(ws, budget=30, diversity="none")
+    assert (run["pool"], run["picked"]) == (40, 30)
+
+
+def test_score_only_logs_are_sampled_by_least_confidence_before_there_are_labels_to_fit(open_ws, tmp_path):
+    events = [{"type": "prediction", "item_id": f"s{n}", "input": {"text": f"question {n}"},
+               "prediction": {"label": "card_arrival", "score": score}} for n, score in enumerate([0.9, 0.3, 0.6, 0.1])]
+    events.append({"type": "item", "item_id": "no-score", "input": {"text": "an unlabeled request"}})
+    ws = load(open_ws, tmp_path, events)
+    run = sample(ws, budget=2, diversity="none")
+    assert run["status"] == "done" and [p["item_id"] for p in run["picks"]] == ["s3", "s1"]
+    assert run["model"] == "least confidence on the logged top-1 scores (too few labels to fit)" and run["scored"] == 4
+
+
+def test_labels_decided_since_the_model_started_make_the_sampler_refit(open_ws, tmp_path):
+    texts = {"card_arrival": "where is my card {}", "refund_not_showing_up": "my refund {} is not showing"}
+    ws = load(open_ws, tmp_path, [predicted(f"{label}-{i}", CASES["a"], text=text.format(i))
+                                  for label, text in texts.items() for i in range(14)])
+    assert sample(ws, budget=3, dry_run=True)["model"] == "stored probabilities of model version v1"
+    for label in texts:
+        relabel_group(ws, ALICE, [f"{label}-{i}" for i in range(11)], label)
+    refit = sample(ws, budget=3, dry_run=True)
+    assert refit["model"] == "tf-idf + logistic regression fitted on 22 trusted labels" and refit["pool"] == 6
 
 
 def test_yield_is_the_share_of_reviewed_picks_relabeled_away_from_the_prediction(pool):
@@ -263,7 +299,7 @@ def test_cli_dry_run_run_report_and_nothing_to_do(shell, pool):
     done = json.loads(shell("sample", "-w", pool.root, "--budget", 4, "--json").output)
     assert done["status"] == "done" and done["picked"] == 4
     nothing = shell("sample", "-w", pool.root)
-    assert nothing.exit_code == 0 and nothing.output.startswith("Nothing to do: every item with text is queued")
+    assert nothing.exit_code == 0 and nothing.output.startswith("Nothing to do: every item with text is labeled")
     table = shell("sample", "-w", pool.root, "--report").output.splitlines()
     assert table[0].split() == ["run", "started", "(UTC)", "status", "strategy", "picked", "reviewed", "relabeled",
                                 "yield"]

@@ -1,12 +1,17 @@
 """The active-learning sampler: runs that queue the unlabeled items a model would learn most from.
 
 A run (`sample`):
-1. reads, in one short transaction, the pool: items with text that are not queued, not
-   labeled or junk, and not picked by the last `recent_runs` runs, with their latest stored
-   production probabilities, and the trusted labels;
-2. scores the pool without holding the store: from the stored probabilities when they come
-   from the latest model version, else from a model fitted on the trusted labels
-   (`probabilities="auto"`), then picks a diverse batch (`strategies`);
+1. reads, in one short transaction, the pool: every item with text that has no trusted
+   label (not labeled, junk or disputed), is not waiting for review as an earlier pick, and was
+   not picked by the last `recent_runs` runs, with its latest stored production probabilities
+   and score; and the trusted labels. An item queued for another reason (low confidence, a
+   correction) stays in the pool: a pick adds `active_learning` to its reasons and priority;
+2. scores the pool without holding the store (`probabilities="auto"`): with a model fitted on
+   the trusted labels when there are enough of them (`MIN_TRUSTED`, two labels or more) and
+   the stored probabilities are missing for half the pool, come from an older model version,
+   or predate labels decided since that version started; else with the stored probabilities;
+   else, with neither, by least confidence on the logged top-1 score. Then it picks a diverse
+   batch (`strategies`);
 3. in one short transaction, keeps the picks that are still eligible, queues them with the
    reason `active_learning` and their score, and records the run (`sampler_runs`) and its
    picks (`sampler_picks`).
@@ -43,23 +48,25 @@ from .strategies import select, uncertainty
 SAMPLER = system_actor("sampler")
 MIN_TRUSTED = 20  # trusted labels (of two labels or more) needed to fit a model
 
-_ELIGIBLE = """i.text IS NOT NULL AND len(i.reasons) = 0
-    AND i.item_id NOT IN (SELECT item_id FROM reviews WHERE status IN ('labeled', 'junk'))
+_ELIGIBLE = """i.text IS NOT NULL AND NOT list_contains(i.reasons, 'active_learning')
+    AND i.item_id NOT IN (SELECT item_id FROM reviews WHERE status IN ('labeled', 'junk', 'disputed'))
     AND i.item_id NOT IN (SELECT item_id FROM sampler_picks WHERE run_id IN (
         SELECT run_id FROM sampler_runs WHERE picked > 0 ORDER BY started_at DESC LIMIT ?))"""
+_CURRENT = """(SELECT model_version FROM events WHERE type = 'prediction' AND model_version IS NOT NULL
+               ORDER BY ts DESC, seq DESC LIMIT 1)"""
 _POOL = f"""
-WITH current AS (SELECT model_version AS version FROM events WHERE type = 'prediction' AND model_version IS NOT NULL
-                 ORDER BY ts DESC, seq DESC LIMIT 1),
-latest AS (SELECT item_id, pred_probs FROM events
-           WHERE seq IN (SELECT max(seq) FROM events WHERE type = 'prediction' GROUP BY item_id))
-SELECT i.item_id, i.text, i.pred_label, i.model_version, i.source,
-       i.model_version IS NOT DISTINCT FROM (SELECT version FROM current) AS fresh,
+WITH latest AS (SELECT item_id, pred_probs FROM events
+                WHERE seq IN (SELECT max(seq) FROM events WHERE type = 'prediction' GROUP BY item_id))
+SELECT i.item_id, i.text, i.pred_label, i.pred_score, i.model_version, i.source,
+       i.model_version IS NOT DISTINCT FROM {_CURRENT} AS fresh,
        CAST(json_extract(l.pred_probs, '$.*') AS DOUBLE[]) AS probs
 FROM items i LEFT JOIN latest l USING (item_id)
 WHERE {_ELIGIBLE}
 ORDER BY i.item_id
 """
-_TRUSTED = ("SELECT i.text, r.current_label AS label FROM reviews r JOIN items i USING (item_id) "
+_TRUSTED = ("SELECT i.text, r.current_label AS label, d.decided_at > (SELECT min(ts) FROM events WHERE "
+            f"type = 'prediction' AND model_version = {_CURRENT}) AS since_model "
+            "FROM reviews r JOIN items i USING (item_id) LEFT JOIN decisions d ON d.decision_id = r.label_decision_id "
             "WHERE r.status = 'labeled' AND i.text IS NOT NULL")
 
 
@@ -142,11 +149,10 @@ def _plan(ws: Workspace, strategy: str, params: dict) -> dict:
     plan = {"strategy": strategy, "params": params, "pool": pool.num_rows, "scored": 0, "model": None, "picks": []}
     try:
         if not pool.num_rows:
-            raise _NothingToDo("every item with text is queued, labeled or recently picked")
-        positions, probs, predicted, model = _scored(pool, trusted, params["probabilities"], params["seed"])
+            raise _NothingToDo("every item with text is labeled, waiting as an earlier pick, or recently picked")
+        positions, scores, predicted, model = _scored(pool, trusted, strategy, params["probabilities"], params["seed"])
     except _NothingToDo as exc:
         return {**plan, "message": f"nothing to do: {exc}"}
-    scores = uncertainty(probs, strategy)
     column = {name: pool.column(name).take(positions) for name in ("text", *params["quotas"])}
     values = {name: array.to_numpy(zero_copy_only=False) for name, array in column.items()}
     chosen = select(scores, values["text"], budget=params["budget"], diversity=params["diversity"],
@@ -163,12 +169,13 @@ class _NothingToDo(Exception):
     """Why a run cannot pick anything."""
 
 
-def _scored(pool: pa.Table, trusted: list[dict], probabilities: str, seed: int):
-    """The pool positions scored, their probabilities and predicted labels, and the model's description."""
+def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: str, seed: int):
+    """The pool positions scored, their uncertainty scores and predicted labels, and the model's description."""
     lengths = pc.list_value_length(pool.column("probs")).fill_null(0).to_numpy()
     fresh = np.flatnonzero(pool.column("fresh").to_numpy(zero_copy_only=False) & (lengths > 0))
     fittable = len(trusted) >= MIN_TRUSTED and len({t["label"] for t in trusted}) >= 2
-    use_fit = probabilities == "fit" or (probabilities == "auto" and fittable and len(fresh) < pool.num_rows / 2)
+    stale = len(fresh) < pool.num_rows / 2 or any(t["since_model"] for t in trusted)
+    use_fit = probabilities == "fit" or (probabilities == "auto" and fittable and stale)
     if use_fit:
         if not fittable:
             raise _NothingToDo(f"{len(trusted)} trusted labels; fitting a model needs {MIN_TRUSTED} in two labels or "
@@ -176,13 +183,27 @@ def _scored(pool: pa.Table, trusted: list[dict], probabilities: str, seed: int):
         probs, classes = fit_predict_proba([t["text"] for t in trusted], [t["label"] for t in trusted],
                                            pool.column("text").to_pylist(), seed=seed)
         predicted = pa.array(classes.tolist()).take(probs.argmax(axis=1))
-        return np.arange(pool.num_rows), probs, predicted, f"{DESCRIPTION} fitted on {len(trusted)} trusted labels"
+        return (np.arange(pool.num_rows), uncertainty(probs, strategy), predicted,
+                f"{DESCRIPTION} fitted on {len(trusted)} trusted labels")
+    if not len(fresh) and probabilities == "auto":
+        return _by_score(pool, len(trusted))
     if not len(fresh):
         raise _NothingToDo("no pool item has stored probabilities from the latest model version, and "
                            f"{len(trusted)} trusted labels are too few to fit a model (need {MIN_TRUSTED})")
     version = pool.column("model_version")[int(fresh[0])].as_py()
     probs, predicted = _padded(pool.column("probs").take(fresh)), pool.column("pred_label").take(fresh)
-    return fresh, probs, predicted, f"stored probabilities of model version {version}"
+    return fresh, uncertainty(probs, strategy), predicted, f"stored probabilities of model version {version}"
+
+
+def _by_score(pool: pa.Table, trusted: int):
+    """The pool items with a logged top-1 score, scored by least confidence (1 - score), which needs no more."""
+    scored = np.flatnonzero(np.asarray(pool.column("pred_score").is_valid()))
+    if not len(scored):
+        raise _NothingToDo("no pool item has stored probabilities or a score, and "
+                           f"{trusted} trusted labels are too few to fit a model (need {MIN_TRUSTED})")
+    confidence = pool.column("pred_score").take(scored).to_numpy()
+    return (scored, np.clip(1.0 - confidence, 0.0, 1.0), pool.column("pred_label").take(scored),
+            "least confidence on the logged top-1 scores (too few labels to fit)")
 
 
 def _padded(lists: pa.ChunkedArray) -> np.ndarray:

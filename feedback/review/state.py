@@ -13,8 +13,11 @@ the same transaction as the decision or claim that changes it.
 Priority rule: priority = sum over the item's reasons of weight(reason) x score, with
 scores in [0, 1] and weights from `[queue.weights]` in the config (defaults below).
 Automatic reasons: `correction` (a user correction that disagrees with the model,
-score 1), `error` (a production error, score 1), `low_confidence` (prediction score
-under `review.low_confidence`, score 1 - confidence). Other reasons
+score 1), `error` (a production error, score 1), `low_confidence` (score 1 - confidence):
+by default relative to each model version, its predictions whose score falls in the lowest
+`review.low_confidence_share` (10%) of that version's own scores, since a model with 150
+classes gives most predictions a score a 4-class model would call hopeless; with
+`review.low_confidence` set to a number, the predictions scored under it. Other reasons
 (`suspected_label_error`, `active_learning`, `manual`) are logged in `queue_reasons`
 with their own score; a reason logged after an item's last decision puts a decided item
 (say, a suspected label error) in front of reviewers again.
@@ -40,11 +43,14 @@ import hashlib
 
 import pyarrow as pa
 
+from ..errors import FeedbackError
 from ..workspace import Workspace
 
 DEFAULT_WEIGHTS = {"correction": 1.0, "error": 0.8, "suspected_label_error": 0.9, "low_confidence": 0.6,
                    "active_learning": 0.7, "manual": 1.0}
-REVIEW_DEFAULTS = {"overlap": 2, "overlap_share": 0.0, "lease_seconds": 600, "low_confidence": 0.5}
+REVIEW_DEFAULTS = {"overlap": 2, "overlap_share": 0.0, "lease_seconds": 600, "low_confidence": "relative",
+                   "low_confidence_share": 0.10}
+_EXACT_BELOW = 2_000  # a model version with fewer scored predictions gets its threshold computed at every sync
 
 
 def review_config(ws: Workspace) -> dict:
@@ -60,6 +66,8 @@ def sync_items(tx, ws: Workspace) -> int:
     mark = tx.value("SELECT max(value) FROM state_marks WHERE name = 'items'") or 0
     top = tx.value("SELECT max(seq) FROM events") or 0
     if top > mark:
+        if review_config(ws)["low_confidence"] == "relative":
+            _update_thresholds(tx, ws, mark)
         tx.execute("CREATE TEMP TABLE touched AS SELECT DISTINCT item_id FROM events WHERE seq > ?", [mark])
         _rebuild_touched(tx, ws)
         tx.execute("INSERT INTO state_marks VALUES ('items', ?, now()::TIMESTAMP)", [top])
@@ -72,12 +80,42 @@ def refresh_items(tx, ws: Workspace, item_ids: list[str]) -> None:
     _rebuild_touched(tx, ws)
 
 
+def _update_thresholds(tx, ws: Workspace, mark: int) -> None:
+    """Keep each model version's low-confidence threshold: the `low_confidence_share` quantile of its scores,
+    computed again whenever its scored predictions have doubled since (always, while they are few)."""
+    share = float(review_config(ws)["low_confidence_share"])
+    arrived = tx.rows("SELECT coalesce(model_version, '') AS v, count(*) AS n FROM events WHERE seq > ? "
+                      "AND type = 'prediction' AND pred_score IS NOT NULL GROUP BY 1", [mark])
+    known = {r["model_version"]: r for r in tx.rows("SELECT * FROM score_thresholds")}
+    for row in arrived:
+        old = known.get(row["v"], {"threshold": None, "basis": 0, "seen": 0})
+        seen = old["seen"] + row["n"]
+        threshold, basis = old["threshold"], old["basis"]
+        if seen >= 2 * basis or seen < _EXACT_BELOW:
+            threshold = tx.value("SELECT quantile_cont(pred_score, ?) FROM events WHERE type = 'prediction' "
+                                 "AND coalesce(model_version, '') = ? AND pred_score IS NOT NULL", [share, row["v"]])
+            basis = seen
+        tx.execute("DELETE FROM score_thresholds WHERE model_version = ?", [row["v"]])
+        tx.execute("INSERT INTO score_thresholds VALUES (?, ?, ?, ?)", [row["v"], threshold, basis, seen])
+
+
+def _low_confidence(ws: Workspace) -> tuple[str, list]:
+    """The SQL condition (over `agg`) and parameters of the `low_confidence` reason."""
+    setting = review_config(ws)["low_confidence"]
+    if setting == "relative":
+        return ("pred_score < (SELECT threshold FROM score_thresholds t "
+                "WHERE t.model_version = coalesce(agg.model_version, ''))"), []
+    if isinstance(setting, bool) or not isinstance(setting, (int, float)):
+        raise FeedbackError(f"[review] low_confidence = {setting!r}: use \"relative\" or a score such as 0.5")
+    return "pred_score < ?", [float(setting)]
+
+
 def _rebuild_touched(tx, ws: Workspace) -> None:
     w = weights(ws)
-    threshold = review_config(ws)["low_confidence"]
+    low, low_params = _low_confidence(ws)
     tx.execute("DELETE FROM items WHERE item_id IN (SELECT item_id FROM touched)")
     tx.execute(
-        """
+        f"""
         INSERT INTO items
         WITH e AS (SELECT * FROM events WHERE item_id IN (SELECT item_id FROM touched)),
         agg AS (
@@ -96,7 +134,7 @@ def _rebuild_touched(tx, ws: Workspace) -> None:
             SELECT item_id, 'correction' AS reason, 1.0 AS score FROM agg
              WHERE corr_label IS NOT NULL AND corr_label IS DISTINCT FROM pred_label
             UNION ALL SELECT item_id, 'error', 1.0 FROM agg WHERE has_error
-            UNION ALL SELECT item_id, 'low_confidence', 1.0 - pred_score FROM agg WHERE pred_score < ?
+            UNION ALL SELECT item_id, 'low_confidence', 1.0 - pred_score FROM agg WHERE {low}
             UNION ALL SELECT item_id, reason, max(score) FROM queue_reasons
              WHERE item_id IN (SELECT item_id FROM touched) GROUP BY item_id, reason
         ),
@@ -115,7 +153,7 @@ def _rebuild_touched(tx, ws: Workspace) -> None:
         FROM agg LEFT JOIN ranked USING (item_id) LEFT JOIN queued USING (item_id)
         ORDER BY coalesce(priority, 0.0) DESC, agg.item_id  -- pages by priority can skip low row groups
         """,
-        [threshold, list(w), list(w.values())],
+        [*low_params, list(w), list(w.values())],
     )
     tx.execute("DROP TABLE touched")
 

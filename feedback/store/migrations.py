@@ -223,4 +223,15 @@ CREATE TABLE distinct_mark_undos (
 )
 """,
     ),
+    (
+        "009_score_thresholds",
+        """
+CREATE TABLE score_thresholds (
+    model_version VARCHAR,
+    threshold DOUBLE,
+    basis BIGINT,
+    seen BIGINT
+)
+""",
+    ),
 ]
