@@ -30,22 +30,23 @@ from ..workspace import Workspace
 ROW_HASH = pa.binary(16)
 _MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?\s*[KMGT]i?B$")
 _LABELED = "FROM reviews r JOIN items i USING (item_id) WHERE r.status = 'labeled' AND ({where})"
-_PICKED = _LABELED + " AND i.text IS NOT NULL"
 #: The row hash in SQL over `items i` and `reviews r`, as a number (see `_EXAMPLES` for its bytes)
 ROW_MD5 = ("md5_number(strlen(i.item_id) || ':' || i.item_id || strlen(r.current_label) || ':' || r.current_label"
            " || strlen(i.text) || ':' || i.text)")
 # md5_number is the digest read as a little-endian 128-bit number: its low half holds bytes 0-7
 _EXAMPLES = f"""
-WITH picked AS (
+WITH special AS (SELECT decision_id, kind FROM decisions WHERE kind IN ('adjudicate', 'import')),
+pins AS (SELECT item_id, arg_max(split, pinned_at) AS pinned_split FROM pinned_splits GROUP BY item_id),
+picked AS (
     SELECT i.item_id AS id, i.text, r.current_label AS label, i.source,
            {ROW_MD5} AS row_md5,
            (md5_number(? || i.item_id) >> 64)::DOUBLE / 18446744073709551616.0 AS bucket,
            r.label_decision_id, r.label_reviewer,
-           r.label_decision_id IN (SELECT decision_id FROM decisions WHERE kind = 'adjudicate') AS adjudicated,
-           r.label_decision_id IN (SELECT decision_id FROM decisions WHERE kind = 'import') AS imported,
-           (SELECT arg_max(p.split, p.pinned_at) FROM pinned_splits p WHERE p.item_id = i.item_id) AS pinned_split,
-           len(r.reviewers) AS reviewers, hash(i.text) AS text_hash
-    {_PICKED})
+           coalesce(s.kind = 'adjudicate', false) AS adjudicated, coalesce(s.kind = 'import', false) AS imported,
+           pins.pinned_split, len(r.reviewers) AS reviewers, hash(i.text) AS text_hash
+    FROM reviews r JOIN items i USING (item_id) LEFT JOIN special s ON s.decision_id = r.label_decision_id
+         LEFT JOIN pins ON pins.item_id = i.item_id
+    WHERE r.status = 'labeled' AND i.text IS NOT NULL AND ({{where}}))
 SELECT * EXCLUDE (row_md5), (row_md5 & 18446744073709551615::UHUGEINT)::UBIGINT AS md5_head,
        (row_md5 >> 64)::UBIGINT AS md5_tail
 FROM picked ORDER BY id

@@ -75,9 +75,11 @@ def _stratified(rep: np.ndarray, bucket: np.ndarray, fixed: np.ndarray, ratios: 
     n, width = len(rep), len(ratios)
     split = np.full(n, -1)
     new = fixed < 0
-    keys, sizes = np.unique(rep[new], return_counts=True)
+    counts = np.bincount(rep[new], minlength=n)
+    keys = np.flatnonzero(counts)
     if not len(keys):
         return split
+    sizes = counts[keys]
     label = strata[keys] + 1  # 0: no label
     labels = int(max(label.max(), strata.max() + 1)) + 1
     have = np.zeros((labels, width))
@@ -86,7 +88,7 @@ def _stratified(rep: np.ndarray, bucket: np.ndarray, fixed: np.ndarray, ratios: 
     room = np.clip(ratios * (have.sum(1) + incoming)[:, None] - have, 0, None)
     room = np.where(room.sum(1, keepdims=True) > 0, room, ratios)  # every split full: go by the ratios
     bounds = np.cumsum(room / room.sum(1, keepdims=True), axis=1) * incoming[:, None]
-    order = np.lexsort((bucket[keys], label))
+    order = np.argsort(label + bucket[keys], kind="stable")  # by label, then by hash (bucket is in [0, 1))
     ends = np.cumsum(sizes[order])
     starts = np.r_[0, np.cumsum(incoming)][label[order]]
     middle = ends - starts - sizes[order] / 2  # each group's middle, counted within its label
