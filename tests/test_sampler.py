@@ -15,6 +15,7 @@ from feedback.cli.learn import sample as sample_command, suspects as suspects_co
 from feedback.roles import Actor
 from feedback.learn import sample, sampler_report, select, uncertainty
 from feedback.learn import sampler
+from feedback.errors import FeedbackError
 from feedback.learn.jobs import job_lock
 from feedback.review import add_to_queue, decide, item, queue_page, relabel_group
 from conftest import REPO
@@ -314,3 +315,25 @@ def test_cli_options_are_checked_and_documented(shell, pool):
     assert "'colour=3' is not FIELD=N with FIELD one of pred_label, model_version, source" in bad.output
     for command in ("sample", "suspects"):
         assert "Example" in shell(command, "--help").output
+
+
+def test_the_text_model_is_configurable_and_a_bad_one_is_named(open_ws, tmp_path, monkeypatch):
+    (tmp_path / "team_models.py").write_text(
+        "from sklearn.feature_extraction.text import CountVectorizer\n"
+        "from sklearn.naive_bayes import MultinomialNB\n"
+        "from sklearn.pipeline import make_pipeline\n"
+        "def bayes():\n    return make_pipeline(CountVectorizer(), MultinomialNB())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    texts = {"card_arrival": "where is my card {}", "refund_not_showing_up": "my refund {} is not showing"}
+    ws = load(open_ws, tmp_path, [predicted(f"{label}-{i}", CASES["a"], text=text.format(i))
+                                  for label, text in texts.items() for i in range(14)])
+    for label in texts:
+        relabel_group(ws, ALICE, [f"{label}-{i}" for i in range(11)], label)
+    with open(ws.root / "feedback.toml", "a") as f:
+        f.write('\n[learn]\nmodel = "team_models:bayes"\n')
+    ws = ws.__class__(ws.root)
+    assert sample(ws, budget=3, dry_run=True)["model"] == "team_models:bayes fitted on 22 trusted labels"
+    path = ws.root / "feedback.toml"
+    path.write_text(path.read_text().replace("team_models:bayes", "team_models:nope"))
+    with pytest.raises(FeedbackError, match=r"\[learn\] model = 'team_models:nope': cannot load it"):
+        sample(ws.__class__(ws.root), budget=3, dry_run=True)

@@ -83,23 +83,28 @@ def sample(ws, budget, strategy, diversity, quotas, probabilities, recent_runs, 
 @click.option("--limit", type=click.IntRange(1), help="Queue at most this many (the most suspicious).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the folds and the model.")
 @click.option("--dry-run", is_flag=True, help="Show the suspects; queue nothing.")
+@click.option("--scores", is_flag=True,
+              help="Also list every judged label's score, flagged or not (to choose your own cutoff); with --json too.")
 @workspace_option
 @output_options
-def suspects(ws, method, folds, limit, seed, dry_run, as_json, quiet):
+def suspects(ws, method, folds, limit, seed, dry_run, scores, as_json, quiet):
     """Queue trusted labels that look wrong (reason suspected_label_error), most suspicious first.
 
-    Out-of-fold probabilities of a TF-IDF + logistic regression model over the labeled
-    items, and confident learning. An item is flagged at most once.
+    Out-of-fold probabilities of the text model over the labeled items, and confident learning.
+    A suspect suggests the likeliest other label. An item is flagged at most once.
 
     \b
     Examples:
       feedback suspects --dry-run
       feedback suspects --limit 100 --json
+      feedback suspects --dry-run --scores --json > scores.json
     """
-    found = learn.find_suspects(ws, method=method, folds=folds, limit=limit, dry_run=dry_run, seed=seed)
+    found = learn.find_suspects(ws, method=method, folds=folds, limit=limit, dry_run=dry_run, scores=scores, seed=seed)
     emit(found, as_json=as_json, quiet=quiet, text=lambda r: _result_text(r, [
         f"{s['score']:.3f}  {s['item_id']:<14} {s['label']} -> {s['suggested']}  {s['text'][:60]!r}"
-        for s in r["suspects"]]))
+        for s in r["suspects"]] + [
+        f"{s['score']:.3f}  {s['item_id']:<14} {s['label']:<30} {'flagged' if s['flagged'] else ''}"
+        for s in sorted(r.get("scores", []), key=lambda s: -s["score"])]))
 
 
 def _result_text(result: dict, lines: list[str]) -> str:

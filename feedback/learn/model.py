@@ -8,7 +8,8 @@ with the classes in sorted order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -16,7 +17,27 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
+from ..errors import FeedbackError
+
 DESCRIPTION = "tf-idf + logistic regression"
+Factory = Callable[[], Pipeline]
+
+
+def model_factory(config: dict) -> tuple[Factory | None, str]:
+    """`[learn] model = "package.module:factory"` (a callable returning an unfitted scikit-learn pipeline),
+    or None for the default text model; and how to describe the model in run records."""
+    spec = config.get("learn", {}).get("model")
+    if not spec:
+        return None, DESCRIPTION
+    module, _, name = str(spec).partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise FeedbackError(f"[learn] model = {spec!r}: cannot load it ({exc}); give \"package.module:function\", "
+                            "a function that returns an unfitted scikit-learn pipeline") from None
+    if not callable(factory):
+        raise FeedbackError(f"[learn] model = {spec!r} is not a function")
+    return factory, spec
 
 
 def text_classifier(*, seed: int = 0) -> Pipeline:
@@ -27,21 +48,30 @@ def text_classifier(*, seed: int = 0) -> Pipeline:
     ])
 
 
-def fit_predict_proba(texts: Sequence[str], labels: Sequence[str], pool: Sequence[str], *,
-                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Fit on (texts, labels); return the class probabilities of `pool` and the classes."""
-    model = text_classifier(seed=seed).fit(list(texts), list(labels))
+def fit_predict_proba(texts: Sequence[str], labels: Sequence[str], pool: Sequence[str], *, seed: int = 0,
+                      factory: Factory | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fit on (texts, labels); return the class probabilities of `pool` and the classes.
+
+    The default model's vocabulary comes from the labeled and the pool texts together (unsupervised),
+    so words seen only in production count from the first round; a `factory` model is fitted as it is.
+    """
+    model = factory() if factory else text_classifier(seed=seed)
+    if factory is None:
+        model[:-1].fit(list(texts) + list(pool))
+        model[-1].fit(model[:-1].transform(list(texts)), list(labels))
+    else:
+        model.fit(list(texts), list(labels))
     return model.predict_proba(list(pool)), model.classes_
 
 
-def out_of_fold_proba(texts: Sequence[str], labels: Sequence[str], *, folds: int = 5,
-                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def out_of_fold_proba(texts: Sequence[str], labels: Sequence[str], *, folds: int = 5, seed: int = 0,
+                      factory: Factory | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each text's class probabilities from a model that never saw it (stratified k-fold), and the classes.
 
     Every label needs at least `folds` examples.
     """
     classes, y = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    probs = cross_val_predict(text_classifier(seed=seed), np.asarray(texts, dtype=object), y, cv=splitter,
-                              method="predict_proba")
+    model = factory() if factory else text_classifier(seed=seed)
+    probs = cross_val_predict(model, np.asarray(texts, dtype=object), y, cv=splitter, method="predict_proba")
     return probs, classes

@@ -42,7 +42,7 @@ from ..roles import Actor, system_actor
 from ..workspace import Workspace
 from .choices import DEFAULT_DIVERSITY, DEFAULT_STRATEGY, DIVERSITY, PROBABILITIES, QUOTA_FIELDS, STRATEGIES
 from .jobs import JobBusy, job_lock, now
-from .model import DESCRIPTION, fit_predict_proba
+from .model import fit_predict_proba, model_factory
 from .strategies import select, uncertainty
 
 SAMPLER = system_actor("sampler")
@@ -150,7 +150,8 @@ def _plan(ws: Workspace, strategy: str, params: dict) -> dict:
     try:
         if not pool.num_rows:
             raise _NothingToDo("every item with text is labeled, waiting as an earlier pick, or recently picked")
-        positions, scores, predicted, model = _scored(pool, trusted, strategy, params["probabilities"], params["seed"])
+        positions, scores, predicted, model = _scored(pool, trusted, strategy, params["probabilities"], params["seed"],
+                                                      model_factory(ws.config))
     except _NothingToDo as exc:
         return {**plan, "message": f"nothing to do: {exc}"}
     column = {name: pool.column(name).take(positions) for name in ("text", *params["quotas"])}
@@ -169,7 +170,7 @@ class _NothingToDo(Exception):
     """Why a run cannot pick anything."""
 
 
-def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: str, seed: int):
+def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: str, seed: int, text_model: tuple):
     """The pool positions scored, their uncertainty scores and predicted labels, and the model's description."""
     lengths = pc.list_value_length(pool.column("probs")).fill_null(0).to_numpy()
     fresh = np.flatnonzero(pool.column("fresh").to_numpy(zero_copy_only=False) & (lengths > 0))
@@ -180,11 +181,12 @@ def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: s
         if not fittable:
             raise _NothingToDo(f"{len(trusted)} trusted labels; fitting a model needs {MIN_TRUSTED} in two labels or "
                                "more (label more items, or use the stored probabilities)")
+        factory, described = text_model
         probs, classes = fit_predict_proba([t["text"] for t in trusted], [t["label"] for t in trusted],
-                                           pool.column("text").to_pylist(), seed=seed)
+                                           pool.column("text").to_pylist(), seed=seed, factory=factory)
         predicted = pa.array(classes.tolist()).take(probs.argmax(axis=1))
         return (np.arange(pool.num_rows), uncertainty(probs, strategy), predicted,
-                f"{DESCRIPTION} fitted on {len(trusted)} trusted labels")
+                f"{described} fitted on {len(trusted)} trusted labels")
     if not len(fresh) and probabilities == "auto":
         return _by_score(pool, len(trusted))
     if not len(fresh):

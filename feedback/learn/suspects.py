@@ -35,7 +35,7 @@ from ..roles import Actor, system_actor
 from ..workspace import Workspace
 from .choices import DEFAULT_SUSPECT_METHOD, SUSPECT_METHODS
 from .jobs import JobBusy, job_lock
-from .model import out_of_fold_proba
+from .model import model_factory, out_of_fold_proba
 
 FINDER = system_actor("label-error-finder")
 
@@ -64,6 +64,13 @@ def confident_joint(labels, probs) -> tuple[np.ndarray, np.ndarray]:
     sure = confident >= 0
     np.add.at(joint, (labels[sure], confident[sure]), 1)
     return joint, confident
+
+
+def best_other(labels, probs) -> np.ndarray:
+    """Each example's most probable label other than its given one (what a suspect suggests instead)."""
+    labels, others = np.asarray(labels), np.array(probs, dtype=float)
+    others[np.arange(len(labels)), labels] = -np.inf
+    return others.argmax(axis=1)
 
 
 def disagreement(labels, probs) -> np.ndarray:
@@ -114,13 +121,15 @@ def _most_disagreeing_per_pair(labels: np.ndarray, probs: np.ndarray) -> np.ndar
 
 
 def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds: int = 5, limit: int | None = None,
-             dry_run: bool = False, seed: int = 0, actor: Actor = FINDER) -> dict:
+                  dry_run: bool = False, scores: bool = False, seed: int = 0, actor: Actor = FINDER) -> dict:
     """Find trusted labels that look wrong and queue them (`suspected_label_error`), most suspicious first.
 
     Items flagged before are not queued again. Labels with fewer than `folds` examples
-    cannot be cross-validated; their items are left out. The result's `status` is `done`,
-    `nothing_to_do`, `dry_run` (suspects shown, nothing queued) or `busy` (another run
-    holds the lock).
+    cannot be cross-validated; their items are left out. A suspect suggests the likeliest other
+    label, never the one it has. With `scores`, the result also holds `scores`: every judged
+    label's score and suggestion, flagged or not, so a caller can choose its own cutoff. The
+    result's `status` is `done`, `nothing_to_do`, `dry_run` (suspects shown, nothing queued) or
+    `busy` (another run holds the lock).
     """
     if method not in SUSPECT_METHODS:
         raise FeedbackError(f"method {method!r} is not one of {', '.join(SUSPECT_METHODS)}")
@@ -130,16 +139,17 @@ def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds:
         raise FeedbackError(f"limit {limit}: give at least 1, or no limit")
     actor.require(ws, "add_to_queue")
     if dry_run:
-        return {**_find(ws, method=method, folds=folds, limit=limit, seed=seed), "status": "dry_run", "queued": 0}
+        return {**_find(ws, method=method, folds=folds, limit=limit, seed=seed, scores=scores), "status": "dry_run",
+                "queued": 0}
     try:
         with job_lock(ws, "suspects"):
-            found = _find(ws, method=method, folds=folds, limit=limit, seed=seed)
+            found = _find(ws, method=method, folds=folds, limit=limit, seed=seed, scores=scores)
             return _queue(ws, found, actor) if found["suspects"] else {**found, "status": "nothing_to_do", "queued": 0}
     except JobBusy as exc:
         return {"status": "busy", "message": str(exc), "suspects": []}
 
 
-def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, seed: int) -> dict:
+def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, seed: int, scores: bool) -> dict:
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         rows = tx.rows(_TRUSTED)
@@ -151,13 +161,19 @@ def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, seed: in
         return {**result, "message": f"nothing to do: {len(judged)} trusted labels in labels with {folds}+ "
                                      f"examples; cross-validation needs two such labels or more"}
     probs, classes = out_of_fold_proba([r["text"] for r in judged], [r["label"] for r in judged], folds=folds,
+                                       factory=model_factory(ws.config)[0],
                                        seed=seed)
     labels = np.searchsorted(classes, [r["label"] for r in judged])
     positions, score = label_issues(labels, probs, method=method)
+    suggested = classes[best_other(labels, probs)]
     fresh = [i for i in positions if judged[i]["item_id"] not in flagged_before][:limit]
     found = [{"item_id": judged[i]["item_id"], "text": judged[i]["text"], "label": judged[i]["label"],
-              "suggested": str(classes[probs[i].argmax()]), "score": float(score[i]),
+              "suggested": str(suggested[i]), "score": float(score[i]),
               "label_decision_id": judged[i]["label_decision_id"]} for i in fresh]
+    if scores:
+        flagged = set(positions.tolist())
+        result["scores"] = [{"item_id": r["item_id"], "label": r["label"], "suggested": str(suggested[i]),
+                             "score": float(score[i]), "flagged": i in flagged} for i, r in enumerate(judged)]
     message = (f"{len(positions)} of {len(judged)} judged labels look wrong; {len(positions) - len(fresh)} of them "
                "flagged before or over the limit")
     return {**result, "flagged": len(positions), "suspects": found,
