@@ -79,6 +79,8 @@ def pass_over(actor, item_id):
 def review_page():
     actor = state.current_actor
     st.title("Review")
+    st.caption("Keys: 1-9 the quick labels · L the label picked in the search box · S skip · J junk · U unsure · "
+               "Z undo · N next")
     show_flash()
     screen = screens.review_screen(ws, actor, exclude=state.passed)
     if screen is None:
@@ -279,6 +281,12 @@ def releases_page():
         return
     st.dataframe(made, hide_index=True, width="stretch")
     refs = [f"{r['dataset']}/{r['version']}" for r in made]
+    latest = made[-1]
+    st.subheader(f"Load {refs[-1]}")
+    st.code(f"import datasets, pandas\nds = datasets.load_dataset({latest['location']!r})  # train/validation/test, "
+            f"labels as ClassLabel\ndf = pandas.read_parquet({latest['location'] + '/data'!r})", language="python")
+    with st.expander(f"Data card of {refs[-1]}"):
+        st.markdown(release.release_card(ws, refs[-1]))
     if len(refs) >= 2:
         with st.container(horizontal=True):
             old = st.selectbox("From", refs, index=len(refs) - 2, width=300)

@@ -1,37 +1,111 @@
-"""The demo: a workspace seeded from the repository's sample_data/, and the app on top of it."""
+"""The demo: a small, honest picture of a team a week in, built from sample_data/ by the public API.
+
+The story, in the order a team lives it (each step is a library call a user could make; `STEPS`):
+1. a workspace with the BANKING77 taxonomy;
+2. the production model's original training labels come in with `import_labels`;
+3. a lead publishes release v1 from them;
+4. a month of production traffic is ingested (predictions, corrections, errors);
+5. the sampler queues the items a model would learn most from; the label-error finder queues
+   labels that look wrong;
+6. two reviewers decide a few items, and disagree on a gold item, which waits for a lead.
+Running it again reuses the workspace and adds nothing twice (files already taken are skipped;
+the story's decisions are made once); `fresh=True` builds it anew.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from .capture.ingest import ingest_files
+from .capture.summary import status
 from .errors import FeedbackError
+from .learn.sampler import sample
+from .learn.suspects import find_suspects
 from .processes import check_can_listen
+from .release.releases import create_release, list_releases
+from .review.decisions import decide, decide_many, set_gold
+from .review.imports import import_labels
+from .review.queue import QueueFilter, queue_page
+from .roles import Actor
 from .workspace import CONFIG_NAME, Workspace, init_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO / "sample_data"
 APP = REPO / "app.py"
+LEAD, ALICE, BOB = Actor("lena", "lead"), Actor("alice", "reviewer"), Actor("bob", "reviewer")
+_TOLD = ".demo-story"  # written when the story's one-time steps are done
+NEXT = """Try next:
+  feedback queue --counts                 what waits for review, by reason and label
+  feedback next -r alice                  claim the top item; then: feedback label ITEM LABEL -r alice
+  feedback queue --status disputed        the item two reviewers disagree on (a lead adjudicates)
+  feedback sample --report                the sampler's run and its yield
+  feedback release create -r lena         release v2 once a few more labels are in
+  feedback release diff v1 v2             what changed between the two"""
 
 
-def prepare_demo(directory: str | Path, *, sample_data: Path = SAMPLE_DATA) -> Workspace:
-    """Create the demo workspace (or reuse it) and ingest the sample log; re-running adds nothing twice."""
-    events = sample_data / "events.jsonl"
-    if not events.is_file():
-        raise FeedbackError(f"{events} is missing; regenerate it with `python sample_data/make_sample.py`")
+def prepare_demo(directory: str | Path, *, sample_data: Path = SAMPLE_DATA, fresh: bool = False) -> Workspace:
+    """Build the demo workspace (or reuse it): the whole story of the module docstring."""
+    for name in ("events.jsonl", "training_labels.csv", "taxonomy.json"):
+        if not (sample_data / name).is_file():
+            raise FeedbackError(f"{sample_data / name} is missing; regenerate it with `python sample_data/make_sample.py`")
     root = Path(directory)
+    if fresh and root.exists():
+        _remove(root)
     if (root / CONFIG_NAME).exists():
         ws = Workspace(root)
     else:
         labels = json.loads((sample_data / "taxonomy.json").read_text(encoding="utf-8"))
         ws = init_workspace(root, dataset="banking77", labels=labels)
-    ingest_files(ws, [events])
+    import_labels(ws, [sample_data / "training_labels.csv"], by=LEAD)
+    if not list_releases(ws):
+        create_release(ws, by=LEAD)
+    ingest_files(ws, [sample_data / "events.jsonl"])
+    if not (root / _TOLD).exists():
+        _week_of_review(ws)
+        (root / _TOLD).write_text("the demo's one-time steps are done\n", encoding="utf-8")
     return ws
+
+
+def summary(ws: Workspace, seconds: float | None = None) -> dict:
+    """What the demo holds now, and what to try next."""
+    return {"status": status(ws), "releases": [f"{r['dataset']}/{r['version']}" for r in list_releases(ws)],
+            "seconds": seconds, "next": NEXT}
+
+
+def build(directory: str | Path, *, fresh: bool = False) -> tuple[Workspace, dict]:
+    """`prepare_demo`, timed, and its summary."""
+    started = time.perf_counter()
+    ws = prepare_demo(directory, fresh=fresh)
+    return ws, summary(ws, time.perf_counter() - started)
+
+
+def _week_of_review(ws: Workspace) -> None:
+    """The sampler and the label-error finder run once; reviewers decide a few items; two disagree on a gold one."""
+    sample(ws, budget=40, key="demo-week-1")
+    find_suspects(ws, limit=20)
+    corrected = queue_page(ws, QueueFilter(reason="correction"), limit=9)
+    decide_many(ws, ALICE, [(n, {"item_id": r["item_id"], "label": r["corr_label"]})
+                            for n, r in enumerate(corrected[:8], start=1)])
+    disputed = corrected[8]
+    set_gold(ws, LEAD, disputed["item_id"], disputed["corr_label"])
+    decide(ws, ALICE, disputed["item_id"], disputed["corr_label"])
+    decide(ws, BOB, disputed["item_id"], disputed["pred_label"])  # bob sides with the model: a dispute for a lead
+
+
+def _remove(root: Path) -> None:
+    if not (root / CONFIG_NAME).exists():
+        raise FeedbackError(f"{root} is not a workspace; not removing it (give the demo's folder to --fresh)")
+    for path in root.rglob("*"):  # releases are read-only
+        if path.is_dir():
+            path.chmod(0o755)
+    shutil.rmtree(root)
 
 
 def run_app(ws: Workspace, *, port: int) -> None:

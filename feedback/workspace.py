@@ -16,7 +16,7 @@ from pathlib import Path
 from .errors import WorkspaceError
 
 CONFIG_NAME = "feedback.toml"
-_MIGRATED: set[Path] = set()
+_MIGRATED: set[tuple] = set()
 ENV_VAR = "FEEDBACK_WORKSPACE"
 DEFAULT_SPLITS = {"train": 0.8, "validation": 0.1, "test": 0.1}  # `[release] splits`: name -> share
 DEFAULTS = {
@@ -89,10 +89,19 @@ class Workspace:
         from .store import Store
 
         store = Store(self.path("store"), busy_timeout=float(self.config["store"]["busy_timeout"]))
-        if store.path not in _MIGRATED:
+        if _identity(store.path) not in _MIGRATED:
             store.migrate()
-            _MIGRATED.add(store.path)
+            _MIGRATED.add(_identity(store.path))
         return store
+
+
+def _identity(path: Path) -> tuple:
+    """A store file as this process has seen it migrated: its path and inode (a file made anew is migrated anew)."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return (path, None)
+    return (path, found.st_dev, found.st_ino)
 
 
 def _parse_taxonomy(section: dict, path: Path) -> Taxonomy:

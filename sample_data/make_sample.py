@@ -7,8 +7,11 @@ traffic is the held-out 40% of train plus the whole test split. Users correct
 some wrong predictions (a few corrections are themselves wrong, a few arrive in
 the file before their prediction) and some requests fail.
 
+The default mode also writes `training_labels.csv` beside the log: the labeled examples v2
+was trained on (item_id, text, label), what a team would bring in with `feedback import-labels`.
+
 Modes:
-  python sample_data/make_sample.py                      # default sample log
+  python sample_data/make_sample.py                      # default sample log and training labels
   python sample_data/make_sample.py --scale N --out F    # N events, benchmark
   python sample_data/make_sample.py --texts N --out F    # N texts, near-dups
 """
@@ -95,9 +98,8 @@ def build_pool(data_dir, seed):
     source and per-version predictions.
     """
     rng = random.Random(seed)
-    train_rows = load_split(data_dir, "train")
-    rng.shuffle(train_rows)
-    cut = {v: int(share * len(train_rows)) for v, share in TRAIN_SHARES.items()}
+    train_rows = shuffled_train(data_dir, rng)
+    cut = training_cuts(train_rows)
     pool = [{"text": t, "label": y, "source": "banking77:train"}
             for t, y in train_rows[cut["v2"]:]]
     pool += [{"text": t, "label": y, "source": "banking77:test"}
@@ -109,6 +111,36 @@ def build_pool(data_dir, seed):
         for item, pred in zip(pool, preds):
             item.setdefault("preds", {})[version] = pred
     return pool
+
+
+def shuffled_train(data_dir, rng):
+    """The train split in the shuffled order whose leading shares train the model versions."""
+    rows = load_split(data_dir, "train")
+    rng.shuffle(rows)
+    return rows
+
+
+def training_cuts(train_rows):
+    return {v: int(share * len(train_rows)) for v, share in TRAIN_SHARES.items()}
+
+
+def training_labels(data_dir, seed):
+    """The labeled examples the newest model version was trained on, as import-labels rows."""
+    rows = shuffled_train(data_dir, random.Random(seed))
+    return ({"item_id": f"train-{i:05d}", "text": t, "label": y}
+            for i, (t, y) in enumerate(rows[:training_cuts(rows)["v2"]], 1))
+
+
+def write_csv(path, records):
+    """Records (dicts with the same keys) as a CSV file; return how many."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = None
+        for n, record in enumerate(records, 1):
+            writer = writer or csv.DictWriter(f, fieldnames=list(record))
+            if n == 1:
+                writer.writeheader()
+            writer.writerow(record)
+    return n
 
 
 def error_rate(pool, version):
@@ -306,6 +338,8 @@ def main():
             if not 0 < args.limit <= len(pool):
                 sys.exit(f"--limit must be in 1..{len(pool)}")
             counts = write_jsonl(args.out, events(pool, rng, args.limit))
+            labels = write_csv(args.out.parent / "training_labels.csv", training_labels(args.data, args.seed))
+            print(f"wrote {labels} training labels to {args.out.parent / 'training_labels.csv'}", file=sys.stderr)
     print(f"wrote {sum(counts.values())} records to {args.out} "
           f"({dict(sorted(counts.items()))}) in {time.perf_counter() - started:.1f}s",
           file=sys.stderr)

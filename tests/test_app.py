@@ -189,5 +189,7 @@ def test_releases_page_creates_a_release_and_lists_it(tmp_path, monkeypatch):
     assert not at.exception and at.title[0].value == "Releases"
     next(b for b in at.button if b.label.startswith("Create a release")).click().run()
     assert not at.exception
-    assert at.success[0].value == "Released banking77 v1."
-    assert list(at.main.dataframe[0].value["version"]) == ["v1"]
+    assert at.success[0].value == "Released banking77 v2."  # the demo holds v1, from the imported labels
+    assert list(at.main.dataframe[0].value["version"]) == ["v1", "v2"]
+    assert "datasets.load_dataset(" in at.code[0].value and at.expander[0].label == "Data card of banking77/v2"
+    assert "imported from labeled data the team already had" in at.markdown[-1].value

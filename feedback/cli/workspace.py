@@ -168,22 +168,28 @@ def label_add(ws, name, description, hotkey, reviewer, as_json, quiet):
 
 @click.command()
 @click.argument("directory", default=".feedback-demo", type=click.Path(file_okay=False))
-@click.option("--no-app", is_flag=True, help="Stop after ingest and print the summary.")
+@click.option("--no-app", is_flag=True, help="Build the workspace, print its summary and what to try next; no app.")
+@click.option("--fresh", is_flag=True, help="Delete the demo workspace and build it anew.")
 @click.option("--port", default=8501, show_default=True, type=int, help="Port of the Streamlit app.")
-def demo(directory, no_app, port):
-    """Create (or reuse) a workspace seeded from sample_data/ and open the app on it.
+def demo(directory, no_app, fresh, port):
+    """A team a week in, built from sample_data/: imported training labels, release v1, a month of
+    production, a sampler run, suspected label errors, a few decisions and one dispute; then the app.
 
     \b
     Example:
       feedback demo            # http://localhost:8501
-      feedback demo --no-app
+      feedback demo --no-app   # the summary and the commands to try next
+      feedback demo --fresh    # rebuild it
     """
-    from ..demo import prepare_demo, run_app
+    from ..demo import build, run_app
 
-    ws = prepare_demo(directory)
-    click.echo(_status_text(capture.status(ws)))
-    if not no_app:
-        run_app(ws, port=port)
+    ws, built = build(directory, fresh=fresh)
+    click.echo(_status_text(built["status"]))
+    click.echo(f"Releases    {', '.join(built['releases'])}  (built in {built['seconds']:.1f} s)")
+    if no_app:
+        click.echo(f"\nexport FEEDBACK_WORKSPACE={ws.root}\n{built['next']}")
+        return
+    run_app(ws, port=port)
 
 
 def _status_text(s: dict) -> str:

@@ -42,8 +42,8 @@ def render_card(manifest: dict) -> str:
     splits = [name for name, info in m["splits"].items() if info["rows"]]
     sections = [
         _header(m, splits),
-        f"# {m['dataset']} {m['version']}\n\n{m['examples']:,} labeled text examples of `{m['dataset']}`, reviewed "
-        f"by people in feedback-workbench from production model traffic.\n\n"
+        f"# {m['dataset']} {m['version']}\n\n{m['examples']:,} labeled text examples of `{m['dataset']}`: "
+        f"{_origin(m['examples'], m['provenance'].get('imported', 0))}.\n\n"
         f"- release_id: `{m['release_id']}`\n- parent: {_parent(m)}\n- built: {m['created_at'][:19].replace('T', ' ')} UTC"
         f"{' by ' + m['created_by'] if m['created_by'] else ''}, from the store at event {m['recipe']['watermark']['event_seq']}"
         f"\n- files: `data/<split>-*.parquet` (id, text, label), `index.parquet` (split, row hash, duplicate group, "
@@ -77,9 +77,16 @@ def _loading(m: dict, splits: list[str]) -> str:
     return ("## Loading\n\n```python\nimport pandas as pd\n"
             f"{splits[0] if splits else 'train'} = pd.read_parquet({json.dumps(first)})  # each split's files: manifest.json\n\n"
             "from datasets import load_dataset\n"
-            f"ds = load_dataset(\"parquet\", data_dir=\".\")  # splits: {', '.join(splits)}\n\n"
+            f"ds = load_dataset(\".\")  # this folder; splits: {', '.join(splits)}; labels as ClassLabel\n\n"
             "import duckdb\nduckdb.sql(\"SELECT label, count(*) FROM 'data/*.parquet' GROUP BY label\")\n```\n\n"
             "Check a copy with `sha256sum -c SHA256SUMS`.")
+
+
+def _origin(examples: int, imported: int) -> str:
+    reviewed = examples - imported
+    parts = [f"{imported:,} imported from labeled data the team already had"] * bool(imported)
+    parts += [f"{reviewed:,} reviewed by people in feedback-workbench from production traffic"] * bool(reviewed)
+    return " and ".join(parts) or "none"
 
 
 def _parent(m: dict) -> str:

@@ -37,7 +37,7 @@ from .build import build, to_json, write_release
 from .card import license_and_credit
 from .choices import GATES, GROUP_BY
 from .diff import diff_indexes
-from .files import INDEX, MANIFEST, SUMS, Destination, anchor
+from .files import CARD, INDEX, MANIFEST, SUMS, Destination, anchor
 from .gates import DEFAULTS as GATE_DEFAULTS
 from .gates import run_gates
 from .select import Selection, read_examples
@@ -158,6 +158,14 @@ def show_release(ws: Workspace, ref: str) -> dict:
     record = resolve(ws, ref)
     dest, folder = _folder(record)
     return {**json.loads(dest.read(f"{folder}/{MANIFEST}")), "location": dest.describe(folder)}
+
+
+def release_card(ws: Workspace, ref: str) -> str:
+    """A release's data card (its README.md) as Markdown, without the YAML header that `datasets` reads."""
+    record = resolve(ws, ref)
+    dest, folder = _folder(record)
+    text = dest.read(f"{folder}/{CARD}").decode("utf-8")
+    return text.split("\n---\n", 1)[1].lstrip() if text.startswith("---\n") else text
 
 
 def verify_release(ws: Workspace | None, ref: str) -> dict:
