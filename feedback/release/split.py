@@ -88,7 +88,7 @@ def _stratified(rep: np.ndarray, bucket: np.ndarray, fixed: np.ndarray, ratios: 
     room = np.clip(ratios * (have.sum(1) + incoming)[:, None] - have, 0, None)
     room = np.where(room.sum(1, keepdims=True) > 0, room, ratios)  # every split full: go by the ratios
     bounds = np.cumsum(room / room.sum(1, keepdims=True), axis=1) * incoming[:, None]
-    order = np.argsort(label + bucket[keys], kind="stable")  # by label, then by hash (bucket is in [0, 1))
+    order = np.argsort(label + bucket[keys])  # by label, then by hash (bucket is in [0, 1))
     ends = np.cumsum(sizes[order])
     starts = np.r_[0, np.cumsum(incoming)][label[order]]
     middle = ends - starts - sizes[order] / 2  # each group's middle, counted within its label
