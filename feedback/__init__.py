@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .capture.ingest import IngestReport, ingest_files, ingest_spool
     from .capture.summary import status
     from .errors import FeedbackError, InvalidEvent, StoreBusy, WorkspaceError
+    from .release.releases import load_release
     from .workspace import Workspace, find_workspace, init_workspace
 
 __getattr__, __dir__, __all__ = exports(__name__, __file__)

@@ -685,3 +685,29 @@ def test_the_release_group_plugs_into_the_feedback_command(rws):
     finally:
         if added:
             main.commands.pop("release")
+
+
+def test_load_release_gives_a_trainer_its_examples_after_checking_them(rws, tmp_path, monkeypatch):
+    import datasets
+    from feedback import load_release
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    made = create_release(rws, formats=("csv", "jsonl"))
+    root = folder(rws, made["version"])
+    everything = load_release(root)
+    assert len(everything) == 40 and set(everything["split"]) <= {"train", "validation", "test"}
+    train = load_release("v1", ws=rws, split="train", format="arrow")
+    assert train.column_names == ["id", "text", "label"] and train.num_rows == (everything["split"] == "train").sum()
+    loaded = load_release(root, format="datasets", split="train")
+    assert isinstance(loaded.features["label"], datasets.ClassLabel) and len(loaded) == train.num_rows
+    assert pd.read_csv(root / "data" / "train.csv")["id"].tolist() == train["id"].to_pylist()
+    assert [json.loads(line)["id"] for line in (root / "data" / "test.jsonl").read_text().splitlines()] == \
+        everything[everything["split"] == "test"]["id"].tolist()
+    assert verify_release(rws, "v1")["ok"]  # the copies are listed in SHA256SUMS
+    with pytest.raises(FeedbackError, match="has no split 'dev'"):
+        load_release(root, split="dev")
+    writable(root)
+    (root / "data" / "train.csv").write_text("tampered\n")
+    with pytest.raises(FeedbackError, match=r"does not match its SHA256SUMS: data/train.csv: checksum differs"):
+        load_release(root)

@@ -11,7 +11,7 @@ import click
 
 from .. import release, roles
 from ..errors import FeedbackError
-from ..release.choices import GATES
+from ..release.choices import FORMATS, GATES
 from .shell import Shell, emit, output_options, reviewer_option, signed_in, workspace_option
 
 
@@ -44,11 +44,13 @@ def release_group():
               "(repeatable; needs --reason, and a lead or an admin as --reviewer).")
 @click.option("--reason", help="Why gates are overridden (recorded in the release).")
 @click.option("--if-changed", is_flag=True, help="Make no release when the content equals the parent's.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS[1:]),
+              help="Also write each split as CSV or JSONL, beside the Parquet (repeatable).")
 @reviewer_option
 @workspace_option
 @output_options
 def create(ws, dataset, labels, sources, since, until, batch, items_file, from_parent, version, destination,
-           override, reason, if_changed, reviewer, as_json, quiet):
+           override, reason, if_changed, formats, reviewer, as_json, quiet):
     """Select reviewed examples, run the quality gates, and write a new immutable release.
 
     \b
@@ -64,7 +66,7 @@ def create(ws, dataset, labels, sources, since, until, batch, items_file, from_p
     selection = release.Selection(labels=labels, sources=sources, since=since, until=until, batch=batch,
                                   items=items, from_parent=from_parent)
     result = release.create_release(ws, dataset, selection=selection, version=version, destination=destination,
-                                    override=override, reason=reason, if_changed=if_changed,
+                                    override=override, reason=reason, if_changed=if_changed, formats=formats,
                                     by=signed_in(ws, reviewer) if reviewer or roles.users(ws) else None)
     emit(result, as_json=as_json, quiet=quiet, text=_create_text)
 

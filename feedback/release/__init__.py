@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         item_releases,
         lineage,
         list_releases,
+        load_release,
         release_card,
         release_config,
         show_release,

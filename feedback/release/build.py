@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
+import orjson
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.compute as pc
 
 from ..errors import FeedbackError
@@ -113,6 +115,9 @@ def write_release(dest: Destination, folder: str, built: dict, manifest: dict, d
         for i, file in enumerate(built["splits"][part]["files"]):
             groups = (rows.take(n) for n in _sizes(min(size, counts[part] - i * size), cfg["row_group_size"]))
             written[file] = dest.create(f"{folder}/{file}", partial(_parquet, DATA_SCHEMA, groups, cfg))
+        for kind in set(cfg["formats"]) - {"parquet"}:  # copies for tools that read nothing else
+            file = f"data/{part}.{kind}"
+            written[file] = dest.create(f"{folder}/{file}", partial(EXPORTS[kind], data.filter(built["masks"][part])))
         return written
 
     counts = {INDEX: built["index"].num_rows, **{name: info["rows"] for name, info in built["splits"].items()}}
@@ -187,3 +192,15 @@ def _parquet(schema: pa.Schema, tables, cfg: dict, file) -> None:
 
 def _put(data: bytes, file) -> None:
     file.write(data)
+
+
+def _csv(table: pa.Table, file) -> None:
+    pa_csv.write_csv(table, file)
+
+
+def _jsonl(table: pa.Table, file) -> None:
+    for batch in table.to_batches(max_chunksize=10_000):
+        file.write(b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in batch.to_pylist()))
+
+
+EXPORTS = {"csv": _csv, "jsonl": _jsonl}  # the data files' other formats: `[release] formats`

@@ -4,3 +4,5 @@
 GATES = ("schema", "taxonomy", "conflicts", "leakage", "agreement", "min_per_label", "label_shift")
 #: What keeps examples together in one split (`[release] group_by`).
 GROUP_BY = ("near_duplicate", "exact", "source", "item")
+#: The data files' formats: Parquet always, CSV and JSONL as copies (`[release] formats`, `--format`).
+FORMATS = ("parquet", "csv", "jsonl")

@@ -32,12 +32,12 @@ import pyarrow.compute as pc
 from ..errors import FeedbackError, NotFound
 from ..review.agreement import reviewer_agreement
 from ..roles import Actor, local_actor, users
-from ..workspace import DEFAULT_SPLITS, Workspace
+from ..workspace import DEFAULT_SPLITS, Workspace, find_workspace
 from .build import build, to_json, write_release
 from .card import license_and_credit
-from .choices import GATES, GROUP_BY
+from .choices import FORMATS, GATES, GROUP_BY
 from .diff import diff_indexes
-from .files import CARD, INDEX, MANIFEST, SUMS, Destination, anchor
+from .files import CARD, DATA_SCHEMA, INDEX, MANIFEST, SUMS, Destination, anchor, check_files
 from .gates import DEFAULTS as GATE_DEFAULTS
 from .gates import run_gates
 from .select import Selection, read_examples
@@ -55,6 +55,7 @@ DEFAULTS = {
     "destination": None,  # default: the workspace's releases folder
     "license": None,
     "credit": None,
+    "formats": ["parquet"],  # also "csv", "jsonl": one more file per split, beside the Parquet
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _VERSION = re.compile(r"^v([1-9][0-9]*)$")
@@ -64,10 +65,11 @@ class GateFailed(FeedbackError):
     """A quality gate failed and was not overridden; nothing was written."""
 
 
-def release_config(ws: Workspace) -> dict:
-    """`[release]` of feedback.toml over the defaults, checked."""
+def release_config(ws: Workspace, *, formats: tuple[str, ...] = ()) -> dict:
+    """`[release]` of feedback.toml over the defaults (and any extra `formats`), checked."""
     raw = ws.config.get("release", {})
     cfg = {**DEFAULTS, **raw, "gates": {**GATE_DEFAULTS, **raw.get("gates", {})}}
+    cfg["formats"] = sorted({"parquet", *cfg["formats"], *formats})
     ratios = cfg["splits"]
     if not ratios or any(not _NAME.match(k) or not 0 <= v <= 1 for k, v in ratios.items()) \
             or abs(sum(ratios.values()) - 1) > 1e-9:
@@ -75,12 +77,16 @@ def release_config(ws: Workspace) -> dict:
                             "e.g. {train = 0.8, validation = 0.1, test = 0.1}")
     if cfg["group_by"] not in GROUP_BY:
         raise FeedbackError(f"[release] group_by = {cfg['group_by']!r}: use one of {', '.join(GROUP_BY)}")
+    unknown = sorted(set(cfg["formats"]) - set(FORMATS))
+    if unknown:
+        raise FeedbackError(f"release format {', '.join(unknown)}: use {', '.join(FORMATS)} (Parquet is always written)")
     return cfg
 
 
 def create_release(ws: Workspace, dataset: str | None = None, *, selection: Selection = Selection(),
                    version: str | None = None, destination: str | None = None, override: tuple[str, ...] = (),
-                   reason: str | None = None, if_changed: bool = False, by: Actor | None = None) -> dict:
+                   reason: str | None = None, if_changed: bool = False, by: Actor | None = None,
+                   formats: tuple[str, ...] = ()) -> dict:
     """Select, split, check and write a new release; return its summary.
 
     Publishing takes a lead or an admin (`by`, a signed-in actor: see `feedback.roles`; the local
@@ -93,7 +99,7 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
             raise FeedbackError("who is publishing? sign in as a lead or an admin (--reviewer NAME)")
         by = local_actor()
     by.require(ws, "release")
-    cfg = release_config(ws)
+    cfg = release_config(ws, formats=formats)
     dataset = _checked_name(dataset or ws.dataset)
     _check_override(ws, override, reason, by)
     records = _records(ws, dataset)
@@ -158,6 +164,50 @@ def show_release(ws: Workspace, ref: str) -> dict:
     record = resolve(ws, ref)
     dest, folder = _folder(record)
     return {**json.loads(dest.read(f"{folder}/{MANIFEST}")), "location": dest.describe(folder)}
+
+
+def load_release(ref: str | os.PathLike, *, ws: Workspace | None = None, split: str | None = None,
+                 format: str = "pandas", verify: bool = True):
+    """A release's examples in one line for a trainer, its files checked against SHA256SUMS first.
+
+    `ref` is a release folder (a path or URL) or a release of the workspace (`v2`, `DATASET/v2`; the
+    workspace is `ws`, else found as usual). `format`: "pandas" (a DataFrame), "arrow" (a Table), or
+    "datasets" (a Hugging Face DatasetDict read by the data card, labels as ClassLabel; a local folder).
+    Without `split`, every split, with a `split` column (pandas, arrow).
+
+        train = feedback.load_release("releases/banking77/v2", split="train")
+        ds = feedback.load_release("v2", format="datasets")
+    """
+    if format not in ("pandas", "arrow", "datasets"):
+        raise FeedbackError(f"format {format!r}: use pandas, arrow or datasets")
+    if "://" in str(ref) or os.path.isdir(ref):
+        dest = Destination(str(ref))
+        folder = dest.root
+    else:
+        dest, folder = _folder(resolve(ws or find_workspace(), str(ref)))
+    if verify:
+        problems = check_files(dest, folder)
+        if problems:
+            raise FeedbackError(f"{dest.describe(folder)} does not match its SHA256SUMS: " + "; ".join(
+                f"{p['file']}: {p['problem']}" for p in problems) + " (restore it from a good copy)")
+    splits = json.loads(dest.read(f"{folder}/{MANIFEST}"))["splits"]
+    if split is not None and split not in splits:
+        raise FeedbackError(f"release {dest.describe(folder)} has no split {split!r}; it has {', '.join(splits)}")
+    if format == "datasets":
+        if not dest.local:
+            raise FeedbackError("format 'datasets' reads a local folder: copy the release first, or use pandas")
+        import datasets  # an optional dependency, for trainers that use it
+
+        loaded = datasets.load_dataset(folder)
+        return loaded[split] if split else loaded
+    parts = [DATA_SCHEMA.empty_table().append_column("split", pa.array([], pa.string()))]
+    for name in [split] if split else [name for name, info in splits.items() if info["rows"]]:
+        for file in splits[name]["files"]:
+            data = dest.read_parquet(f"{folder}/{file}").select(DATA_SCHEMA.names).cast(DATA_SCHEMA)
+            parts.append(data.append_column("split", pa.array([name] * data.num_rows, pa.string())))
+    table = pa.concat_tables(parts)
+    table = table.drop_columns(["split"]) if split else table
+    return table if format == "arrow" else table.to_pandas()
 
 
 def release_card(ws: Workspace, ref: str) -> str:
