@@ -1,13 +1,13 @@
 """The `feedback` command: one subcommand per library function, grouped by the part of the loop.
 
-Each group module (`workspace`, `capture`, `review`, `learn`, `release`) takes its shared options
+Each group module (`workspace`, `capture`, `review`, `learn`, `release`, `checks`) takes its shared options
 and error handling from `shell`, never from another group. Library modules load on first use,
 so `feedback --help` and `--version` import none of the heavy libraries.
 """
 
 import click
 
-from . import capture, learn, release, review, workspace
+from . import capture, checks, learn, release, review, workspace
 from .shell import Shell
 
 
@@ -29,7 +29,7 @@ for command in (
     capture.ingest, capture.quarantine, capture.serve, capture.schema,
     review.queue_command, review.next_command, review.label, review.import_labels, review.undo, review.history,
     review.agreement, review.groups, review.not_duplicates, review.relabel, review.adjudicate, review.gold, review.enqueue, review.forget,
-    learn.sample, learn.suspects,
+    learn.sample, learn.suspects, checks.drift, checks.check,
     release.release_group,
 ):
     main.add_command(command)

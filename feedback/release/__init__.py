@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .files import Destination
     from .releases import (
         GateFailed,
+        candidate_gates,
         create_release,
         diff_releases,
         item_releases,

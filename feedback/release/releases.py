@@ -106,22 +106,8 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
     parent = records[-1] if records else None
     number = _next_number(dataset, version, parent)
     dest = Destination(destination or cfg["destination"] or ws.path("releases"))
-    parent_index = _read_index(parent) if parent else None
     salt = cfg["salt"] or dataset
-    read = read_examples(ws, selection, salt=salt, memory_limit=cfg["memory_limit"],
-                         parent_ids=None if parent is None else parent_index.select(["id"]),
-                         parent_decided=parent and _decided(parent))
-    if not read["examples"].num_rows:
-        raise FeedbackError("nothing to release: no item with a trusted label and a text matches the selection; "
-                            "label items first (feedback next, feedback label)")
-    built = build(cfg, read["examples"], _known_splits(records), salt=salt, apart=read["apart"],
-                  class_names=_class_names(ws, read["examples"]["label"], parent))
-    measured = reviewer_agreement(ws) if read["overlap_items"] else None
-    gates = run_gates(ws, built["examples"], same_text=built["same_text"], duplicates=built["duplicates"],
-                      splits=built["codes"],
-                      split_names=list(cfg["splits"]), counts=_label_totals(built),
-                      parent_counts=parent and _label_totals(parent["manifest"]), agreement=measured,
-                      config=cfg["gates"])
+    read, built, measured, gates, parent_index = _candidate(ws, cfg, selection, records, salt)
     if if_changed and parent and parent["release_id"] == built["release_id"]:
         return {"created": False, "dataset": dataset, "version": parent["version"], "release_id": parent["release_id"],
                 "location": parent["location"], "examples": parent["examples"], "reason": "unchanged since the parent"}
@@ -150,6 +136,33 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
             "examples": recorded["examples"], "parent": recorded["parent"],
             "splits": {k: v["rows"] for k, v in recorded["splits"].items()}, "gates": recorded["gates"],
             "diff": recorded["diff"]}
+
+
+def candidate_gates(ws: Workspace, dataset: str | None = None, *, selection: Selection = Selection()) -> list[dict]:
+    """The quality gates of the release that would be made now, written nowhere (what `feedback check` runs)."""
+    cfg = release_config(ws)
+    dataset = _checked_name(dataset or ws.dataset)
+    return _candidate(ws, cfg, selection, _records(ws, dataset), cfg["salt"] or dataset)[3]
+
+
+def _candidate(ws: Workspace, cfg: dict, selection: Selection, records: list[dict], salt: str) -> tuple:
+    """The next release's examples read, built and gated: (read, built, agreement, gates, parent index)."""
+    parent = records[-1] if records else None
+    parent_index = _read_index(parent) if parent else None
+    read = read_examples(ws, selection, salt=salt, memory_limit=cfg["memory_limit"],
+                         parent_ids=None if parent is None else parent_index.select(["id"]),
+                         parent_decided=parent and _decided(parent))
+    if not read["examples"].num_rows:
+        raise FeedbackError("nothing to release: no item with a trusted label and a text matches the selection; "
+                            "label items first (feedback next, feedback label)")
+    built = build(cfg, read["examples"], _known_splits(records), salt=salt, apart=read["apart"],
+                  class_names=_class_names(ws, read["examples"]["label"], parent))
+    measured = reviewer_agreement(ws) if read["overlap_items"] else None
+    gates = run_gates(ws, built["examples"], same_text=built["same_text"], duplicates=built["duplicates"],
+                      splits=built["codes"], split_names=list(cfg["splits"]), counts=_label_totals(built),
+                      parent_counts=parent and _label_totals(parent["manifest"]), agreement=measured,
+                      config=cfg["gates"])
+    return read, built, measured, gates, parent_index
 
 
 def list_releases(ws: Workspace, dataset: str | None = None) -> list[dict]:

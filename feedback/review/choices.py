@@ -1,7 +1,8 @@
 """The review loop's fixed names, in a module that imports nothing heavy, so the CLI can offer them."""
 
 #: Why an item is in the queue.
-REASONS = ("correction", "error", "low_confidence", "suspected_label_error", "active_learning", "manual")
+REASONS = ("correction", "error", "low_confidence", "suspected_label_error", "active_learning", "novelty",
+           "manual")
 #: Where an item stands with reviewers.
 STATUSES = ("new", "in review", "labeled", "disputed", "skipped", "junk")
 #: Decisions other than a label.

@@ -47,7 +47,7 @@ from ..errors import FeedbackError
 from ..workspace import Workspace
 
 DEFAULT_WEIGHTS = {"correction": 1.0, "error": 0.8, "suspected_label_error": 0.9, "low_confidence": 0.6,
-                   "active_learning": 0.7, "manual": 1.0}
+                   "active_learning": 0.7, "novelty": 0.5, "manual": 1.0}
 REVIEW_DEFAULTS = {"overlap": 2, "overlap_share": 0.0, "lease_seconds": 600, "low_confidence": "relative",
                    "low_confidence_share": 0.10}
 _EXACT_BELOW = 2_000  # a model version with fewer scored predictions gets its threshold computed at every sync

@@ -9,6 +9,6 @@ from typing import TYPE_CHECKING
 from ..lazy import exports
 
 if TYPE_CHECKING:
-    from .embedded import Store, Tx, quote
+    from .embedded import Store, Tx, quote, scratch
 
 __getattr__, __dir__, __all__ = exports(__name__, __file__)

@@ -183,6 +183,20 @@ class Store:
 
 
 
+@contextmanager
+def scratch() -> Iterator[Tx]:
+    """SQL over Arrow data in memory, with no store attached: compute without holding any store.
+
+        with scratch() as tx, tx.registered(table) as name:
+            counts = tx.arrow(f"SELECT label, count(*) FROM {name} GROUP BY 1")
+    """
+    con = _ENGINE.memory()
+    try:
+        yield Tx(con)
+    finally:
+        con.close()
+
+
 def _alias(path: Path) -> str:
     return "store_" + hashlib.blake2b(str(path).encode(), digest_size=6).hexdigest()
 
@@ -227,6 +241,16 @@ class _Engine:
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 0.25)
         con.execute(f"USE {alias}")
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    def memory(self):
+        """A cursor of the engine's own in-memory database."""
+        with self._lock:
+            if self._con is None:
+                self._con = duckdb.connect(":memory:")
+            con = self._con.cursor()
+        con.execute("USE memory")
         con.execute("SET TimeZone = 'UTC'")
         return con
 

@@ -234,4 +234,16 @@ CREATE TABLE score_thresholds (
 )
 """,
     ),
+    (
+        "010_check_runs",
+        """
+CREATE TABLE check_runs (
+    ran_at TIMESTAMP,
+    target VARCHAR,
+    passed INTEGER,
+    failed INTEGER,
+    detail JSON
+)
+""",
+    ),
 ]
