@@ -87,16 +87,6 @@ def test_a_missing_file_is_an_error_not_a_traceback(cli, ws, tmp_path):
     assert result.exit_code == 1 and result.output == f"Error: {tmp_path / 'nope.jsonl'}: no such file\n"
 
 
-def test_demo_without_app_seeds_the_workspace_once(cli, tmp_path):
-    result = cli("demo", tmp_path / "demo", "--no-app")
-    assert result.exit_code == 0, result.output
-    first = re.search(r"Events\s+([\d,]+)", result.output).group(1)
-    again = cli("demo", tmp_path / "demo", "--no-app")
-    assert re.search(r"Events\s+([\d,]+)", again.output).group(1) == first
-    sample_lines = sum(1 for line in (REPO / "sample_data" / "events.jsonl").open() if line.strip())
-    assert int(first.replace(",", "")) == sample_lines
-
-
 def test_schema_command_prints_the_published_schema(cli):
     assert json.loads(cli("schema").output)["properties"]["type"]["enum"] == ["prediction", "correction", "error", "item"]
 
