@@ -118,3 +118,71 @@ def test_without_a_release_drift_says_so(ws):
     report = drift(ws)
     assert [c["status"] for c in report["checks"]] == ["skip"]
     assert [c["status"] for c in check_workspace(ws) if c["group"] == "drift"] == ["skip"]
+
+
+@pytest.fixture
+def receiver():
+    """A real local HTTP server that answers 500 to the first POST and 200 after, keeping what it got."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append({"body": body, "signature": self.headers.get("X-Feedback-Signature"),
+                        "event": self.headers.get("X-Feedback-Event")})
+            self.send_response(500 if len(got) == 1 else 200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", got
+    server.shutdown()
+
+
+def test_a_release_fires_its_command_and_a_signed_webhook_retried_after_a_500(ws, tmp_path, receiver, monkeypatch, cli):
+    from feedback.hooks import hook_log, signature
+
+    url, got = receiver
+    seen = tmp_path / "seen.env"
+    with open(ws.root / "feedback.toml", "a") as f:
+        f.write(f'\n[hooks]\non_release = "env | grep ^FEEDBACK_RELEASE > {seen}"\nwebhooks = ["{url}"]\n')
+    monkeypatch.setenv("FEEDBACK_WEBHOOK_SECRET", "s3cret")
+    made = create_release(released_items(ws.__class__(ws.root), tmp_path))
+    assert [(h["hook"], h["attempt"], h["status"]) for h in made["hooks"]] == [
+        ("command", 1, "ok"), ("webhook", 1, "failed"), ("webhook", 2, "ok")]
+    env = dict(line.split("=", 1) for line in seen.read_text().splitlines())
+    assert env["FEEDBACK_RELEASE_VERSION"] == "v1" and env["FEEDBACK_RELEASE_ID"] == made["release_id"]
+    assert env["FEEDBACK_RELEASE_PATH"].endswith("/v1")
+    assert len(got) == 2 and got[1]["event"] == "release"
+    assert got[1]["signature"] == signature(got[1]["body"], "s3cret")
+    assert json.loads(got[1]["body"])["release_id"] == made["release_id"]
+    assert [r["status"] for r in hook_log(ws)] == ["ok", "failed", "ok"]
+    assert "webhook  #2 ok" in cli("hooks", "--log", "-w", ws.root).output
+
+
+def test_a_failing_hook_never_undoes_the_release(ws, tmp_path):
+    from feedback.release import list_releases
+
+    with open(ws.root / "feedback.toml", "a") as f:
+        f.write('\n[hooks]\non_release = "exit 3"\nwebhooks = ["http://127.0.0.1:9/nothing"]\nattempts = 2\n')
+    made = create_release(released_items(ws.__class__(ws.root), tmp_path))
+    assert [h["status"] for h in made["hooks"]] == ["failed", "failed", "failed"] and made["hooks"][0]["detail"] == "exit 3"
+    assert [r["version"] for r in list_releases(ws)] == ["v1"]
+
+
+def released_items(ws, tmp_path):
+    """The workspace with labels imported, no release yet."""
+    path = tmp_path / "items.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["item_id", "text", "label"])
+        writer.writerows((f"i{k}-{n}", PHRASES[label].format(n=n), label) for k, label in enumerate(LABELS)
+                         for n in range(10))
+    import_labels(ws, [path])
+    return ws

@@ -27,7 +27,7 @@ def drift(ws, since, queue, as_json, quiet):
       feedback drift
       feedback drift --since 2026-11-01 --queue 3 --json
     """
-    report = monitor.drift(ws, since=since, queue=queue)
+    report = monitor.drift(ws, since=since, queue=queue, alert=True)
     emit(report, as_json=as_json, quiet=quiet, text=_drift_text)
     if any(c["status"] == "fail" for c in report["checks"]):
         raise click.exceptions.Exit(1)
@@ -58,6 +58,25 @@ def check(target, junit_file, as_json, quiet):
         f"{r['status'].upper():<4}  {r['group']}: {r['name']}: {r['message']}" for r in rows))
     if any(r["status"] == "fail" for r in results):
         raise click.exceptions.Exit(1)
+
+
+@click.command()
+@click.option("--log", "show_log", is_flag=True, default=True, help="Show what the hooks did (the default).")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1))
+@workspace_option
+@output_options
+def hooks(ws, show_log, limit, as_json, quiet):
+    """What the [hooks] of feedback.toml did: each command run and webhook attempt, newest first.
+
+    \b
+    Example:
+      feedback hooks --log
+    """
+    from ..hooks import hook_log
+
+    emit(hook_log(ws, limit=limit), as_json=as_json, quiet=quiet, text=lambda rows: "\n".join(
+        f"{r['ran_at']:%Y-%m-%d %H:%M:%S}  {r['event']:<8} {r['hook']:<8} #{r['attempt']} {r['status']:<7} {r['target']}  "
+        f"{r['detail']}" for r in rows) or "No hook has run yet.")
 
 
 def _workspace_near(folder: Path) -> Workspace | None:

@@ -21,6 +21,7 @@ from xml.etree import ElementTree
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import hooks
 from ..capture.quarantine import OPEN
 from ..errors import FeedbackError
 from ..learn.drift import drift_report
@@ -57,14 +58,17 @@ def check_workspace(ws: Workspace) -> list[dict]:
     return checks
 
 
-def drift(ws: Workspace, *, since: datetime | None = None, queue: int = 0) -> dict:
-    """Recent production against the latest release (the measures and checks of `learn.drift`)."""
+def drift(ws: Workspace, *, since: datetime | None = None, queue: int = 0, alert: bool = False) -> dict:
+    """Recent production against the latest release (the measures and checks of `learn.drift`); with `alert`,
+    a failed check runs the `on_drift` hooks."""
     made = list_releases(ws)
-    if not made:
-        return drift_report(ws, None, since=since, queue=queue)
-    name = f"{made[-1]['dataset']}/{made[-1]['version']}"
-    return drift_report(ws, load_release(name, ws=ws, format="arrow", verify=False), release_name=name, since=since,
-                        queue=queue)
+    name = f"{made[-1]['dataset']}/{made[-1]['version']}" if made else None
+    release = load_release(name, ws=ws, format="arrow", verify=False) if name else None
+    report = drift_report(ws, release, release_name=name, since=since, queue=queue)
+    failed = [c for c in report["checks"] if c["status"] == "fail"]
+    if alert and failed:
+        report["hooks"] = hooks.fire(ws, "drift", {"release": name, "window": report["window"], "failed": failed})
+    return report
 
 
 def check_release_folder(path: str | Path, *, ws: Workspace | None = None) -> list[dict]:

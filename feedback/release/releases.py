@@ -29,6 +29,7 @@ from pathlib import PurePosixPath
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .. import hooks
 from ..errors import FeedbackError, NotFound
 from ..review.agreement import reviewer_agreement
 from ..roles import Actor, local_actor, users
@@ -131,11 +132,14 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
     diff = {"from": parent and parent["version"], "to": f"v{number}", **diff_indexes(parent_index, built["index"])}
     manifest["diff"] = {k: diff[k] for k in ("added", "removed", "relabeled", "split_moves", "relabel_matrix")}
     recorded, outcome = _publish(ws, dest, number, built, manifest, diff, cfg)
-    return {"created": True, **outcome, "dataset": dataset, "version": recorded["version"],
+    made = {"created": True, **outcome, "dataset": dataset, "version": recorded["version"],
             "release_id": recorded["release_id"], "location": dest.describe(dest.path(dataset, recorded["version"])),
             "examples": recorded["examples"], "parent": recorded["parent"],
             "splits": {k: v["rows"] for k, v in recorded["splits"].items()}, "gates": recorded["gates"],
             "diff": recorded["diff"]}
+    made["hooks"] = hooks.fire(ws, "release", {k: made[k] for k in ("dataset", "version", "release_id", "location",
+                                                                     "examples", "parent", "splits")})
+    return made
 
 
 def candidate_gates(ws: Workspace, dataset: str | None = None, *, selection: Selection = Selection()) -> list[dict]:

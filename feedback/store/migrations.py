@@ -246,4 +246,18 @@ CREATE TABLE check_runs (
 )
 """,
     ),
+    (
+        "011_hook_runs",
+        """
+CREATE TABLE hook_runs (
+    event VARCHAR,
+    hook VARCHAR,
+    target VARCHAR,
+    ran_at TIMESTAMP,
+    attempt INTEGER,
+    status VARCHAR,
+    detail VARCHAR
+)
+""",
+    ),
 ]
