@@ -711,3 +711,36 @@ def test_load_release_gives_a_trainer_its_examples_after_checking_them(rws, tmp_
     (root / "data" / "train.csv").write_text("tampered\n")
     with pytest.raises(FeedbackError, match=r"does not match its SHA256SUMS: data/train.csv: checksum differs"):
         load_release(root)
+
+
+def test_the_fitness_gate_compares_models_trained_on_the_candidate_and_the_parent(ws, tmp_path):
+    from feedback.review import decide_many, import_labels
+
+    ws = configure(ws, "[release.gates]\nmin_per_label = 1\nfitness = true\nfitness_margin = 0.05")
+    phrases = {"card_arrival": "where is my card {} it has not arrived", "card_linking": "link card {} to the app",
+               "refund_not_showing_up": "refund {} missing from balance", "lost_or_stolen_card": "card {} stolen help"}
+    rows = [(f"{k}-{n}", phrase.format(text(1000 * k + n)), label, "test" if n < 6 else "")
+            for k, (label, phrase) in enumerate(phrases.items()) for n in range(30)]
+    path = tmp_path / "seed.csv"
+    with open(path, "w", newline="") as f:
+        csv_writer = __import__("csv").writer(f)
+        csv_writer.writerow(["item_id", "text", "label", "split"])
+        csv_writer.writerows(rows)
+    import_labels(ws, [path])
+    first = create_release(ws)
+    assert next(g for g in first["gates"] if g["gate"] == "fitness")["status"] == "skip"  # no parent yet
+
+    add(ws, {f"new-{n}": phrases[LABELS[n % 4]].format(text(5000 + n)) for n in range(8)})
+    label(ws, {f"new-{n}": LABELS[n % 4] for n in range(8)})
+    fit = next(g for g in create_release(ws)["gates"] if g["gate"] == "fitness")
+    assert fit["status"] == "pass" and {"test split", "pinned test set"} <= set(fit["metrics"]), fit["detail"]
+    assert fit["metrics"]["pinned test set"]["candidate"]["accuracy"] == pytest.approx(1.0)
+
+    train = [r[0] for r in rows if not r[3]]  # a bad batch: every train label rotated to the next one
+    decide_many(ws, ALICE, [(n, {"item_id": i, "label": LABELS[(LABELS.index(r[2]) + 1) % 4]})
+                            for n, (i, r) in enumerate(zip(train, [r for r in rows if not r[3]]))])
+    with pytest.raises(GateFailed) as failed:
+        create_release(ws)
+    assert "fitness: " in str(failed.value) and "less accurate than on the parent" in str(failed.value)
+    manifest = show_release(ws, "v2")
+    assert any(g["gate"] == "fitness" and g["metrics"] for g in manifest["gates"])

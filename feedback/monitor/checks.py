@@ -18,14 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from xml.etree import ElementTree
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import hooks
 from ..capture.quarantine import OPEN
 from ..errors import FeedbackError
 from ..learn.drift import drift_report
-from ..release.files import DATA_SCHEMA, INDEX, MANIFEST, Destination
+from ..release.files import DATA_SCHEMA, INDEX, MANIFEST, Destination, read_splits
 from ..release.releases import candidate_gates, list_releases, load_release
 from ..release.verify import check_release
 from ..review.similar import normalise
@@ -82,7 +81,7 @@ def check_release_folder(path: str | Path, *, ws: Workspace | None = None) -> li
         return checks + [{"name": name, "group": "release", "status": "skip", "message": "the folder failed verify"}
                          for name in ("schema", "labels", "leakage", "duplicates across splits")]
     manifest = json.loads(dest.read(f"{folder}/{MANIFEST}"))
-    data = _data(dest, folder, manifest)
+    data = read_splits(dest, folder, manifest["splits"], list(manifest["splits"]))
     wrong = [f"{f.name} is {data.schema.field(f.name).type}" for f in DATA_SCHEMA
              if f.name not in data.schema.names or data.schema.field(f.name).type != f.type]
     checks.append(_check("schema", "release", not wrong, "; ".join(wrong) or "id, text and label are strings"))
@@ -119,15 +118,6 @@ def junit_xml(checks: list[dict], *, suite: str) -> str:
 
 def _check(name: str, group: str, ok: bool, message: str) -> dict:
     return {"name": name, "group": group, "status": "pass" if ok else "fail", "message": message}
-
-
-def _data(dest: Destination, folder: str, manifest: dict) -> pa.Table:
-    parts = [DATA_SCHEMA.empty_table().append_column("split", pa.array([], pa.string()))]
-    for name, info in manifest["splits"].items():
-        for file in info["files"]:
-            table = dest.read_parquet(f"{folder}/{file}").select(DATA_SCHEMA.names).cast(DATA_SCHEMA)
-            parts.append(table.append_column("split", pa.array([name] * table.num_rows, pa.string())))
-    return pa.concat_tables(parts)
 
 
 def _across_splits(name: str, keys: list, splits: list[str], what: str) -> dict:

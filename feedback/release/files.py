@@ -215,6 +215,16 @@ def write_parquet(tables: Iterable[pa.Table], schema: pa.Schema, file, *, row_gr
             writer.write_table(table, row_group_size=row_group_size)
 
 
+def read_splits(dest: Destination, folder: str, splits: dict, names: list[str]) -> pa.Table:
+    """The data files of these splits of a release (`splits` as in its manifest), with a `split` column."""
+    parts = [DATA_SCHEMA.empty_table().append_column("split", pa.array([], pa.string()))]
+    for name in names:
+        for file in splits[name]["files"]:
+            data = dest.read_parquet(f"{folder}/{file}").select(DATA_SCHEMA.names).cast(DATA_SCHEMA)
+            parts.append(data.append_column("split", pa.array([name] * data.num_rows, pa.string())))
+    return pa.concat_tables(parts)
+
+
 def render_sums(digests: dict[str, str]) -> bytes:
     return "".join(f"{digests[name]}  {name}\n" for name in sorted(digests)).encode()
 

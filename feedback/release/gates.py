@@ -25,21 +25,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..workspace import Workspace
-from .choices import GATES
 from .files import DATA_SCHEMA
 from .split import spanning
 
-DEFAULTS = {"min_agreement": 0.6, "min_overlap": 10, "min_per_label": 5, "max_label_shift": 0.2}
+DEFAULTS = {"min_agreement": 0.6, "min_overlap": 10, "min_per_label": 5, "max_label_shift": 0.2, "fitness": False,
+            "fitness_margin": 0.02}
 SAMPLE = 10
 
 
 def run_gates(ws: Workspace, examples: pa.Table, *, same_text: np.ndarray, duplicates: np.ndarray, splits: np.ndarray,
               split_names: list[str], counts: dict[str, int], parent_counts: dict[str, int] | None,
               agreement: dict | None, config: dict) -> list[dict]:
-    """Every gate's result, in the order of `GATES`.
+    """Every gate's result but fitness's, in the order of `choices.GATES`.
 
     `counts` and `parent_counts` are examples per label here and in the parent release;
-    `agreement` is `feedback.agreement.agreement(ws)`, or None where no decisions overlap.
+    `agreement` is `review.reviewer_agreement(ws)`, or None where no decisions overlap.
     """
     labels = examples["label"]
     return [

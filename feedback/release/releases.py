@@ -38,7 +38,8 @@ from .build import build, to_json, write_release
 from .card import license_and_credit
 from .choices import FORMATS, GATES, GROUP_BY
 from .diff import diff_indexes
-from .files import CARD, DATA_SCHEMA, INDEX, MANIFEST, SUMS, Destination, anchor, check_files
+from .files import CARD, INDEX, MANIFEST, SUMS, Destination, anchor, check_files, read_splits
+from .fitness import fitness_gate
 from .gates import DEFAULTS as GATE_DEFAULTS
 from .gates import run_gates
 from .select import Selection, read_examples
@@ -166,6 +167,9 @@ def _candidate(ws: Workspace, cfg: dict, selection: Selection, records: list[dic
                       splits=built["codes"], split_names=list(cfg["splits"]), counts=_label_totals(built),
                       parent_counts=parent and _label_totals(parent["manifest"]), agreement=measured,
                       config=cfg["gates"])
+    if cfg["gates"]["fitness"]:
+        gates.append(fitness_gate(ws.config, built["examples"], built["codes"], list(cfg["splits"]),
+                                  parent and _train_split(parent), margin=float(cfg["gates"]["fitness_margin"])))
     return read, built, measured, gates, parent_index
 
 
@@ -217,12 +221,7 @@ def load_release(ref: str | os.PathLike, *, ws: Workspace | None = None, split: 
 
         loaded = datasets.load_dataset(folder)
         return loaded[split] if split else loaded
-    parts = [DATA_SCHEMA.empty_table().append_column("split", pa.array([], pa.string()))]
-    for name in [split] if split else [name for name, info in splits.items() if info["rows"]]:
-        for file in splits[name]["files"]:
-            data = dest.read_parquet(f"{folder}/{file}").select(DATA_SCHEMA.names).cast(DATA_SCHEMA)
-            parts.append(data.append_column("split", pa.array([name] * data.num_rows, pa.string())))
-    table = pa.concat_tables(parts)
+    table = read_splits(dest, folder, splits, [split] if split else [n for n, info in splits.items() if info["rows"]])
     table = table.drop_columns(["split"]) if split else table
     return table if format == "arrow" else table.to_pandas()
 
@@ -452,6 +451,12 @@ def _recorded_at(ws: Workspace, dest: Destination, folder: str) -> dict | None:
         return None
     recorded, recorded_folder = _folder(record)
     return record if recorded.describe(recorded_folder) == dest.describe(folder) else None
+
+
+def _train_split(record: dict) -> pa.Table | None:
+    """A recorded release's train split (None when it has none)."""
+    splits = record["manifest"]["splits"]
+    return read_splits(*_folder(record), splits, ["train"]) if "train" in splits else None
 
 
 def _read_index(record: dict, *, columns: list[str] | None = None, filters=None) -> pa.Table:
