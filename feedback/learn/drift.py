@@ -50,8 +50,13 @@ WITH docs AS (SELECT {key} AS doc, string_split(trim(regexp_replace(lower(text),
               FROM {table} WHERE text IS NOT NULL),
 grams AS (SELECT doc, list_distinct(list_filter(w || list_transform(range(1, len(w)), lambda k: w[k] || ' ' || w[k + 1]),
                                                 lambda t: t <> '')) AS terms FROM docs)
-SELECT term, count(*) AS docs, list(doc ORDER BY doc)[1:{examples}] AS examples
-FROM (SELECT doc, unnest(terms) AS term FROM grams) GROUP BY term HAVING count(*) >= {min_count}
+SELECT term, count(*) AS docs{examples} FROM (SELECT doc, unnest(terms) AS term FROM grams) GROUP BY term
+"""
+_NOVEL = """
+WITH recent AS ({recent}), known AS ({known})
+SELECT r.term, r.docs AS recent, coalesce(k.docs, 0) AS release, r.examples
+FROM recent r LEFT JOIN known k USING (term)
+WHERE r.docs >= ? AND coalesce(k.docs, 0) * ? <= r.docs * ? / 10.0
 """
 
 
@@ -137,21 +142,18 @@ def _novel_terms(window: pa.Table, release: pa.Table, cfg: dict) -> list[dict]:
     n_recent, n_release = docs.num_rows, release.num_rows
     if not n_recent or not n_release:
         return []
-    query = dict(examples=int(cfg["novelty_examples"]))
     with scratch() as tx, tx.registered(docs) as recent_table, tx.registered(release) as release_table:
-        recent = tx.rows(_TERMS.format(key="item_id", table=recent_table, min_count=int(cfg["novelty_min_count"]),
-                                       **query))
-        known = {r["term"]: r["docs"] for r in tx.rows(_TERMS.format(key="id", table=release_table, min_count=1,
-                                                                     **query))}
-    found = []
-    for row in recent:
-        a, b = row["docs"], known.get(row["term"], 0)
-        if b / n_release > a / n_recent / 10:
-            continue
-        g2 = _g2(a, n_recent, b, n_release)
-        if g2 >= float(cfg["novelty_min_g2"]):
-            found.append({"term": row["term"], "recent": a, "release": b, "g2": g2, "examples": row["examples"]})
-    return sorted(found, key=lambda t: (-t["g2"], t["term"]))
+        rows = tx.rows(_NOVEL.format(
+            recent=_TERMS.format(key="item_id", table=recent_table,
+                                 examples=f", min(doc, {int(cfg['novelty_examples'])}) AS examples"),
+            known=_TERMS.format(key="id", table=release_table, examples="")),
+            [int(cfg["novelty_min_count"]), n_recent, n_release])
+    found = [{**row, "g2": g2} for row in rows
+             if (g2 := _g2(row["recent"], n_recent, row["release"], n_release)) >= float(cfg["novelty_min_g2"])]
+    found.sort(key=lambda t: (-t["g2"], t["term"].count(" "), t["term"]))
+    novel_words = {t["term"]: t["recent"] for t in found if " " not in t["term"]}
+    return [t for t in found if " " not in t["term"]  # a 2-gram that only repeats a novel word says nothing more
+            or not any(novel_words.get(word, 0) >= t["recent"] for word in t["term"].split())]
 
 
 def _g2(a: int, n_a: int, b: int, n_b: int) -> float:
