@@ -260,6 +260,40 @@ def dashboard_page():
         st.subheader("Agreement and gold accuracy")
         st.dataframe(agreement["pairs"], hide_index=True)
         st.dataframe(agreement["gold"], hide_index=True)
+    drift_section(cached_drift(ROOT))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def cached_drift(root: str) -> dict:
+    return screens.drift_figures(feedback.Workspace(root))
+
+
+def drift_section(drift: dict) -> None:
+    st.header("Drift against the latest release")
+    if drift["release"] is None:
+        st.info("No release yet to compare production with.")
+        return
+    window = drift["window"]
+    if not window["events"]:
+        st.info("No production events in the window yet.")
+        return
+    st.caption(f"{window['events']:,} production events from {window['from']:%Y-%m-%d} to {window['to']:%Y-%m-%d} "
+               f"against {drift['release']}; thresholds in [drift] of feedback.toml")
+    st.dataframe(drift["checks"], hide_index=True, width="stretch", column_order=["name", "status", "message"])
+    left, right = st.columns(2)
+    with left:
+        st.subheader(f"Label mix: predictions of {drift['model_version']} and the release")
+        if len(drift["label_mix"]):
+            st.bar_chart(drift["label_mix"], x="label", y="share", color="source", stack=False, horizontal=True,
+                         height=320)
+        st.dataframe(drift["confidence"], hide_index=True, width="stretch")
+    with right:
+        st.subheader("Novel vocabulary")
+        if len(drift["novel_terms"]):
+            st.bar_chart(drift["novel_terms"].head(15), x="term", y="g2", horizontal=True, height=320)
+            st.dataframe(drift["novel_terms"], hide_index=True, width="stretch")
+        else:
+            st.info("No term is much more frequent in production than in the release.")
 
 
 def create_release(actor):

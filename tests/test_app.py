@@ -126,6 +126,9 @@ def test_dashboard_renders_its_figures(app):
     at = app("dashboard")
     assert not at.exception and at.title[0].value == "Dashboard"
     assert [m.label for m in at.metric] == ["Items waiting", "Decisions", "Krippendorff's alpha"]
+    assert at.header[0].value == "Drift against the latest release"
+    checks = next(d.value for d in at.dataframe if "status" in d.value.columns)
+    assert set(checks["name"]) >= {"label mix", "confidence", "novel vocabulary"}  # the demo has v1 and production
 
 
 def test_sign_in_is_required_when_the_workspace_has_users(tmp_path, monkeypatch):

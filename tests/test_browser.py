@@ -152,6 +152,10 @@ def test_a_reviewers_day(page, workspace):
     go(page, "Dashboard")
     page.wait_for_timeout(1500)
     shot(page, "5-dashboard")
+    drift = page.get_by_text("Drift against the latest release")
+    drift.scroll_into_view_if_needed(timeout=30_000)
+    expect(page.get_by_text("Label mix: predictions of")).to_be_visible(timeout=20_000)
+    shot(page, "6-dashboard-drift")
 
     rows = workspace.store().rows("SELECT item_id, kind, label, reviewer, batch_id FROM decisions "
                                   "WHERE decided_at > ? ORDER BY decided_at", [started_at])

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
+
+from ..monitor.checks import drift
 from ..review.decisions import item_history
 from ..review.groups import similar_items
 from ..review.queue import QueueFilter, claim_next
@@ -62,3 +65,18 @@ def recent_batches(ws: Workspace, *, limit: int = 20) -> list[dict]:
         "any_value(reviewer) AS reviewer, min(decided_at) AS started, "
         "count(*) FILTER (WHERE kind <> 'undo') - count(*) FILTER (WHERE kind = 'undo') AS live "
         "FROM decisions WHERE batch_id IS NOT NULL GROUP BY batch_id ORDER BY started DESC LIMIT ?", [limit])
+
+
+def drift_figures(ws: Workspace) -> dict:
+    """The drift report of recent production against the latest release, shaped for the dashboard's charts:
+    the label mix is that of the model version that moved most, its labels with the largest PSI parts."""
+    report = drift(ws)
+    worst = max(report["label_mix"], key=lambda m: m["psi"], default={"model_version": None, "by_label": []})
+    mix = [{"label": b["label"], "source": source, "share": b[source]}
+           for b in worst["by_label"] for source in ("recent", "release")]
+    return {"window": report["window"], "release": report["release"], "checks": report["checks"],
+            "model_version": worst["model_version"], "label_mix": pd.DataFrame(mix, columns=["label", "source", "share"]),
+            "confidence": pd.DataFrame(report["confidence"], columns=["model_version", "ks", "median", "median_before"]),
+            "novel_terms": pd.DataFrame([{**{k: t[k] for k in ("term", "recent", "release")}, "g2": round(t["g2"], 1),
+                                          "examples": ", ".join(t["examples"])} for t in report["novel_terms"]],
+                                        columns=["term", "recent", "release", "g2", "examples"])}
