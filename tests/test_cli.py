@@ -1,7 +1,6 @@
 """The `feedback` command through click's runner, against real workspaces."""
 
 import json
-import re
 
 import pytest
 

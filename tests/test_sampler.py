@@ -17,7 +17,7 @@ from feedback.learn import sample, sampler_report, select, uncertainty
 from feedback.learn import sampler
 from feedback.errors import FeedbackError
 from feedback.learn.jobs import job_lock
-from feedback.review import add_to_queue, decide, item, queue_page, relabel_group
+from feedback.review import decide, item, queue_page, relabel_group
 from conftest import REPO
 
 ALICE = Actor("alice", "reviewer")

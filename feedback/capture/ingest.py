@@ -20,19 +20,19 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import orjson
 import pyarrow as pa
 
 from ..errors import FeedbackError, InvalidEvent, StoreError
+from ..progress import Progress, Steps
 from ..workspace import Workspace
 from . import contract, spool
 from .readers import Record, read_records
 
 BATCH_ROWS = 50_000
 GROUP_BYTES = 256 << 20
-Progress = Callable[[int, int], None]
 
 _BATCH_SCHEMA = pa.schema([
     ("event_id", pa.string()), ("type", pa.string()), ("item_id", pa.string()), ("ts", pa.string()),
@@ -75,18 +75,16 @@ def ingest_spool(ws: Workspace, *, progress: Progress | None = None) -> IngestRe
     names = [f"spool:{s.name}" for s in segments]
     done = {r["source"] for r in store.rows(
         "SELECT source FROM ingested_sources WHERE source IN (SELECT unnest(?))", [names])}
-    total = sum(s.stat().st_size for s in segments)
-    finished = 0
+    job = Steps(progress, sum(s.stat().st_size for s in segments), "bytes ingested")
     for group in _groups([s for s in segments if f"spool:{s.name}" not in done]):
         report.add(_ingest_segments(ws, group))
-        finished += sum(s.stat().st_size for s in group)
+        job.advance(sum(s.stat().st_size for s in group))
         for segment in group:
             spool.archive(segment)
-        if progress:
-            progress(finished, total)
     for segment in segments:
         if f"spool:{segment.name}" in done:
             spool.archive(segment)
+    job.finish()
     return report
 
 
@@ -94,26 +92,23 @@ def ingest_files(ws: Workspace, paths: Iterable[str | Path], *, mapping: dict | 
                  default_type: str | None = None, progress: Progress | None = None) -> IngestReport:
     """Ingest bulk JSONL, CSV or Parquet files; bad rows go to quarantine, the rest go in."""
     report = IngestReport()
-    for path in map(Path, paths):
+    paths = [Path(p) for p in paths]
+    for path in paths:
         if not path.is_file():
             raise FeedbackError(f"{path}: no such file")
+    job = Steps(progress, sum(p.stat().st_size for p in paths), "bytes read")
+    for path in paths:
         fingerprint = file_digest(path)
         source = f"file:{path.resolve()}"
         if already_ingested(ws, fingerprint, "file"):
             report.skipped_sources.append(str(path))
+            job.advance(path.stat().st_size)
             continue
-        size = path.stat().st_size
-        seen = [0]
-
-        def on_bytes(n: int, _size=size, _seen=seen) -> None:
-            _seen[0] += n
-            if progress:
-                progress(_seen[0], _size)
-
-        records = read_records(path, mapping=mapping, default_type=default_type, on_bytes=on_bytes)
+        records = read_records(path, mapping=mapping, default_type=default_type, on_bytes=job.advance)
         file_report = _ingest_records(ws, records, source=source, id_prefix=fingerprint[:16])
         _record_source(ws, source, "file", fingerprint, file_report)
         report.add(file_report)
+    job.finish()
     return report
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 
 import click
 
 from .. import capture
-from .shell import emit, output_options, parse_pair, progress_bar, workspace_option
+from .shell import emit, output_options, parse_pair, progress_for, workspace_option
 
 
 @click.command()
@@ -16,10 +15,9 @@ from .shell import emit, output_options, parse_pair, progress_bar, workspace_opt
               help="CSV/Parquet: read event field FIELD (e.g. input.text) from column COLUMN (repeatable).")
 @click.option("--type", "default_type", type=click.Choice(["prediction", "correction", "error", "item"]),
               help="Event type for rows that have none.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when it is a terminal).")
 @workspace_option
 @output_options
-def ingest(ws, files, mappings, default_type, progress, as_json, quiet):
+def ingest(ws, files, mappings, default_type, as_json, quiet):
     """Load events into the store: FILES (JSONL, CSV, Parquet), or without FILES the sealed spool.
 
     \b
@@ -29,14 +27,11 @@ def ingest(ws, files, mappings, default_type, progress, as_json, quiet):
       feedback ingest export.csv --map input.text=message --map prediction.label=intent --type prediction
     """
     mapping = dict(parse_pair(m) for m in mappings)
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = progress_bar if show and not quiet else None
+    bar = progress_for(quiet)
     if files:
         report = capture.ingest_files(ws, files, mapping=mapping, default_type=default_type, progress=bar)
     else:
         report = capture.ingest_spool(ws, progress=bar)
-    if bar:
-        click.echo("", err=True)
     emit(vars(report), as_json=as_json, quiet=quiet, text=_ingest_text)
 
 

@@ -9,7 +9,7 @@ import click
 from .. import monitor
 from ..errors import FeedbackError
 from ..workspace import CONFIG_NAME, Workspace, find_workspace
-from .shell import emit, output_options, workspace_option
+from .shell import emit, output_options, progress_for, workspace_option
 
 
 @click.command()
@@ -27,7 +27,7 @@ def drift(ws, since, queue, as_json, quiet):
       feedback drift
       feedback drift --since 2026-11-01 --queue 3 --json
     """
-    report = monitor.drift(ws, since=since, queue=queue, alert=True)
+    report = monitor.drift(ws, since=since, queue=queue, alert=True, progress=progress_for(quiet))
     emit(report, as_json=as_json, quiet=quiet, text=_drift_text)
     if any(c["status"] == "fail" for c in report["checks"]):
         raise click.exceptions.Exit(1)
@@ -48,10 +48,11 @@ def check(target, junit_file, as_json, quiet):
     """
     folder = Path(target) if target else None
     if folder is not None and (folder / "manifest.json").is_file():
-        results, suite = monitor.check_release_folder(folder, ws=_workspace_near(folder)), f"release {folder}"
+        results = monitor.check_release_folder(folder, ws=_workspace_near(folder), progress=progress_for(quiet))
+        suite = f"release {folder}"
     else:
         ws = Workspace(folder) if folder is not None else find_workspace()
-        results, suite = monitor.check_workspace(ws), f"workspace {ws.root}"
+        results, suite = monitor.check_workspace(ws, progress=progress_for(quiet)), f"workspace {ws.root}"
     if junit_file:
         Path(junit_file).write_text(monitor.junit_xml(results, suite=suite), encoding="utf-8")
     emit(results, as_json=as_json, quiet=quiet, text=lambda rows: "\n".join(

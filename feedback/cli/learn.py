@@ -19,7 +19,7 @@ from ..learn.choices import (
     STRATEGIES,
     SUSPECT_METHODS,
 )
-from .shell import emit, output_options, workspace_option
+from .shell import emit, output_options, progress_for, workspace_option
 
 
 def _quotas(ctx, param, values) -> dict[str, int]:
@@ -69,7 +69,8 @@ def sample(ws, budget, strategy, diversity, quotas, probabilities, recent_runs, 
     if report:
         return emit(learn.sampler_report(ws, runs=runs), as_json=as_json, quiet=quiet, text=_report_text)
     run = learn.sample(ws, budget=budget, strategy=strategy, diversity=diversity, quotas=quotas,
-                       probabilities=probabilities, recent_runs=recent_runs, key=key, dry_run=dry_run, seed=seed)
+                       probabilities=probabilities, recent_runs=recent_runs, key=key, dry_run=dry_run, seed=seed,
+                       progress=progress_for(quiet))
     emit(run, as_json=as_json, quiet=quiet, text=lambda r: _result_text(r, [
         f"{p['rank']:>4}  {p['score']:.3f}  {p['item_id']:<14} {p['predicted'] or '-':<28} {p['text'][:60]!r}"
         for p in r["picks"]]))
@@ -99,7 +100,8 @@ def suspects(ws, method, folds, limit, seed, dry_run, scores, as_json, quiet):
       feedback suspects --limit 100 --json
       feedback suspects --dry-run --scores --json > scores.json
     """
-    found = learn.find_suspects(ws, method=method, folds=folds, limit=limit, dry_run=dry_run, scores=scores, seed=seed)
+    found = learn.find_suspects(ws, method=method, folds=folds, limit=limit, dry_run=dry_run, scores=scores, seed=seed,
+                                progress=progress_for(quiet))
     emit(found, as_json=as_json, quiet=quiet, text=lambda r: _result_text(r, [
         f"{s['score']:.3f}  {s['item_id']:<14} {s['label']} -> {s['suggested']}  {s['text'][:60]!r}"
         for s in r["suspects"]] + [

@@ -12,7 +12,7 @@ import click
 from .. import release, roles
 from ..errors import FeedbackError
 from ..release.choices import FORMATS, GATES
-from .shell import Shell, emit, output_options, reviewer_option, signed_in, workspace_option
+from .shell import Shell, emit, output_options, progress_for, reviewer_option, signed_in, workspace_option
 
 
 @click.group("release", cls=Shell, context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,6 +67,7 @@ def create(ws, dataset, labels, sources, since, until, batch, items_file, from_p
                                   items=items, from_parent=from_parent)
     result = release.create_release(ws, dataset, selection=selection, version=version, destination=destination,
                                     override=override, reason=reason, if_changed=if_changed, formats=formats,
+                                    progress=progress_for(quiet),
                                     by=signed_in(ws, reviewer) if reviewer or roles.users(ws) else None)
     emit(result, as_json=as_json, quiet=quiet, text=_create_text)
 
@@ -120,7 +121,7 @@ def verify(ws, ref, as_json, quiet):
       feedback release verify v2
       feedback release verify releases/banking77/v2
     """
-    report = release.verify_release(ws, ref)
+    report = release.verify_release(ws, ref, progress=progress_for(quiet))
     if report["ok"] or as_json:
         emit(report, as_json=as_json, quiet=quiet, text=_verify_text)
     if not report["ok"]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 
 import click
 
 from .. import capture, review, roles
 from ..errors import InvalidEvent
 from ..review.choices import REASONS, STATUSES
-from .shell import emit, output_options, parse_pair, progress_bar, reviewer_option, signed_in, workspace_option
+from .shell import emit, output_options, parse_pair, progress_for, reviewer_option, signed_in, workspace_option
 
 
 @click.command("queue")
@@ -100,11 +99,10 @@ def label(ws, item_id, label, note, based_on, decisions_file, reviewer, as_json,
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--map", "mappings", multiple=True, metavar="FIELD=COLUMN",
               help="Read FIELD (item_id, text, label, split) from column COLUMN (repeatable).")
-@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when it is a terminal).")
 @reviewer_option
 @workspace_option
 @output_options
-def import_labels(ws, files, mappings, progress, reviewer, as_json, quiet):
+def import_labels(ws, files, mappings, reviewer, as_json, quiet):
     """Bring in labels a team already has (a training set) as trusted labels with provenance `import`.
 
     Columns item_id, text, label and an optional split (which pins the example to that split of every
@@ -116,11 +114,9 @@ def import_labels(ws, files, mappings, progress, reviewer, as_json, quiet):
       feedback import-labels frozen_test.parquet   # a split column pins each row
     """
     mapping = dict(parse_pair(m) for m in mappings)
-    bar = progress_bar if (sys.stderr.isatty() if progress is None else progress) and not quiet else None
+    bar = progress_for(quiet)
     by = signed_in(ws, reviewer) if reviewer or roles.users(ws) else None
     report = review.import_labels(ws, files, by=by, mapping=mapping, progress=bar)
-    if bar:
-        click.echo("", err=True)
     emit(vars(report), as_json=as_json, quiet=quiet, text=lambda r: "\n".join(
         [f"Imported {r['labels']:,} labels ({r['pinned']:,} with a pinned split); {r['quarantined']:,} rows "
          "quarantined" + (", see `feedback quarantine`." if r["quarantined"] else ".")]
@@ -197,7 +193,8 @@ def groups(ws, threshold, min_size, all_items, limit, as_json, quiet):
     Example:
       feedback groups --threshold 90 --json
     """
-    found = review.near_duplicate_groups(ws, threshold=threshold, min_size=min_size, queued_only=not all_items)[:limit]
+    found = review.near_duplicate_groups(ws, threshold=threshold, min_size=min_size, queued_only=not all_items,
+                                        progress=progress_for(quiet))[:limit]
     emit(found, as_json=as_json, quiet=quiet, text=lambda gs: "\n".join(
         f"{g['group_id']}  {g['size']:>4} items  {g['disputed']} disputed  {g['text'][:60]!r}" for g in gs)
         or "No groups.")
@@ -322,7 +319,7 @@ def forget(ws, item_ids, meta_match, why, reviewer, as_json, quiet):
     """
     field, value = parse_pair(meta_match, option="--meta") if meta_match else (None, None)
     report = review.forget(ws, signed_in(ws, reviewer), item_ids=list(item_ids), meta_field=field,
-                               meta_value=value, why=why)
+                           meta_value=value, why=why, progress=progress_for(quiet))
     emit(vars(report), as_json=as_json, quiet=quiet, text=_forget_text)
 
 
@@ -330,7 +327,7 @@ def _decide_file(ws, who, path, *, as_json: bool, quiet: bool) -> None:
     rows, unreadable = [], []
     for number, row, _ in capture.read_rows(path):
         (unreadable if isinstance(row, InvalidEvent) else rows).append((number, row))
-    result = review.decide_many(ws, who, rows)
+    result = review.decide_many(ws, who, rows, progress=progress_for(quiet))
     result["errors"] = sorted(result["errors"] + [{"row": n, "item_id": None, "message": str(e)} for n, e in unreadable],
                               key=lambda e: e["row"])
     emit(result, as_json=as_json, quiet=quiet, text=lambda r: "\n".join(

@@ -9,6 +9,7 @@ import functools
 import json
 import os
 import sys
+import time
 from datetime import datetime
 
 import click
@@ -91,8 +92,6 @@ def emit(data, *, as_json: bool, quiet: bool, text=None) -> None:
         click.echo(text(data) if text else str(data))
 
 
-
-
 def _json_value(value) -> str:
     """Times as ISO 8601 (the store keeps UTC), the same form everywhere; anything else as text."""
     if isinstance(value, datetime):
@@ -107,9 +106,38 @@ def parse_pair(text: str, option: str = "--map") -> tuple[str, str]:
     return field, column
 
 
-def progress_bar(done: int, total: int) -> None:
-    width = 40
-    filled = int(width * done / total) if total else width
-    click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {done / 1e6:,.1f}/{total / 1e6:,.1f} MB", err=True, nl=False)
+class ProgressBar:
+    """Draws a job's progress callbacks (`feedback.progress`) on stderr: a bar, the counts, the rate, the stage."""
+
+    WIDTH, EVERY = 30, 0.1
+
+    def __init__(self):
+        self.started = self.drawn = time.monotonic()
+        self.line, self.closed = "", False
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        moment = time.monotonic()
+        last = done >= total
+        if self.closed or (moment - self.drawn < self.EVERY and not last):
+            return
+        self.drawn = moment
+        filled = int(self.WIDTH * done / total) if total else self.WIDTH
+        rate = done / max(moment - self.started, 1e-6)
+        line = (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {_count(done)}/{_count(total)} "
+                f"{_count(rate)}/s  {stage}")
+        click.echo("\r" + line.ljust(len(self.line)), err=True, nl=last)
+        self.line, self.closed = line, last
+
+
+def progress_for(quiet: bool) -> ProgressBar | None:
+    """A progress bar for a long command: on a terminal, unless --quiet."""
+    return ProgressBar() if sys.stderr.isatty() and not quiet else None
+
+
+def _count(n: float) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return f"{n:.0f}"
 
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..review.queue import log_reasons
+from ..progress import Steps
 from ..roles import Actor, system_actor
 from ..store import scratch
 from ..workspace import Workspace
@@ -65,11 +66,14 @@ def drift_config(ws: Workspace) -> dict:
 
 
 def drift_report(ws: Workspace, release: pa.Table | None, *, release_name: str | None = None,
-                 since: datetime | None = None, queue: int = 0, actor: Actor = WATCHER) -> dict:
+                 since: datetime | None = None, queue: int = 0, actor: Actor = WATCHER,
+                 job: Steps | None = None) -> dict:
     """Recent production against a release's examples (`id`, `text`, `label`; None: no release yet): the
     measures, the novel terms and the checks. With `queue`, the items carrying the top `queue` novel
-    terms are queued with the reason `novelty`.
+    terms are queued with the reason `novelty`. `job` hears of the reading and the measuring (3 steps).
     """
+    job = job or Steps(None, 3)
+    job.advance(stage="reading the window")
     cfg = drift_config(ws)
     with ws.store().connect() as tx:
         newest = tx.value("SELECT max(ts) FROM events WHERE type IN ('prediction', 'correction', 'error')")
@@ -77,7 +81,9 @@ def drift_report(ws: Workspace, release: pa.Table | None, *, release_name: str |
         window = tx.arrow(_WINDOW, [start]) if start else pa.table({"type": pa.array([], pa.string())})
         before = tx.arrow(_BEFORE, [start]) if start else None
     report = {"window": {"from": start, "to": newest, "events": window.num_rows}, "release": release_name}
+    job.advance(stage=f"measuring {window.num_rows:,} events")
     report.update(_measures(window, before, release, cfg))
+    job.advance(stage="checking the thresholds")
     report["checks"] = _checks(report, cfg)
     if queue and report["novel_terms"]:
         report["queued"] = _queue_novelty(ws, report["novel_terms"][:queue], actor)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from ..errors import FeedbackError
@@ -65,13 +65,20 @@ def fit_predict_proba(texts: Sequence[str], labels: Sequence[str], pool: Sequenc
 
 
 def out_of_fold_proba(texts: Sequence[str], labels: Sequence[str], *, folds: int = 5, seed: int = 0,
-                      factory: Factory | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      factory: Factory | None = None,
+                      on_fold: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each text's class probabilities from a model that never saw it (stratified k-fold), and the classes.
 
-    Every label needs at least `folds` examples.
+    Every label needs at least `folds` examples. `on_fold(k)` is called after the k-th fold.
     """
     classes, y = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
+    data = np.asarray(texts, dtype=object)
+    probs = np.zeros((len(data), len(classes)))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    model = factory() if factory else text_classifier(seed=seed)
-    probs = cross_val_predict(model, np.asarray(texts, dtype=object), y, cv=splitter, method="predict_proba")
+    for k, (train, test) in enumerate(splitter.split(data, y), start=1):
+        model = factory() if factory else text_classifier(seed=seed)
+        model.fit(data[train], y[train])
+        probs[np.ix_(test, model.classes_)] = model.predict_proba(data[test])
+        if on_fold:
+            on_fold(k)
     return probs, classes

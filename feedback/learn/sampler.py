@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import FeedbackError
+from ..progress import Progress, Steps
 from ..review.queue import log_reasons
 from ..review.state import sync_items
 from ..roles import Actor, system_actor
@@ -73,29 +74,33 @@ _TRUSTED = ("SELECT i.text, r.current_label AS label, d.decided_at > (SELECT min
 def sample(ws: Workspace, *, budget: int = 100, strategy: str = DEFAULT_STRATEGY,
            diversity: str = DEFAULT_DIVERSITY, quotas: dict[str, int] | None = None, probabilities: str = "auto",
            recent_runs: int = 10, key: str | None = None, dry_run: bool = False, seed: int = 0,
-           actor: Actor = SAMPLER) -> dict:
+           actor: Actor = SAMPLER, progress: Progress | None = None) -> dict:
     """Pick up to `budget` unlabeled items and queue them for review (`active_learning`); return the run.
 
     `quotas` caps the picks per value of a field, e.g. {"pred_label": 5}. The run's
     `status` is `done`, `nothing_to_do`, `dry_run` (picks shown, nothing written), `busy`
     (another run holds the lock; nothing done) or `repeat` (`key` ran before; nothing done).
+
+        run = feedback.learn.sample(ws, budget=200, key="2026-w48")
+        print(run["message"])   # queued 200 of 48,112 scored items (tf-idf + logistic regression ...)
     """
     params = {"budget": budget, "diversity": diversity, "quotas": dict(quotas or {}), "probabilities": probabilities,
               "recent_runs": recent_runs, "seed": seed}
     _check(strategy, params)
     actor.require(ws, "add_to_queue")
-    if dry_run:
-        return {**_plan(ws, strategy, params), "status": "dry_run"}
-    try:
-        with job_lock(ws, "sample"):
-            earlier = key and _run_with_key(ws, key)
-            if earlier:
-                return {**earlier, "status": "repeat", "picks": [],
-                        "message": f"run key {key!r} already ran as {earlier['run_id']}; nothing done"}
-            started = now()
-            return _record(ws, _plan(ws, strategy, params), actor=actor, key=key, started=started)
-    except JobBusy as exc:
-        return {"status": "busy", "message": str(exc), "picks": []}
+    with Steps(progress, 4, "reading the pool") as job:
+        try:
+            if dry_run:
+                return {**_plan(ws, strategy, params, job), "status": "dry_run"}
+            with job_lock(ws, "sample"):
+                earlier = key and _run_with_key(ws, key)
+                if earlier:
+                    return {**earlier, "status": "repeat", "picks": [],
+                            "message": f"run key {key!r} already ran as {earlier['run_id']}; nothing done"}
+                started = now()
+                return _record(ws, _plan(ws, strategy, params, job), actor=actor, key=key, started=started)
+        except JobBusy as exc:
+            return {"status": "busy", "message": str(exc), "picks": []}
 
 
 def sampler_report(ws: Workspace, *, runs: int = 20) -> dict:
@@ -140,13 +145,14 @@ def _run_with_key(ws: Workspace, key: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def _plan(ws: Workspace, strategy: str, params: dict) -> dict:
+def _plan(ws: Workspace, strategy: str, params: dict, job: Steps) -> dict:
     """Read the pool, score it and choose the picks; nothing is written."""
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         pool = tx.arrow(_POOL, [params["recent_runs"]])
         trusted = tx.rows(_TRUSTED)
     plan = {"strategy": strategy, "params": params, "pool": pool.num_rows, "scored": 0, "model": None, "picks": []}
+    job.advance(stage="scoring the pool")
     try:
         if not pool.num_rows:
             raise _NothingToDo("every item with text is labeled, waiting as an earlier pick, or recently picked")
@@ -154,6 +160,7 @@ def _plan(ws: Workspace, strategy: str, params: dict) -> dict:
                                                       model_factory(ws.config))
     except _NothingToDo as exc:
         return {**plan, "message": f"nothing to do: {exc}"}
+    job.advance(stage="choosing the picks")
     column = {name: pool.column(name).take(positions) for name in ("text", *params["quotas"])}
     values = {name: array.to_numpy(zero_copy_only=False) for name, array in column.items()}
     chosen = select(scores, values["text"], budget=params["budget"], diversity=params["diversity"],
@@ -162,6 +169,7 @@ def _plan(ws: Workspace, strategy: str, params: dict) -> dict:
     labels = predicted.take(chosen).to_pylist()
     picks = [{**row, "rank": rank, "score": float(scores[i]), "predicted": label}
              for rank, (row, i, label) in enumerate(zip(rows, chosen, labels), start=1)]
+    job.advance(stage="queueing the picks")
     message = f"picked {len(picks)} of {len(positions):,} scored items ({model})"
     return {**plan, "scored": len(positions), "model": model, "picks": picks, "message": message}
 

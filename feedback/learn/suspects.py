@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FeedbackError
+from ..progress import Progress, Steps
 from ..review.queue import log_reasons
 from ..review.state import sync_items
 from ..roles import Actor, system_actor
@@ -121,7 +122,8 @@ def _most_disagreeing_per_pair(labels: np.ndarray, probs: np.ndarray) -> np.ndar
 
 
 def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds: int = 5, limit: int | None = None,
-                  dry_run: bool = False, scores: bool = False, seed: int = 0, actor: Actor = FINDER) -> dict:
+                  dry_run: bool = False, scores: bool = False, seed: int = 0, actor: Actor = FINDER,
+                  progress: Progress | None = None) -> dict:
     """Find trusted labels that look wrong and queue them (`suspected_label_error`), most suspicious first.
 
     Items flagged before are not queued again. Labels with fewer than `folds` examples
@@ -130,6 +132,10 @@ def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds:
     label's score and suggestion, flagged or not, so a caller can choose its own cutoff. The
     result's `status` is `done`, `nothing_to_do`, `dry_run` (suspects shown, nothing queued) or
     `busy` (another run holds the lock).
+
+        found = feedback.learn.find_suspects(ws, limit=50)
+        for s in found["suspects"]:
+            print(s["item_id"], s["label"], "->", s["suggested"])
     """
     if method not in SUSPECT_METHODS:
         raise FeedbackError(f"method {method!r} is not one of {', '.join(SUSPECT_METHODS)}")
@@ -138,18 +144,21 @@ def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds:
     if limit is not None and limit < 1:
         raise FeedbackError(f"limit {limit}: give at least 1, or no limit")
     actor.require(ws, "add_to_queue")
-    if dry_run:
-        return {**_find(ws, method=method, folds=folds, limit=limit, seed=seed, scores=scores), "status": "dry_run",
-                "queued": 0}
-    try:
-        with job_lock(ws, "suspects"):
-            found = _find(ws, method=method, folds=folds, limit=limit, seed=seed, scores=scores)
-            return _queue(ws, found, actor) if found["suspects"] else {**found, "status": "nothing_to_do", "queued": 0}
-    except JobBusy as exc:
-        return {"status": "busy", "message": str(exc), "suspects": []}
+    with Steps(progress, folds + 2, "reading the trusted labels") as job:
+        try:
+            if dry_run:
+                return {**_find(ws, method=method, folds=folds, limit=limit, seed=seed, scores=scores, job=job),
+                        "status": "dry_run", "queued": 0}
+            with job_lock(ws, "suspects"):
+                found = _find(ws, method=method, folds=folds, limit=limit, seed=seed, scores=scores, job=job)
+                if not found["suspects"]:
+                    return {**found, "status": "nothing_to_do", "queued": 0}
+                return _queue(ws, found, actor)
+        except JobBusy as exc:
+            return {"status": "busy", "message": str(exc), "suspects": []}
 
 
-def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, seed: int, scores: bool) -> dict:
+def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, seed: int, scores: bool, job: Steps) -> dict:
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         rows = tx.rows(_TRUSTED)
@@ -160,9 +169,10 @@ def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, seed: in
     if len({r["label"] for r in judged}) < 2:
         return {**result, "message": f"nothing to do: {len(judged)} trusted labels in labels with {folds}+ "
                                      f"examples; cross-validation needs two such labels or more"}
-    probs, classes = out_of_fold_proba([r["text"] for r in judged], [r["label"] for r in judged], folds=folds,
-                                       factory=model_factory(ws.config)[0],
-                                       seed=seed)
+    job.advance(stage=f"fold 1 of {folds}")
+    probs, classes = out_of_fold_proba(
+        [r["text"] for r in judged], [r["label"] for r in judged], folds=folds, factory=model_factory(ws.config)[0],
+        seed=seed, on_fold=lambda k: job.advance(stage=f"fold {k + 1} of {folds}" if k < folds else "ranking"))
     labels = np.searchsorted(classes, [r["label"] for r in judged])
     positions, score = label_issues(labels, probs, method=method)
     suggested = classes[best_other(labels, probs)]

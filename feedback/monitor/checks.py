@@ -24,6 +24,7 @@ from .. import hooks
 from ..capture.quarantine import OPEN
 from ..errors import FeedbackError
 from ..learn.drift import drift_report
+from ..progress import Progress, Steps
 from ..release.files import DATA_SCHEMA, INDEX, MANIFEST, Destination, read_splits
 from ..release.releases import candidate_gates, list_releases, load_release
 from ..release.verify import check_release
@@ -31,8 +32,17 @@ from ..review.similar import normalise
 from ..workspace import Workspace
 
 
-def check_workspace(ws: Workspace) -> list[dict]:
-    """The workspace's checks; the run is recorded, so the next one counts quarantine rows from here."""
+def check_workspace(ws: Workspace, *, progress: Progress | None = None) -> list[dict]:
+    """The workspace's checks; the run is recorded, so the next one counts quarantine rows from here.
+
+        failed = [c for c in feedback.monitor.check_workspace(ws) if c["status"] == "fail"]
+    """
+    with Steps(progress, 3, "checking the quarantine") as job:
+        checks = _workspace_checks(ws, job)
+    return checks
+
+
+def _workspace_checks(ws: Workspace, job: Steps) -> list[dict]:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with ws.store().connect() as tx:
         last = tx.value("SELECT max(ran_at) FROM check_runs WHERE target = 'workspace'")
@@ -43,6 +53,7 @@ def check_workspace(ws: Workspace) -> list[dict]:
                      f"{sum(r['n'] for r in fresh):,} events quarantined {since}: "
                      + ", ".join(f"{r['reason']} {r['n']:,}" for r in fresh) + "; see `feedback quarantine`"
                      if fresh else f"no events quarantined {since}")]
+    job.advance(stage="running the release gates")
     try:
         gates = candidate_gates(ws)
     except FeedbackError as exc:  # nothing to release yet
@@ -51,30 +62,43 @@ def check_workspace(ws: Workspace) -> list[dict]:
         checks += [{"name": f"gate {g['gate']}", "group": "release",
                     "status": {"fail": "fail", "skip": "skip"}.get(g["status"], "pass"), "message": g["detail"]}
                    for g in gates]
+    job.advance(stage="measuring drift")
     checks += [{"name": f"drift {d['name']}", "group": "drift", "status": d["status"], "message": d["message"]}
                for d in drift(ws)["checks"]]
     _record(ws, "workspace", checks, now)
     return checks
 
 
-def drift(ws: Workspace, *, since: datetime | None = None, queue: int = 0, alert: bool = False) -> dict:
+def drift(ws: Workspace, *, since: datetime | None = None, queue: int = 0, alert: bool = False,
+          progress: Progress | None = None) -> dict:
     """Recent production against the latest release (the measures and checks of `learn.drift`); with `alert`,
-    a failed check runs the `on_drift` hooks."""
+    a failed check runs the `on_drift` hooks.
+
+        report = feedback.monitor.drift(ws, queue=3)
+        print([t["term"] for t in report["novel_terms"]])
+    """
     made = list_releases(ws)
     name = f"{made[-1]['dataset']}/{made[-1]['version']}" if made else None
-    release = load_release(name, ws=ws, format="arrow", verify=False) if name else None
-    report = drift_report(ws, release, release_name=name, since=since, queue=queue)
+    with Steps(progress, 4, "reading the release") as job:
+        release = load_release(name, ws=ws, format="arrow", verify=False) if name else None
+        report = drift_report(ws, release, release_name=name, since=since, queue=queue, job=job)
     failed = [c for c in report["checks"] if c["status"] == "fail"]
     if alert and failed:
         report["hooks"] = hooks.fire(ws, "drift", {"release": name, "window": report["window"], "failed": failed})
     return report
 
 
-def check_release_folder(path: str | Path, *, ws: Workspace | None = None) -> list[dict]:
+def check_release_folder(path: str | Path, *, ws: Workspace | None = None,
+                         progress: Progress | None = None) -> list[dict]:
     """A release folder's checks, read from the folder alone (and the taxonomy, given `ws`)."""
-    dest = Destination(str(path))
+    with Steps(progress, 2, "verifying the files") as job:
+        return _release_checks(Destination(str(path)), ws, job)
+
+
+def _release_checks(dest: Destination, ws: Workspace | None, job: Steps) -> list[dict]:
     folder = dest.root
     problems = check_release(dest, folder)
+    job.advance(stage="checking the examples")
     checks = [_check("verify", "release", not problems, "; ".join(f"{p['file']}: {p['problem']}" for p in problems)
                      or "every file matches SHA256SUMS; every split's rows and digest match the manifest")]
     if problems:  # the other checks read the files: they would judge what the build did not write

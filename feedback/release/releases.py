@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from .. import hooks
 from ..errors import FeedbackError, NotFound
+from ..progress import Progress, Steps
 from ..review.agreement import reviewer_agreement
 from ..roles import Actor, local_actor, users
 from ..workspace import DEFAULT_SPLITS, Workspace, find_workspace
@@ -88,13 +89,16 @@ def release_config(ws: Workspace, *, formats: tuple[str, ...] = ()) -> dict:
 def create_release(ws: Workspace, dataset: str | None = None, *, selection: Selection = Selection(),
                    version: str | None = None, destination: str | None = None, override: tuple[str, ...] = (),
                    reason: str | None = None, if_changed: bool = False, by: Actor | None = None,
-                   formats: tuple[str, ...] = ()) -> dict:
+                   formats: tuple[str, ...] = (), progress: Progress | None = None) -> dict:
     """Select, split, check and write a new release; return its summary.
 
     Publishing takes a lead or an admin (`by`, a signed-in actor: see `feedback.roles`; the local
     user in an open workspace), and so does `override`, which names failing gates to let through (with a `reason`, both recorded).
     With `if_changed`, a release whose content equals the parent's is not made (`created` is
     False). Raises `GateFailed` when a gate fails, before writing anything.
+
+        made = feedback.release.create_release(ws, by=lead)
+        print(made["location"], made["splits"])   # releases/banking77/v3 {'train': 8012, ...}
     """
     if by is None:
         if users(ws):
@@ -109,48 +113,55 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
     number = _next_number(dataset, version, parent)
     dest = Destination(destination or cfg["destination"] or ws.path("releases"))
     salt = cfg["salt"] or dataset
-    read, built, measured, gates, parent_index = _candidate(ws, cfg, selection, records, salt)
-    if if_changed and parent and parent["release_id"] == built["release_id"]:
-        return {"created": False, "dataset": dataset, "version": parent["version"], "release_id": parent["release_id"],
-                "location": parent["location"], "examples": parent["examples"], "reason": "unchanged since the parent"}
-    _apply_override(gates, override)
-    manifest = {
-        "format": 1, "dataset": dataset, "version": f"v{number}", "release_id": built["release_id"],
-        "parent": parent and {"version": parent["version"], "release_id": parent["release_id"]},
-        "created_at": _now().isoformat(), "created_by": by.name,
-        "examples": built["examples"].num_rows, "schema": built["schema"], "split_policy": built["split_policy"],
-        "splits": built["splits"], "labels": built["labels"], "missing_labels": _missing(ws, built["labels"]),
-        "class_names": built["class_names"],
-        "provenance": _provenance(built["examples"]), "agreement": measured and {
-            "alpha": measured["alpha"], "items_with_overlap": measured["items_with_overlap"]},
-        "gates": gates, "overrides": {"gates": list(override), "reason": reason, "by": by.name} if override else None,
-        "excluded": {"no_text": read["no_text"]},
-        "license": license_and_credit(cfg, pc.unique(built["examples"]["source"]).to_pylist()),
-        "recipe": {"watermark": {k: _plain(v) for k, v in read["watermark"].items()},
-                   "selection": selection.describe(), "params": _params(cfg, salt),
-                   "code_version": package_version("feedback-workbench"), "destination": dest.location},
-    }
-    diff = {"from": parent and parent["version"], "to": f"v{number}", **diff_indexes(parent_index, built["index"])}
-    manifest["diff"] = {k: diff[k] for k in ("added", "removed", "relabeled", "split_moves", "relabel_matrix")}
-    recorded, outcome = _publish(ws, dest, number, built, manifest, diff, cfg)
-    made = {"created": True, **outcome, "dataset": dataset, "version": recorded["version"],
-            "release_id": recorded["release_id"], "location": dest.describe(dest.path(dataset, recorded["version"])),
-            "examples": recorded["examples"], "parent": recorded["parent"],
-            "splits": {k: v["rows"] for k, v in recorded["splits"].items()}, "gates": recorded["gates"],
-            "diff": recorded["diff"]}
-    made["hooks"] = hooks.fire(ws, "release", {k: made[k] for k in ("dataset", "version", "release_id", "location",
-                                                                     "examples", "parent", "splits")})
-    return made
+    with Steps(progress, 5, "reading the trusted labels") as job:
+        read, built, measured, gates, parent_index = _candidate(ws, cfg, selection, records, salt, job)
+        if if_changed and parent and parent["release_id"] == built["release_id"]:
+            return {"created": False, "dataset": dataset, "version": parent["version"],
+                    "release_id": parent["release_id"], "location": parent["location"],
+                    "examples": parent["examples"], "reason": "unchanged since the parent"}
+        _apply_override(gates, override)
+        manifest = {
+            "format": 1, "dataset": dataset, "version": f"v{number}", "release_id": built["release_id"],
+            "parent": parent and {"version": parent["version"], "release_id": parent["release_id"]},
+            "created_at": _now().isoformat(), "created_by": by.name,
+            "examples": built["examples"].num_rows, "schema": built["schema"], "split_policy": built["split_policy"],
+            "splits": built["splits"], "labels": built["labels"], "missing_labels": _missing(ws, built["labels"]),
+            "class_names": built["class_names"],
+            "provenance": _provenance(built["examples"]), "agreement": measured and {
+                "alpha": measured["alpha"], "items_with_overlap": measured["items_with_overlap"]},
+            "gates": gates,
+            "overrides": {"gates": list(override), "reason": reason, "by": by.name} if override else None,
+            "excluded": {"no_text": read["no_text"]},
+            "license": license_and_credit(cfg, pc.unique(built["examples"]["source"]).to_pylist()),
+            "recipe": {"watermark": {k: _plain(v) for k, v in read["watermark"].items()},
+                       "selection": selection.describe(), "params": _params(cfg, salt),
+                       "code_version": package_version("feedback-workbench"), "destination": dest.location},
+        }
+        diff = {"from": parent and parent["version"], "to": f"v{number}",
+                **diff_indexes(parent_index, built["index"])}
+        manifest["diff"] = {k: diff[k] for k in ("added", "removed", "relabeled", "split_moves", "relabel_matrix")}
+        job.advance(stage="writing the files")
+        recorded, outcome = _publish(ws, dest, number, built, manifest, diff, cfg)
+        job.advance(stage="running the hooks")
+        made = {"created": True, **outcome, "dataset": dataset, "version": recorded["version"],
+                "release_id": recorded["release_id"],
+                "location": dest.describe(dest.path(dataset, recorded["version"])),
+                "examples": recorded["examples"], "parent": recorded["parent"],
+                "splits": {k: v["rows"] for k, v in recorded["splits"].items()}, "gates": recorded["gates"],
+                "diff": recorded["diff"]}
+        made["hooks"] = hooks.fire(ws, "release", {k: made[k] for k in (
+            "dataset", "version", "release_id", "location", "examples", "parent", "splits")})
+        return made
 
 
 def candidate_gates(ws: Workspace, dataset: str | None = None, *, selection: Selection = Selection()) -> list[dict]:
     """The quality gates of the release that would be made now, written nowhere (what `feedback check` runs)."""
     cfg = release_config(ws)
     dataset = _checked_name(dataset or ws.dataset)
-    return _candidate(ws, cfg, selection, _records(ws, dataset), cfg["salt"] or dataset)[3]
+    return _candidate(ws, cfg, selection, _records(ws, dataset), cfg["salt"] or dataset, Steps(None, 0))[3]
 
 
-def _candidate(ws: Workspace, cfg: dict, selection: Selection, records: list[dict], salt: str) -> tuple:
+def _candidate(ws: Workspace, cfg: dict, selection: Selection, records: list[dict], salt: str, job: Steps) -> tuple:
     """The next release's examples read, built and gated: (read, built, agreement, gates, parent index)."""
     parent = records[-1] if records else None
     parent_index = _read_index(parent) if parent else None
@@ -160,8 +171,10 @@ def _candidate(ws: Workspace, cfg: dict, selection: Selection, records: list[dic
     if not read["examples"].num_rows:
         raise FeedbackError("nothing to release: no item with a trusted label and a text matches the selection; "
                             "label items first (feedback next, feedback label)")
+    job.advance(stage="splitting")
     built = build(cfg, read["examples"], _known_splits(records), salt=salt, apart=read["apart"],
                   class_names=_class_names(ws, read["examples"]["label"], parent))
+    job.advance(stage="running the gates")
     measured = reviewer_agreement(ws) if read["overlap_items"] else None
     gates = run_gates(ws, built["examples"], same_text=built["same_text"], duplicates=built["duplicates"],
                       splits=built["codes"], split_names=list(cfg["splits"]), counts=_label_totals(built),
@@ -234,7 +247,7 @@ def release_card(ws: Workspace, ref: str) -> str:
     return text.split("\n---\n", 1)[1].lstrip() if text.startswith("---\n") else text
 
 
-def verify_release(ws: Workspace | None, ref: str) -> dict:
+def verify_release(ws: Workspace | None, ref: str, *, progress: Progress | None = None) -> dict:
     """Recompute every checksum and digest of a release (a ref such as `v2`, or a folder path or URL), and
     check its `manifest.json` and `SHA256SUMS` against the digests the store recorded when it was built.
 
@@ -242,6 +255,8 @@ def verify_release(ws: Workspace | None, ref: str) -> dict:
     whether the store's digests were checked (`release`) or why not (`why`): without a workspace, or
     for a folder where no release of the workspace is recorded (a copy), the folder is checked
     against itself only.
+
+        assert feedback.release.verify_release(ws, "v2")["ok"]
     """
     if "://" in ref or os.path.isdir(ref):
         dest = Destination(ref)
@@ -253,8 +268,10 @@ def verify_release(ws: Workspace | None, ref: str) -> dict:
     else:
         record = resolve(ws, ref)
         dest, folder = _folder(record)
-    problems = check_release(dest, folder)
-    checked, changed = _against_anchor(ws, record, dest, folder)
+    with Steps(progress, 2, "checking files and digests") as job:
+        problems = check_release(dest, folder)
+        job.advance(stage="checking against the store")
+        checked, changed = _against_anchor(ws, record, dest, folder)
     problems += changed
     return {"location": dest.describe(folder), "ok": not problems, "problems": problems, "anchor": checked}
 

@@ -15,6 +15,7 @@ from typing import Iterable
 import pyarrow as pa
 
 from ..errors import FeedbackError, NotFound
+from ..progress import Progress, Steps
 from ..roles import Actor
 from ..workspace import Workspace
 from .choices import DECISION_KINDS
@@ -53,22 +54,24 @@ def decide(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str |
     return rows[0]
 
 
-def decide_many(ws: Workspace, actor: Actor, rows: Iterable[tuple[int, dict]], *, chunk: int = 5_000) -> dict:
+def decide_many(ws: Workspace, actor: Actor, rows: Iterable[tuple[int, dict]], *, chunk: int = 5_000,
+                progress: Progress | None = None) -> dict:
     """Record many decisions at once, one transaction per chunk, each row checked as `decide` checks it.
 
     `rows` are (row number, {"item_id", "label", "note"?, "expect"?}), where `expect` is the decision id
     the row was based on ("" or "none" for an undecided item) and makes a stale row an error.
     Returns {"decided": n, "errors": [{"row", "item_id", "message"}]}: a bad row costs only itself.
+
+        feedback.review.decide_many(ws, me, enumerate([{"item_id": "req-1", "label": "refund"}], start=1))
     """
     actor.require(ws, "decide")
-    decided, errors, batch = 0, [], []
-    for number, row in rows:
-        batch.append((number, row))
-        if len(batch) >= chunk:
+    rows = list(rows)
+    decided, errors = 0, []
+    with Steps(progress, len(rows), "rows decided") as job:
+        for start in range(0, len(rows), chunk):
+            batch = rows[start:start + chunk]
             decided += _decide_chunk(ws, actor, batch, errors)
-            batch = []
-    if batch:
-        decided += _decide_chunk(ws, actor, batch, errors)
+            job.advance(len(batch))
     return {"decided": decided, "errors": errors}
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 
 from ..errors import FeedbackError, NotFound
+from ..progress import Progress, Steps
 from ..roles import Actor
 from ..workspace import Workspace
 from . import similar
@@ -28,14 +29,20 @@ _ITEMS = ("SELECT i.item_id, i.text, i.pred_label, r.current_label, coalesce(r.s
 
 
 def near_duplicate_groups(ws: Workspace, *, threshold: float = 90.0, min_size: int = 2, queued_only: bool = True,
-                          max_items: int = 100_000) -> list[dict]:
-    """Groups of near-duplicate items, largest and most disputed first."""
-    with ws.store().atomic() as tx:
-        sync_items(tx, ws)
-        rows = tx.rows(_ITEMS, [not queued_only, max_items])
-        marks = distinct_sets(tx, [r["item_id"] for r in rows])
-    members = similar.group([r["text"] for r in rows], threshold=threshold, min_size=min_size,
-                            apart=positions(marks, [r["item_id"] for r in rows]))
+                          max_items: int = 100_000, progress: Progress | None = None) -> list[dict]:
+    """Groups of near-duplicate items, largest and most disputed first.
+
+        for g in feedback.review.near_duplicate_groups(ws, threshold=90)[:5]:
+            print(g["size"], g["labels"], g["text"])
+    """
+    with Steps(progress, 2, "reading the items") as job:
+        with ws.store().atomic() as tx:
+            sync_items(tx, ws)
+            rows = tx.rows(_ITEMS, [not queued_only, max_items])
+            marks = distinct_sets(tx, [r["item_id"] for r in rows])
+        job.advance(stage=f"comparing {len(rows):,} texts")
+        members = similar.group([r["text"] for r in rows], threshold=threshold, min_size=min_size,
+                                apart=positions(marks, [r["item_id"] for r in rows]))
     result = []
     for indices in members:
         items = sorted((rows[i] for i in indices), key=lambda r: r["item_id"])

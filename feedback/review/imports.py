@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import pyarrow as pa
 
@@ -29,6 +29,7 @@ from ..capture import contract
 from ..capture.ingest import absorb, already_ingested, file_digest, record_source, rejection
 from ..capture.readers import read_rows
 from ..errors import FeedbackError, InvalidEvent
+from ..progress import Progress, Steps
 from ..roles import Actor, local_actor, users
 from ..workspace import DEFAULT_SPLITS, Workspace
 from .choices import DECISION_KINDS
@@ -37,7 +38,6 @@ from .state import sync_items, write_reviews
 
 CHUNK_ROWS = 20_000
 FIELDS = ("item_id", "text", "label", "split")
-Progress = Callable[[int, int], None]
 _PIN_SCHEMA = pa.schema([("item_id", pa.string()), ("split", pa.string()), ("source", pa.string()),
                          ("pinned_at", pa.timestamp("us"))])
 
@@ -62,28 +62,26 @@ def import_labels(ws: Workspace, paths: Iterable[str | Path], *, by: Actor | Non
         raise FeedbackError(f"cannot map {', '.join(unknown)}: the fields of a labeled row are {', '.join(FIELDS)}")
     splits = set(ws.config.get("release", {}).get("splits", DEFAULT_SPLITS))
     report = ImportReport()
-    for path in map(Path, paths):
+    paths = [Path(p) for p in paths]
+    for path in paths:
         if not path.is_file():
             raise FeedbackError(f"{path}: no such file")
+    job = Steps(progress, sum(p.stat().st_size for p in paths), "bytes read")
+    for path in paths:
         fingerprint = file_digest(path)
         if already_ingested(ws, fingerprint, "labels"):
             report.skipped_sources.append(str(path))
+            job.advance(path.stat().st_size)
             continue
         source = f"labels:{path.resolve()}"
-        size, seen = path.stat().st_size, [0]
-
-        def on_bytes(n: int) -> None:
-            seen[0] += n
-            if progress:
-                progress(seen[0], size)
-
         chunk: list = []
-        for row in read_rows(path, on_bytes=on_bytes):
+        for row in read_rows(path, on_bytes=job.advance):
             chunk.append(row)
             if len(chunk) >= CHUNK_ROWS:
                 _take(ws, by, chunk, source, fingerprint, column_of, splits, report)
                 chunk = []
         _take(ws, by, chunk, source, fingerprint, column_of, splits, report, last=True)
+    job.finish()
     return report
 
 

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from ..capture import spool
 from ..errors import FeedbackError
+from ..progress import Progress, Steps
 from ..roles import Actor
 from ..workspace import Workspace
 
@@ -41,14 +42,24 @@ class PurgeReport:
 
 
 def forget(ws: Workspace, actor: Actor, *, item_ids: list[str] | None = None, meta_field: str | None = None,
-           meta_value: str | None = None, why: str) -> PurgeReport:
-    """Purge items given by id, or by a meta field's value (for example a user id)."""
+           meta_value: str | None = None, why: str, progress: Progress | None = None) -> PurgeReport:
+    """Purge items given by id, or by a meta field's value (for example a user id).
+
+        feedback.review.forget(ws, admin, meta_field="user_id", meta_value="u-829", why="GDPR-1142")
+    """
     actor.require(ws, "purge")
     if not why:
         raise FeedbackError("say why (a ticket or request id): a purge is audited")
     if bool(item_ids) == (meta_field is not None):
         raise FeedbackError("give item ids, or a meta field and value, not both")
     match = f"meta.{meta_field}={meta_value}" if meta_field else "item_id"
+    with Steps(progress, 4, "purging the store") as job:
+        report = _purge(ws, actor, item_ids, meta_field, meta_value, why, match, job)
+    return report
+
+
+def _purge(ws: Workspace, actor: Actor, item_ids: list[str] | None, meta_field: str | None, meta_value: str | None,
+           why: str, match: str, job: Steps) -> PurgeReport:
     store = ws.store()
     with store.atomic() as tx:
         if meta_field:
@@ -73,13 +84,16 @@ def forget(ws: Workspace, actor: Actor, *, item_ids: list[str] | None = None, me
         tx.execute(f"UPDATE quarantine SET raw = NULL WHERE {condition}", qparams)
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         tx.execute("INSERT INTO purges SELECT unnest(?::VARCHAR[]), ?, ?, ?, ?", [ids, now, actor.name, why, match])
+    job.advance(stage="compacting the store")
     store.compact()
+    job.advance(stage="scrubbing the spool")
     matches = _matcher(set(ids), meta_field, meta_value)
     dirs = spool.spool_dirs(ws.path("spool"))
     for folder in (dirs[spool.SEALED], dirs[spool.DONE]):
         for segment in sorted(folder.glob("*.jsonl")):
             report.spool_lines += _scrub(segment, matches)
     report.active_lines_left = sum(_count(s, matches) for s in dirs[spool.ACTIVE].glob("*.jsonl"))
+    job.advance(stage="finding the releases that hold them")
     report.releases = releases_containing(ws, set(ids))
     return report
 
