@@ -1,5 +1,16 @@
 """feedback-workbench: capture production model feedback, review it, release datasets.
 
+Everything the loop needs is importable from here (and the parts' packages hold the rest):
+
+    import feedback
+    ws = feedback.init_workspace("ws", dataset="support", labels=["refund", "card_lost"])
+    with feedback.Client(ws.root) as client:                         # capture: never blocks, never raises
+        client.prediction("req-1", text="where is my refund", label="card_lost", score=0.41)
+    feedback.ingest_spool(ws)                                        # spool -> store
+    me = feedback.local_actor()                                      # or feedback.authenticate(ws, name, pw)
+    item = feedback.next_item(ws, me)                                # claims the top of the queue
+    feedback.decide(ws, me, item["item_id"], "refund")
+
 Glossary (used everywhere in the code and docs):
   event     one capture record (prediction, correction or error), appended, never changed
   item      what events are about: one production request, by `item_id`
@@ -7,8 +18,9 @@ Glossary (used everywhere in the code and docs):
   workspace a folder with `feedback.toml`, the store (DuckDB) and the spool
   spool     files producers append to; ingest absorbs them into the store
 
-The parts of the loop are subpackages: `capture`, `review`, `learn`, `release`, over `store`.
-Names load their module on first use, so `import feedback` for the SDK stays light.
+The parts of the loop are subpackages: `capture`, `review`, `learn`, `release`, `monitor`, over `store`.
+Names load their module on first use, so `import feedback` for the SDK stays light. Long jobs take
+`progress=` (see `feedback.progress`).
 """
 
 from typing import TYPE_CHECKING
@@ -20,7 +32,15 @@ if TYPE_CHECKING:
     from .capture.ingest import IngestReport, ingest_files, ingest_spool
     from .capture.summary import status
     from .errors import FeedbackError, InvalidEvent, StoreBusy, WorkspaceError
-    from .release.releases import load_release
+    from .learn.sampler import sample
+    from .learn.suspects import find_suspects
+    from .monitor.checks import check_release_folder, check_workspace, drift
+    from .progress import Progress
+    from .release.releases import GateFailed, create_release, list_releases, load_release, verify_release
+    from .review.decisions import StaleDecision, decide, decide_many, history, undo, undo_last
+    from .review.imports import import_labels
+    from .review.queue import QueueFilter, item, next_item, release_claim
+    from .roles import Actor, PermissionDenied, authenticate, local_actor
     from .workspace import Workspace, find_workspace, init_workspace
 
 __getattr__, __dir__, __all__ = exports(__name__, __file__)

@@ -108,7 +108,14 @@ class Client:
         self._writer.seal()
 
     def close(self) -> None:
+        """Seal this process's segment, so the next ingest takes its events."""
         self._writer.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _after_fork(self) -> None:
         """A forked child never shares its parent's segment, and counts its own events."""
