@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from feedback import Workspace, ingest_files
+from feedback import Workspace, ingest_files, load_release
 from feedback.cli.release import release_group
 from feedback.errors import FeedbackError, NotFound
 from feedback.review import (decide, forget, mark_distinct, near_duplicate_groups, relabel_group,
@@ -625,6 +625,15 @@ def test_release_to_s3_verify_and_read_back(rws, monkeypatch):
             create_release(rws, destination=url + "&secret_key=abc")
     finally:
         server.stop()
+
+
+def test_a_scheme_pyarrow_lacks_goes_through_fsspec(rws):
+    made = create_release(rws, destination="memory://ml-data/releases")
+    assert made["location"] == "memory:///ml-data/releases/test/v1"
+    assert verify_release(rws, "v1")["ok"]
+    assert len(load_release(made["location"], split="train")) == made["splits"]["train"]
+    with pytest.raises(FeedbackError, match="cannot open release destination 'nosuch://x'"):
+        create_release(rws, destination="nosuch://x")
 
 
 # -- the command line ----------------------------------------------------------------------------

@@ -46,12 +46,26 @@ _ORPHANED = ".orphaned"
 STALE_AFTER = timedelta(hours=24)
 
 
+def _fsspec_filesystem(location: str, why: Exception) -> tuple[pafs.FileSystem, str]:
+    """A scheme pyarrow does not know, through fsspec (az://, memory://, ...) when it is installed."""
+    try:
+        import fsspec  # optional: the filesystems beyond pyarrow's own
+        fs, root = fsspec.core.url_to_fs(location)
+    except ImportError as exc:
+        raise FeedbackError(f"cannot open release destination {location!r}: {why}; for other filesystems install "
+                            f"fsspec and its package for the scheme ({exc})") from None
+    except (ValueError, OSError) as exc:
+        raise FeedbackError(f"cannot open release destination {location!r}: {exc}") from None
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), root
+
+
 class Destination:
     """The folder that holds releases, `<root>/<dataset>/<version>/`: a local path or a filesystem URL.
 
-    URLs are pyarrow's, for example `s3://bucket/prefix?region=eu-west-1` or, for an
-    S3-compatible server, `s3://bucket/prefix?endpoint_override=host:9000&scheme=http`.
-    Credentials come from the environment, never from the URL (it is recorded).
+    URLs are pyarrow's, for example `s3://bucket/prefix?region=eu-west-1`, for an S3-compatible
+    server `s3://bucket/prefix?endpoint_override=host:9000&scheme=http`, or `gs://bucket/prefix`;
+    any other scheme goes through fsspec when it is installed (`az://container/prefix` with adlfs,
+    `memory://prefix`). Credentials come from the environment, never from the URL (it is recorded).
     """
 
     def __init__(self, location: str | Path):
@@ -63,7 +77,7 @@ class Destination:
             try:
                 self.fs, root = pafs.FileSystem.from_uri(location)
             except (pa.ArrowException, ValueError) as exc:
-                raise FeedbackError(f"cannot open release destination {location!r}: {exc}") from None
+                self.fs, root = _fsspec_filesystem(location, exc)
         else:
             location = str(Path(location).resolve())
             self.fs, root = pafs.LocalFileSystem(), location
