@@ -143,6 +143,7 @@ def receiver():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/hook", got
     server.shutdown()
+    server.server_close()
 
 
 def test_a_release_fires_its_command_and_a_signed_webhook_retried_after_a_500(ws, tmp_path, receiver, monkeypatch, cli):

@@ -412,7 +412,8 @@ def test_a_killed_build_leaves_a_folder_that_the_next_build_deletes(rws):
 
     killed = builder("die")
     dead = killed.stdout.readline().strip()
-    assert killed.wait() == -signal.SIGKILL and os.path.isdir(dead)
+    killed.communicate()
+    assert killed.returncode == -signal.SIGKILL and os.path.isdir(dead)
     running = builder("wait")
     alive = running.stdout.readline().strip()
     elsewhere = root / "test" / ".building"
