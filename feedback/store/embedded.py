@@ -2,16 +2,17 @@
 
 A `Store` opens a connection for one unit of work and closes it at once, so other
 processes (ingest, the sampler, the app) can get in. DuckDB lets one process hold a
-file at a time; a conflict is retried with jittered backoff up to a deadline, then
-raises `StoreBusy`. Results come back as plain data (lists of dicts, Arrow tables),
-never as cursors or relations, and every value goes in as a parameter.
+file at a time; processes take turns on it through a sidecar lock (`turns`), waiting in
+the kernel's queue, and only a holder that keeps it past the deadline (`busy_timeout`)
+makes the others raise `StoreBusy`. Results come back as plain data (lists of dicts,
+Arrow tables), never as cursors or relations, and every value goes in as a parameter.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import random
+import re
 import threading
 import time
 from contextlib import contextmanager, suppress
@@ -23,6 +24,7 @@ import pyarrow as pa
 
 from ..errors import StoreBusy, StoreError
 from .migrations import MIGRATIONS
+from .turns import Turn, busy
 
 DEFAULT_BUSY_TIMEOUT = 15.0
 _LOCKS: dict[Path, threading.RLock] = {}
@@ -169,18 +171,24 @@ class Store:
         return applied
 
     def compact(self) -> None:
-        """Rewrite the file from its live rows, so nothing deleted or overwritten lingers in free blocks."""
-        fresh = self.path.with_name(self.path.name + ".compact")
+        """Rewrite the file from its live rows, so nothing deleted or overwritten lingers in free blocks.
+
+        The store is held throughout, the swap of the files too: no other process works on it meanwhile.
+        """
+        path = self.path.resolve()
+        fresh = path.with_name(path.name + ".compact")
         fresh.unlink(missing_ok=True)
-        with self.atomic() as tx:
+
+        def swap():
+            os.replace(fresh, path)
+            path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+        with _ENGINE.alone(path, self.busy_timeout, after_detach=swap) as con:
+            tx = Tx(con)
             tx.execute("CHECKPOINT")
             tx.execute(f"ATTACH {literal(fresh)} AS fresh")
-        with self.connect() as tx:
-            tx.execute(f"COPY FROM DATABASE {_alias(self.path.resolve())} TO fresh")
+            tx.execute(f"COPY FROM DATABASE {_alias(path)} TO fresh")
             tx.execute("DETACH fresh")
-        os.replace(fresh, self.path)
-        self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
-
 
 
 @contextmanager
@@ -201,48 +209,114 @@ def _alias(path: Path) -> str:
     return "store_" + hashlib.blake2b(str(path).encode(), digest_size=6).hexdigest()
 
 
+class _File:
+    """A store file as this process uses it: the units of work in progress share one attachment, made
+    when the first one starts, under the file's turn, and undone when the last one ends."""
+
+    def __init__(self, path: Path):
+        self.path, self.alias = path, _alias(path)
+        self.turn = Turn(path)
+        self.users = 0
+        self.moving = False  # a thread is taking the turn and attaching, or detaching and giving it back
+        self.changed = threading.Condition()
+
+
 class _Engine:
     """One in-memory DuckDB per process, to which store files are attached for each unit of work.
 
     Opening a DuckDB database costs tens of milliseconds (it builds its catalog); attaching a
-    file to a running engine costs a few. A file is detached, which checkpoints it and frees
-    its lock for other processes, as soon as no unit of work in this process uses it.
+    file to a running engine costs a few. The first unit of work on a file in this process takes
+    the file's turn (other processes wait in the kernel's queue meanwhile) and attaches it; units
+    that start while it is attached, in any thread, join it (so a unit nested in another never waits
+    for itself); the last to end detaches it, which checkpoints it and frees DuckDB's own lock, then
+    gives the turn back. Threads of one process thus wait for the store as one, at one place in the
+    queue. A process that does not take turns (an outside `duckdb.connect`) still holds DuckDB's
+    lock: attaching is retried while the turn is held, and past the deadline raises `StoreBusy`
+    naming that process.
     """
 
     def __init__(self):
         self._con = None
-        self._users: dict[Path, int] = {}
-        self._lock = threading.Lock()
+        self._files: dict[Path, _File] = {}
+        self._lock = threading.Lock()  # the engine's connection and `_files`
 
     def reset(self) -> None:
         """Forget the parent's engine in a forked child (DuckDB is not fork-safe).
 
         The parent's connection object is kept, never used nor destroyed: tearing it down
-        in the child would touch threads that did not survive the fork.
+        in the child would touch threads that did not survive the fork. The parent's turns
+        stay the parent's: the child closes its copies of their descriptors without unlocking.
         """
         _FORKED_AWAY.append(self._con)
+        for file in self._files.values():
+            file.turn.forget()
+        _LOCKS.clear()  # a thread that held one in the parent does not exist here
         self.__init__()
 
     def attach(self, path: Path, busy_timeout: float):
-        alias = _alias(path)
+        """A cursor on the file, attached for this unit of work (see `release`)."""
         deadline = time.monotonic() + busy_timeout
-        delay = 0.005
-        while True:
-            with self._lock:
-                if self._con is None:
-                    self._con = duckdb.connect(":memory:")
-                if self._users.get(path) or self._try_attach(path, alias):
-                    self._users[path] = self._users.get(path, 0) + 1
-                    con = self._con.cursor()
-                    break
-            if time.monotonic() + delay > deadline:
-                raise StoreBusy(f"the store {path} is busy: another process held it for over {busy_timeout:g} s; "
-                                "try again, or stop the process holding it")
-            time.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 0.25)
-        con.execute(f"USE {alias}")
-        con.execute("SET TimeZone = 'UTC'")
-        return con
+        file = self._file(path)
+        with file.changed:
+            while file.moving:
+                self._wait(file, deadline, busy_timeout)
+            if file.users:
+                file.users += 1
+                return self._cursor(file)
+            file.moving = True
+        try:
+            file.turn.acquire(deadline, busy_timeout)
+            try:
+                self._attach(file, deadline, busy_timeout)
+            except BaseException:
+                file.turn.release()
+                raise
+        except BaseException:
+            self._settle(file, 0)
+            raise
+        self._settle(file, 1)
+        return self._cursor(file)
+
+    def release(self, path: Path, con) -> None:
+        con.close()
+        file = self._files[path]
+        with file.changed:
+            file.users -= 1
+            if file.users:
+                return
+            file.moving = True
+        try:
+            self._detach(file)
+        finally:
+            file.turn.release()
+            self._settle(file, 0)
+
+    @contextmanager
+    def alone(self, path: Path, busy_timeout: float, *, after_detach=None) -> Iterator:
+        """A cursor on the file for this block alone (other threads of the process wait), then, still
+        holding the turn, the file detached and `after_detach` called (to replace the file)."""
+        deadline = time.monotonic() + busy_timeout
+        file = self._file(path)
+        with file.changed:
+            while file.moving or file.users:
+                self._wait(file, deadline, busy_timeout)
+            file.moving = True
+        try:
+            file.turn.acquire(deadline, busy_timeout)
+            try:
+                self._attach(file, deadline, busy_timeout)
+                con = self._cursor(file)
+                try:
+                    yield con
+                finally:
+                    con.close()
+                    self._detach(file)
+                if after_detach:
+                    after_detach()
+            finally:
+                file.turn.release()
+        finally:
+            self._settle(file, 0)
 
     def memory(self):
         """A cursor of the engine's own in-memory database."""
@@ -254,22 +328,60 @@ class _Engine:
         con.execute("SET TimeZone = 'UTC'")
         return con
 
-    def release(self, path: Path, con) -> None:
-        con.close()
+    def _file(self, path: Path) -> _File:
         with self._lock:
-            self._users[path] -= 1
-            if not self._users[path]:
-                del self._users[path]
-                self._con.execute(f"DETACH {_alias(path)}")
+            if path not in self._files:
+                self._files[path] = _File(path)
+            return self._files[path]
 
-    def _try_attach(self, path: Path, alias: str) -> bool:
-        try:
-            self._con.execute(f"ATTACH {literal(path)} AS {alias}")
-            return True
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
-            return False
+    def _wait(self, file: _File, deadline: float, busy_timeout: float) -> None:
+        """Wait for another thread of this process to finish taking or giving back the turn."""
+        left = deadline - time.monotonic()
+        if left <= 0 or not file.changed.wait(left):
+            raise StoreBusy(busy(file.path, file.turn.holder(), busy_timeout))
+
+    def _settle(self, file: _File, users: int) -> None:
+        with file.changed:
+            file.users, file.moving = users, False
+            file.changed.notify_all()
+
+    def _cursor(self, file: _File):
+        with self._lock:
+            con = self._con.cursor()
+        con.execute(f"USE {file.alias}")
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    def _attach(self, file: _File, deadline: float, busy_timeout: float) -> None:
+        """ATTACH under the turn; retried only while a process that takes no turns holds the file."""
+        delay = 0.005
+        while True:
+            with self._lock:
+                if self._con is None:
+                    self._con = duckdb.connect(":memory:")
+                try:
+                    self._con.execute(f"ATTACH {literal(file.path)} AS {file.alias}")
+                    return
+                except duckdb.IOException as exc:
+                    if "lock" not in str(exc).lower():
+                        raise
+                    conflict = str(exc)
+            if time.monotonic() + delay > deadline:
+                raise StoreBusy(_outside(file.path, conflict, busy_timeout))
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def _detach(self, file: _File) -> None:
+        with self._lock:
+            self._con.execute(f"DETACH {file.alias}")
+
+
+def _outside(path: Path, conflict: str, busy_timeout: float) -> str:
+    """StoreBusy's message for a file held by a process that does not take turns, named from DuckDB's error."""
+    found = re.search(r"held in (.+?) \(PID (\d+)\)", conflict)
+    who = f"process {found[2]} ({found[1]})" if found else "another process"
+    return (f"the store {path} is busy: {who} has it open outside feedback (a duckdb.connect?) and held it for over "
+            f"{busy_timeout:g} s; close that connection, or analyse a copy of the file or a release instead")
 
 
 _FORKED_AWAY: list = []
