@@ -11,33 +11,69 @@ from feedback import learn, release, review, roles
 from feedback.app import screens, views
 from feedback.errors import FeedbackError, StoreBusy
 
-st.set_page_config(page_title="Feedback workbench", page_icon=":material/rate_review:", layout="wide")
+st.set_page_config(page_title="Feedback workbench", page_icon="📝", layout="wide")
 
 
 ws = feedback.find_workspace()  # $FEEDBACK_WORKSPACE or the current folder; re-read each run, so config edits apply
 ROOT = str(ws.root)
+COOKIE = roles.session_cookie(ws)
 state = st.session_state
 state.setdefault("passed", [])
 state.setdefault("flash", None)
+state.setdefault("first", None)  # the item to show next: the one an undo brought back, or a row opened in the queue
+state.setdefault("seq", 0)  # counts the items shown, so each gets fresh widgets (nothing carries over)
+state.setdefault("note", None)
+state.setdefault("note_open", False)
 
 
 def sign_in() -> roles.Actor | None:
-    """The signed-in reviewer; a workspace without users runs open for the local user."""
+    """The signed-in reviewer; a workspace without users runs open for the local user.
+
+    The session token (kept in a cookie, so a reload keeps the sign-in) is checked on every run.
+    """
     if not roles.users(ws):
         return roles.local_actor()
-    if "actor" in state:
-        return state.actor
+    token = state.get("session_token")
+    if token is None and not state.get("cookie_read"):
+        state.cookie_read = True  # the cookie of the page load, read once: after a sign-out it is stale
+        token = st.context.cookies.get(COOKIE)
+        token = token if isinstance(token, str) else None  # (AppTest has no cookies, only a stand-in)
+    notice = None
+    if token:
+        try:
+            actor = roles.resume_session(ws, token)
+            state.session_token = token
+            return actor
+        except FeedbackError as exc:
+            state.session_token = None
+            state.cookie = {"name": COOKIE, "token": None}
+            notice = str(exc)
     with st.form("sign-in", width=420):
         st.subheader("Sign in")
+        if notice or state.get("signed_out"):
+            st.info(notice[:1].upper() + notice[1:] + "." if notice else "You signed out.")
         name = st.text_input("User")
         password = st.text_input("Password", type="password")
         if st.form_submit_button("Sign in", type="primary"):
             try:
-                state.actor = roles.authenticate(ws, name, password)
-                st.rerun()
+                actor = roles.authenticate(ws, name, password)
+                session = roles.start_session(ws, actor)
             except FeedbackError as exc:
                 st.error(str(exc))
+            else:
+                state.session_token = session["token"]
+                state.cookie = {"name": COOKIE, "token": session["token"], "max_age": session["seconds"]}
+                state.signed_out = False
+                st.rerun()
     return None
+
+
+def sign_out():
+    roles.end_session(ws, state.get("session_token") or "")
+    state.session_token = None
+    state.cookie = {"name": COOKIE, "token": None}
+    state.signed_out = True
+    state.passed = []
 
 
 def act(action, *args, **kwargs):
@@ -60,7 +96,7 @@ def show_flash() -> None:
 
 
 def decide(actor, item_id, label, based_on):
-    if act(review.decide, ws, actor, item_id, label, based_on=based_on, check_stale=True):
+    if act(review.decide, ws, actor, item_id, label, note=state.note, based_on=based_on, check_stale=True):
         state.last_item = item_id
 
 
@@ -68,7 +104,8 @@ def undo(actor):
     done = act(review.undo_last, ws, actor)
     if done:
         state.passed = [i for i in state.passed if i != done["item_id"]]
-        state.flash = ("info", f"Undid your last decision on {done['item_id']}.")
+        state.first = done["item_id"]
+        state.flash = ("info", f"Undid your last decision on {done['item_id']}; it is back for you to decide again.")
 
 
 def pass_over(actor, item_id):
@@ -76,74 +113,139 @@ def pass_over(actor, item_id):
     state.passed = [*state.passed, item_id]
 
 
+def open_note():
+    state.note_open = True
+
+
+def keep_note(key):
+    state.note = (state.get(key) or "").strip() or None
+    state.note_open = False
+
+
 def review_page():
     actor = state.current_actor
-    st.title("Review")
-    st.caption("Keys: 1-9 the quick labels · L the label picked in the search box · S skip · J junk · U unsure · "
-               "Z undo · N next")
+    wanted = state.first
+    screen = screens.review_screen(ws, actor, exclude=state.passed, first=wanted, claims=state.get("show-claims", False),
+                                   timezone=st.context.timezone)
+    item = screen["item"]
+    state.first = None
+    if item is not None and item["item_id"] != state.get("shown_item"):
+        state.shown_item, state.seq, state.note, state.note_open = item["item_id"], state.seq + 1, None, False
+    seq = state.seq
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.title("Review")
+        views.session_counter(screen["progress"], key="session-counter")
     show_flash()
-    screen = screens.review_screen(ws, actor, exclude=state.passed)
-    if screen is None:
+    if wanted and item is not None and item["item_id"] != wanted:
+        st.info(f"{wanted} is being reviewed by someone else now; here is your next item.")
+    if item is None:
         st.success("Nothing left in the queue for you. New items arrive with the next ingest or sampler run.")
         st.button("Undo my last decision", shortcut="Z", on_click=undo, args=(actor,))
         return
-    item = screen["item"]
-    st.caption(f"Item {item['item_id']} · priority {item['priority']:.2f} · claimed by {item['claimed_by']}")
+    item_id, based_on = item["item_id"], item["last_decision_id"]
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.caption(f"Item {item_id} · priority {item['priority']:.2f} · claimed by {item['claimed_by']}")
+        choice = state.get(f"any-label-{seq}")
+        views.keyboard(screen["keys"], managed=['[class*="st-key-any-label-"]', '[class*="st-key-note-"]'],
+                       focus=f".st-key-note-{seq}" if state.note_open else None, item=item_id, choice=choice,
+                       key="keys")
     views.badges(item["reasons"], item["status"])
-    views.item_text(item["text"])
+    views.item_text(item["text"], key=f"item-{seq}")
     views.prediction_panel(item, screen["probs"])
-    quick = screens.quick_labels(ws, item, screen["probs"])
-    hotkeys = {label.name: label.hotkey for label in ws.taxonomy.labels if label.hotkey}
-    st.caption("Label it: press the key shown on a button")
+    quick = screen["quick"]
+    st.caption("Label it: press the key shown on a button · ? shows every key")
     with st.container(horizontal=True, key="quick-labels"):
         for number, label in enumerate(quick, start=1):
             st.button(views.escape(label), key=f"quick-{number}", shortcut=str(number),
                       type="primary" if number == 1 else "secondary",
-                      on_click=decide, args=(actor, item["item_id"], label, item["last_decision_id"]))
-        for name, key in hotkeys.items():
-            if name not in quick:
-                st.button(views.escape(name), key=f"hot-{name}", shortcut=key,
-                          on_click=decide, args=(actor, item["item_id"], name, item["last_decision_id"]))
+                      on_click=decide, args=(actor, item_id, label, based_on))
+        for name, key in screen["hotkeys"].items():
+            st.button(views.escape(name), key=f"hot-{name}", shortcut=key,
+                      on_click=decide, args=(actor, item_id, name, based_on))
     with st.container(horizontal=True, vertical_alignment="bottom"):
-        choice = st.selectbox("Any label", sorted(ws.taxonomy.names) or quick, index=None, key="any-label",
-                              placeholder="Search the taxonomy", width=360)
+        choice = st.selectbox("Any label", sorted(ws.taxonomy.names) or quick, index=None, key=f"any-label-{seq}",
+                              placeholder="Search the taxonomy", width=300)
         st.button("Label", shortcut="L", disabled=choice is None, on_click=decide,
-                  args=(actor, item["item_id"], choice, item["last_decision_id"]))
+                  args=(actor, item_id, choice, based_on))
         for text, key, kind in (("Skip", "S", "skip"), ("Junk", "J", "junk"), ("Unsure", "U", "unsure")):
-            st.button(text, shortcut=key, on_click=decide, args=(actor, item["item_id"], kind, item["last_decision_id"]))
+            st.button(text, shortcut=key, on_click=decide, args=(actor, item_id, kind, based_on))
+        st.button("Note", shortcut="M", on_click=open_note, help="Write a note; Enter keeps it for your decision")
         st.button("Undo", shortcut="Z", on_click=undo, args=(actor,))
-        st.button("Next", shortcut="N", on_click=pass_over, args=(actor, item["item_id"]))
+        st.button("Next", shortcut="N", on_click=pass_over, args=(actor, item_id))
+    if state.note_open:
+        st.text_input("Note (Enter keeps it; it is saved with your next decision)", value=state.note or "",
+                      key=f"note-{seq}", on_change=keep_note, args=(f"note-{seq}",), width=720)
+    elif state.note:
+        st.caption("Note, saved with your next decision (M to change it):")
+        st.text(state.note)
     left, right = st.columns(2)
     with left:
         st.subheader("Similar items")
         views.similar_table(screen["similar"], key="similar")
     with right:
-        st.subheader("History")
+        with st.container(horizontal=True, vertical_alignment="bottom"):
+            st.subheader("History")
+            st.toggle(f"Show claims ({screen['hidden_claims']} hidden)" if screen["hidden_claims"] else "Show claims",
+                      key="show-claims")
         views.history_table(screen["history"], key="history")
 
 
+def label_selected(actor, rows, key):
+    label = state.get(key)
+    if not label:
+        return
+    done = act(review.decide_many, ws, actor, [(n, {"item_id": r["item_id"], "label": label,
+                                                   "expect": r["last_decision_id"] or ""})
+                                               for n, r in enumerate(rows, start=1)])
+    if done:
+        problems = "; ".join(f"{e['item_id']}: {e['message']}" for e in done["errors"])
+        state.flash = ("warning" if problems else "success",
+                       f"Labeled {done['decided']} items as {label}." + (f" Not labeled: {problems}" if problems else ""))
+
+
 def queue_page():
+    actor = state.current_actor
     st.title("Queue")
-    counts = review.queue_counts(ws)
+    show_flash()
+    offered = screens.queue_options(ws)
     with st.sidebar:
         st.header("Filters")
-        flt = review.QueueFilter(
-            reason=st.selectbox("Reason", list(counts["reason"]), index=None),
+        flt = screens.queue_filter(
+            reason=st.selectbox("Reason", list(offered["reason"]), index=None),
             status=st.selectbox("Status", review.STATUSES, index=None),
-            pred_label=st.selectbox("Predicted label", list(counts["pred_label"]), index=None),
-            corr_label=st.selectbox("Corrected label", list(counts["corr_label"]), index=None),
-            model_version=st.selectbox("Model version", list(counts["model_version"]), index=None),
-            source=st.selectbox("Source", list(counts["source"]), index=None),
+            pred_label=st.selectbox("Predicted label", list(offered["pred_label"]), index=None),
+            corr_label=st.selectbox("Corrected label", list(offered["corr_label"]), index=None),
+            current_label=st.selectbox("Current label", list(offered["current_label"]), index=None),
+            model_version=st.selectbox("Model version", list(offered["model_version"]), index=None),
+            source=st.selectbox("Source", list(offered["source"]), index=None),
+            since=st.date_input("Seen since", value=None, key="since"),
+            until=st.date_input("Seen until (inclusive)", value=None, key="until"),
             text=st.text_input("Text contains") or None,
         )
         sort = st.segmented_control("Sort by", ["priority", "time"], default="priority") or "priority"
-    matching = review.queue_counts(ws, flt)
+    page = state.get("queue-page", 1)
+    screen = screens.queue_screen(ws, flt, sort=sort, page=page)
     with st.sidebar:
-        views.counts_sidebar(matching)
-    size = 50
-    pages = max(1, -(-matching["total"]["items"] // size))
-    page = st.number_input(f"Page (of {pages:,})", min_value=1, max_value=pages, value=1, width=200)
-    views.queue_table(review.queue_page(ws, flt, sort=sort, limit=size, offset=(page - 1) * size), key="queue")
+        views.counts_sidebar(screen["matching"])
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        st.number_input(f"Page (of {screen['pages']:,})", min_value=1, max_value=screen["pages"], key="queue-page",
+                        width=160)
+        st.caption("Click a cell to open its item in Review; tick rows to label them at once.")
+    rows = screen["rows"]
+    event = views.queue_table(rows, key=f"queue-{screen['page']}-{sort}")
+    cells = event.selection.cells
+    if cells:
+        state.first = rows[cells[0][0]]["item_id"]
+        st.switch_page(state.review_page)
+    chosen = [rows[i] for i in event.selection.rows]
+    if chosen:
+        with st.container(horizontal=True, vertical_alignment="bottom", key="bulk"):
+            st.selectbox(f"Label the {len(chosen)} selected items as", sorted(ws.taxonomy.names)
+                         or sorted({r["pred_label"] for r in chosen if r["pred_label"]}), index=None, key="bulk-label",
+                         width=360)
+            st.button(f"Label {len(chosen)} items", type="primary", key="bulk-apply",
+                      disabled=not state.get("bulk-label"), on_click=label_selected,
+                      args=(actor, chosen, "bulk-label"))
 
 
 @st.cache_data(ttl=60, show_spinner="Finding near-duplicates...")
@@ -193,8 +295,10 @@ def groups_page():
                   on_click=relabel, args=(actor, group["item_ids"], label))
         st.button("Not duplicates", key="not-duplicates", help="These texts differ in what they ask: stop grouping them",
                   on_click=not_duplicates, args=(actor, group["item_ids"]))
-    st.subheader("Recent batches")
-    for batch in screens.recent_batches(ws):
+    batches = screens.recent_batches(ws)
+    if batches:
+        st.subheader("Recent batches")
+    for batch in batches:
         with st.container(horizontal=True, vertical_alignment="center"):
             st.text(f"{batch['batch_id']} · {batch['live']} live decisions · {batch['reviewer']}")
             st.button("Undo batch", key=f"undo-{batch['batch_id']}", disabled=batch["live"] <= 0,
@@ -219,7 +323,7 @@ def adjudication_page():
         with st.container(border=True):
             st.caption(f"Item {entry['item_id']} · predicted {entry['pred_label'] or '-'} · "
                        f"user said {entry['corr_label'] or '-'}")
-            views.item_text(entry["text"])
+            views.item_text(entry["text"], key=f"adj-text-{entry['item_id']}")
             st.dataframe([{"reviewer": r, "decision": d} for r, d in entry["decisions"].items()], hide_index=True)
             key = f"adj-{entry['item_id']}"
             with st.container(horizontal=True, vertical_alignment="bottom"):
@@ -231,7 +335,7 @@ def adjudication_page():
 
 @st.cache_data(ttl=30, show_spinner=False)
 def cached_dashboard(root: str) -> dict:
-    return review.dashboard_figures(feedback.Workspace(root))
+    return screens.dashboard_screen(feedback.Workspace(root))
 
 
 def dashboard_page():
@@ -254,18 +358,30 @@ def dashboard_page():
             st.bar_chart(data["throughput"], x="day", y="decisions", color="reviewer", height=280)
         else:
             st.info("No decisions yet.")
+        st.subheader("Sampler yield per run")
+        if len(data["sampler"]):
+            st.bar_chart(data["sampler"].tail(12), x="run", y="yield %", horizontal=True, height=240)
+            st.caption("Share of each run's reviewed picks that reviewers relabeled away from the model's prediction")
+        else:
+            st.info("No sampler runs yet.")
+    left, right = st.columns(2)
+    with left:
         st.subheader("Most frequent confusions")
-        st.dataframe(data["confusion"], hide_index=True, width="stretch", height=240)
+        views.confusion_table(data["confusion"], key="confusions")
+    with right:
+        st.subheader("Suspected label errors")
+        if len(data["suspects"]):
+            st.bar_chart(data["suspects_by_day"], x="day", y="items", color="suspects", stack=False, height=220)
+            views.suspects_table(data["suspects"], key="suspects")
+        else:
+            st.info("No suspected label errors found yet; schedule `feedback suspects`.")
+    with st.expander("Sampler runs", expanded=False):
+        st.dataframe(data["sampler"], hide_index=True, width="stretch")
     if agreement["pairs"] or agreement["gold"]:
         st.subheader("Agreement and gold accuracy")
         st.dataframe(agreement["pairs"], hide_index=True)
         st.dataframe(agreement["gold"], hide_index=True)
-    drift_section(cached_drift(ROOT))
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def cached_drift(root: str) -> dict:
-    return screens.drift_figures(feedback.Workspace(root))
+    drift_section(data["drift"])
 
 
 def drift_section(drift: dict) -> None:
@@ -296,11 +412,31 @@ def drift_section(drift: dict) -> None:
             st.info("No term is much more frequent in production than in the release.")
 
 
-def create_release(actor):
-    made = act(release.create_release, ws, if_changed=True, by=actor)
-    if made:
-        state.flash = ("success", f"Released {made['dataset']} {made['version']}." if made.get("created", True)
-                       else "Nothing changed since the last release; no release made.")
+def create_release(actor, override=(), reason_key=None):
+    reason = state.get(reason_key) if reason_key else None
+    try:
+        made = release.create_release(ws, if_changed=True, by=actor, override=tuple(override), reason=reason)
+    except release.GateFailed as exc:
+        state.release_gates = act(screens.gate_check, ws)
+        state.flash = state.flash or ("error", "The quality gates stopped this release; nothing was written. "
+                                               "See which and why below.")
+        state.gate_failure = str(exc)
+        return
+    except StoreBusy:
+        state.flash = ("warning", "The store is busy (an ingest or export is running); try again in a moment.")
+        return
+    except FeedbackError as exc:
+        state.flash = ("error", str(exc))
+        return
+    state.release_gates = None
+    for key in ("release-ref", "diff-from", "diff-to"):  # show the new release and its diff
+        state.pop(key, None)
+    state.flash = ("success", f"Released {made['dataset']} {made['version']}." if made.get("created", True)
+                   else "Nothing changed since the last release; no release made.")
+
+
+def verify(ref):
+    state.verified = act(release.verify_release, ws, ref)
 
 
 def releases_page():
@@ -309,24 +445,57 @@ def releases_page():
     show_flash()
     st.button("Create a release from the trusted labels", type="primary", disabled=not actor.can("release"),
               help="Leads and admins; quality gates run first", on_click=create_release, args=(actor,))
-    made = release.list_releases(ws)
-    if not made:
+    if state.get("release_gates"):
+        gates = state.release_gates
+        views.failed_gates(gates)
+        views.gate_table(gates, key="candidate-gates")
+        if actor.can("override_gates"):
+            with st.container(border=True, key="override"):
+                st.caption("Let the release through the failing gates: leads and admins, with a reason that is "
+                           "recorded in the release")
+                failing = [g["gate"] for g in gates if g["status"] == "fail"]
+                chosen = st.multiselect("Gates to override", failing, default=failing, key="override-gates")
+                st.text_area("Why (required)", key="override-reason", height=80)
+                st.button("Create the release with these gates overridden", key="override-create",
+                          disabled=not chosen or not (state.get("override-reason") or "").strip(),
+                          on_click=create_release, args=(actor, chosen, "override-reason"))
+    screen = screens.releases_screen(ws, ref=state.get("release-ref"), old=state.get("diff-from"),
+                                     new=state.get("diff-to"))
+    if not screen["releases"]:
         st.info("No releases yet.")
         return
-    st.dataframe(made, hide_index=True, width="stretch")
-    refs = [f"{r['dataset']}/{r['version']}" for r in made]
-    latest = made[-1]
-    st.subheader(f"Load {refs[-1]}")
-    st.code(f"import datasets, pandas\nds = datasets.load_dataset({latest['location']!r})  # train/validation/test, "
-            f"labels as ClassLabel\ndf = pandas.read_parquet({latest['location'] + '/data'!r})", language="python")
-    with st.expander(f"Data card of {refs[-1]}"):
-        st.markdown(release.release_card(ws, refs[-1]))
-    if len(refs) >= 2:
+    views.releases_table(screen["releases"], key="releases")
+    refs = screen["refs"]
+    with st.container(horizontal=True, vertical_alignment="bottom"):
+        ref = st.selectbox("Release", refs, index=refs.index(screen["ref"]), key="release-ref", width=300)
+        st.button(f"Verify {ref}", key="verify", on_click=verify, args=(ref,),
+                  help="Recompute every checksum and digest, and check them against the store's record")
+    verified = state.get("verified")
+    if verified and verified["location"] == screen["path"]:
+        if verified["ok"]:
+            st.success(f"{ref} checks out: every file matches its SHA256SUMS"
+                       + (" and the store's record." if verified["anchor"].get("checked") else
+                          f" ({verified['anchor'].get('why')})."))
+        else:
+            st.error(f"{ref} does not verify:")
+            st.dataframe(verified["problems"], hide_index=True, width="stretch")
+    if screen["overrides"]:
+        o = screen["overrides"]
+        st.warning(f"Released by {o['by']} with {', '.join(o['gates'])} overridden.")
+        st.text(f"Reason: {o['reason']}")
+    st.subheader(f"Load {ref}")
+    views.load_snippets(screen["path"], screen["snippets"], key="load")
+    st.subheader(f"Quality gates of {ref}")
+    views.gate_table(screen["gates"], key="release-gates")
+    with st.expander(f"Data card of {ref}"):
+        st.markdown(release.release_card(ws, ref))
+    if screen["diff"]:
+        diff = screen["diff"]
+        st.subheader(f"What changed from {diff['from']} to {diff['to']}")
         with st.container(horizontal=True):
-            old = st.selectbox("From", refs, index=len(refs) - 2, width=300)
-            new = st.selectbox("To", refs, index=len(refs) - 1, width=300)
-        change = release.diff_releases(ws, old, new)
-        st.json(change, expanded=1)
+            st.selectbox("From", refs, index=refs.index(diff["from"]), key="diff-from", width=300)
+            st.selectbox("To", refs, index=refs.index(diff["to"]), key="diff-to", width=300)
+        views.diff_view(diff, key="diff")
 
 
 def run_sampler(budget):
@@ -358,28 +527,31 @@ def sampler_page():
 
 def main():
     actor = sign_in()
-    if actor is None:
-        return
-    state.current_actor = actor
-    start = state.get("start_page", "review")
-    pages = [(review_page, "Review", ":material/task_alt:", "review"),
-             (queue_page, "Queue", ":material/list:", "queue"),
-             (groups_page, "Groups", ":material/join_inner:", "groups")]
-    if actor.can("adjudicate"):
-        pages.append((adjudication_page, "Adjudication", ":material/gavel:", "adjudication"))
-    pages += [(releases_page, "Releases", ":material/deployed_code:", "releases"),
-              (sampler_page, "Sampler", ":material/science:", "sampler"),
-              (dashboard_page, "Dashboard", ":material/monitoring:", "dashboard")]
-    navigation = [st.Page(fn, title=title, icon=icon, url_path=path, default=path == start)
-                  for fn, title, icon, path in pages]
-    with st.sidebar:
-        st.caption(f"{ws.dataset} · signed in as {actor.name} ({actor.role})")
-    try:
-        st.navigation(navigation).run()
-    except StoreBusy:
-        st.warning("The store is busy (an ingest or export is running); this page retries when you interact.")
-    except FeedbackError as exc:
-        st.error(str(exc))
+    if actor is not None:
+        state.current_actor = actor
+        start = state.get("start_page", "review")
+        pages = [(review_page, "Review", ":material/task_alt:", "review"),
+                 (queue_page, "Queue", ":material/list:", "queue"),
+                 (groups_page, "Groups", ":material/join_inner:", "groups")]
+        if actor.can("adjudicate"):
+            pages.append((adjudication_page, "Adjudication", ":material/gavel:", "adjudication"))
+        pages += [(releases_page, "Releases", ":material/deployed_code:", "releases"),
+                  (sampler_page, "Sampler", ":material/science:", "sampler"),
+                  (dashboard_page, "Dashboard", ":material/monitoring:", "dashboard")]
+        navigation = [st.Page(fn, title=title, icon=icon, url_path=path, default=path == start)
+                      for fn, title, icon, path in pages]
+        state.review_page = navigation[0]
+        with st.sidebar:
+            st.caption(f"{ws.dataset} · signed in as {actor.name} ({actor.role})")
+            if roles.users(ws):
+                st.button("Sign out", key="sign-out", on_click=sign_out, icon=":material/logout:")
+        try:
+            st.navigation(navigation).run()
+        except StoreBusy:
+            st.warning("The store is busy (an ingest or export is running); this page retries when you interact.")
+        except FeedbackError as exc:
+            st.error(str(exc))
+    views.session_cookie(state.get("cookie"), key="session-cookie")
 
 
 main()

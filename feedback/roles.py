@@ -11,20 +11,34 @@ it is in this process (`authenticate` with a password, `authenticate_token`), an
 user's current role on every action; a hand-made `Actor("anyone", "admin")` is refused. The
 honest boundary: whoever can write the store file or users.json can bypass all of this; on the
 team store, database roles are the wall.
+
+Signing in with a password is limited: after `[sign_in] max_failures` (5) wrong passwords for one
+user name within `window_seconds` (60), that name is locked out until the oldest of them is older
+than the window, whatever the password; a right password clears the count. The app keeps a sign-in
+across reloads with a session token (`start_session`): the user, an expiry (`session_hours`, 12)
+and a random id, signed with HMAC-SHA256 by a key of the workspace; `resume_session` checks it on
+every page load and `end_session` signs it out for good. The count, the key and the sessions ended
+early live in `sessions.json` beside users.json (mode 0600), so every process of the workspace sees
+them; a token also ends when the user's password changes or the user is removed.
 """
 
 from __future__ import annotations
 
+import base64
+import fcntl
 import getpass
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import secrets
+import time
 import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .errors import FeedbackError, WorkspaceError
 from .workspace import CONFIG_NAME, Workspace, toml_string
@@ -44,6 +58,8 @@ PERMISSIONS = {
     "purge": "admin",
 }
 USERS_FILE = "users.json"
+SESSIONS_FILE = "sessions.json"
+SIGN_IN_DEFAULTS = {"max_failures": 5, "window_seconds": 60, "session_hours": 12}
 TOKEN_PREFIX = "fbk"
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _SYSTEM = "system"  # what a system actor (the sampler, the label-error finder) is signed in to
@@ -52,6 +68,10 @@ _SIGNED_IN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Actor -> 
 
 class PermissionDenied(FeedbackError):
     """The acting user's role does not allow the action, or they have not proved who they are."""
+
+
+class SignInLocked(PermissionDenied):
+    """Too many wrong passwords for this user name lately; sign-in waits until the window has passed."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,14 +138,78 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
 
 
 def authenticate(ws: Workspace, name: str, password: str) -> Actor:
-    """The user, signed in to `ws`, if the password matches their stored hash; raises PermissionDenied otherwise."""
-    entry = users(ws).get(name)
-    stored = (entry or {}).get("password_hash", "")
-    if stored.startswith("scrypt$"):
-        _, salt, _ = stored.split("$")
-        if hmac.compare_digest(hash_password(password, salt=bytes.fromhex(salt)), stored):
-            return _signed_in(Actor(name, entry["role"]), ws.root)
+    """The user, signed in to `ws`, if the password matches their stored hash; raises PermissionDenied otherwise,
+    and `SignInLocked` (whatever the password) after too many wrong ones for this name (see the module docs)."""
+    limits = sign_in_config(ws)
+    with _session_state(ws) as state:
+        now = time.time()
+        failures = _recent_failures(state, now, limits["window_seconds"])
+        tried = failures.get(name, [])
+        if len(tried) >= limits["max_failures"]:
+            wait = math.ceil(min(tried) + limits["window_seconds"] - now)
+            raise SignInLocked(f"too many wrong passwords for {name!r}: sign-in is locked for {wait} s more; "
+                               "wait, or ask an admin if you forgot the password")
+        entry = users(ws).get(name)
+        stored = (entry or {}).get("password_hash", "")
+        if stored.startswith("scrypt$"):
+            _, salt, _ = stored.split("$")
+            if hmac.compare_digest(hash_password(password, salt=bytes.fromhex(salt)), stored):
+                failures.pop(name, None)
+                return _signed_in(Actor(name, entry["role"]), ws.root)
+        failures[name] = [*tried, now]
     raise PermissionDenied("unknown user or wrong password")
+
+
+def sign_in_config(ws: Workspace) -> dict:
+    """`[sign_in]` of feedback.toml over the defaults: max_failures, window_seconds, session_hours."""
+    return {**SIGN_IN_DEFAULTS, **ws.config.get("sign_in", {})}
+
+
+def start_session(ws: Workspace, actor: Actor, *, hours: float | None = None) -> dict:
+    """A signed, expiring session token for a signed-in user: {"token", "expires" (epoch seconds), "seconds"
+    (how long it lasts)}.
+
+    The token names the user and carries no secret of theirs; whoever holds it acts as them until it
+    expires or `end_session` ends it, so keep it where only their browser sends it (a SameSite cookie).
+    """
+    actor.require(ws, "decide")
+    hours = float(sign_in_config(ws)["session_hours"] if hours is None else hours)
+    if hours <= 0:
+        raise FeedbackError(f"session_hours {hours}: give a positive number of hours")
+    expires = int(time.time() + hours * 3600)
+    claims = {"user": actor.name, "session": secrets.token_hex(8), "expires": expires,
+              "password": _password_mark(users(ws).get(actor.name, {}))}
+    with _session_state(ws) as state:
+        key = state.setdefault("key", secrets.token_hex(32))
+    payload = _b64(json.dumps(claims, sort_keys=True).encode())
+    return {"token": f"{payload}.{_b64(_sign(key, payload))}", "expires": expires, "seconds": int(hours * 3600)}
+
+
+def resume_session(ws: Workspace, token: str) -> Actor:
+    """The user a session token of `start_session` names, signed in to `ws` again; raises PermissionDenied
+    when the token is forged, expired, ended, or its user was removed or changed password since."""
+    claims = _session_claims(ws, token)
+    entry = users(ws).get(claims["user"])
+    if entry is None or claims["password"] != _password_mark(entry):
+        raise PermissionDenied("this session no longer holds (the user was removed or changed password); sign in again")
+    return _signed_in(Actor(claims["user"], entry["role"]), ws.root)
+
+
+def end_session(ws: Workspace, token: str) -> None:
+    """Sign a session out: its token is refused from now on, in every process of the workspace."""
+    try:
+        claims = _session_claims(ws, token)
+    except PermissionDenied:
+        return  # nothing valid to end
+    with _session_state(ws) as state:
+        ended = {sid: until for sid, until in state.get("ended", {}).items() if until > time.time()}
+        ended[claims["session"]] = claims["expires"]
+        state["ended"] = ended
+
+
+def session_cookie(ws: Workspace) -> str:
+    """The cookie name the app keeps this workspace's session in (two workspaces on one host keep apart)."""
+    return "feedback_session_" + hashlib.sha256(str(ws.root).encode()).hexdigest()[:10]
 
 
 def authenticate_token(ws: Workspace, token: str) -> Actor:
@@ -216,12 +300,80 @@ def _signed_in(actor: Actor, where) -> Actor:
 
 def _write_users(ws: Workspace, everyone: dict) -> None:
     """Replace users.json atomically, readable by its owner only."""
-    path = ws.root / USERS_FILE
-    fresh = path.with_name(f".{USERS_FILE}.{os.getpid()}")
+    _write_private(ws.root / USERS_FILE, {"users": everyone})
+
+
+def _write_private(path, data: dict) -> None:
+    """Replace a JSON file atomically, readable by its owner only."""
+    fresh = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"users": everyone}, f, indent=2, sort_keys=True)
+        json.dump(data, f, indent=2, sort_keys=True)
     os.replace(fresh, path)
+
+
+def _session_claims(ws: Workspace, token: str) -> dict:
+    """The claims of a session token whose signature, expiry and session check out."""
+    payload, _, signature = token.partition(".") if isinstance(token, str) else ("", "", "")
+    with _session_state(ws) as state:
+        key, ended = state.get("key"), state.get("ended", {})
+    try:
+        good = key is not None and hmac.compare_digest(_unb64(signature), _sign(key, payload))
+        claims = json.loads(_unb64(payload)) if good else None
+    except (ValueError, TypeError):
+        claims = None
+    if not isinstance(claims, dict) or not {"user", "session", "expires", "password"} <= claims.keys():
+        raise PermissionDenied("not a session of this workspace; sign in")
+    if claims["expires"] <= time.time():
+        raise PermissionDenied("your session has expired; sign in again")
+    if claims["session"] in ended:
+        raise PermissionDenied("this session was signed out; sign in again")
+    return claims
+
+
+@contextmanager
+def _session_state(ws: Workspace):
+    """sessions.json read and, when the block changed it, written back, under an exclusive lock across processes."""
+    path = ws.root / SESSIONS_FILE
+    fd = os.open(ws.root / f".{SESSIONS_FILE}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            state = {}
+        except ValueError:
+            state = {}  # a damaged file costs the open sessions and the failure counts, nothing more
+        before = json.dumps(state, sort_keys=True)
+        yield state
+        if json.dumps(state, sort_keys=True) != before:
+            _write_private(path, state)
+    finally:
+        os.close(fd)
+
+
+def _recent_failures(state: dict, now: float, window: float) -> dict[str, list[float]]:
+    """The wrong-password times within the window, by user name (older ones dropped from `state`)."""
+    recent = {name: [t for t in times if t > now - window] for name, times in state.get("failures", {}).items()}
+    state["failures"] = {name: times for name, times in recent.items() if times}
+    return state["failures"]
+
+
+def _password_mark(entry: dict) -> str:
+    """A short digest of the user's password hash: a session ends when the password changes."""
+    return hashlib.sha256(entry.get("password_hash", "").encode()).hexdigest()[:16]
+
+
+def _sign(key: str, payload: str) -> bytes:
+    return hmac.new(bytes.fromhex(key), payload.encode(), hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _token_hash(token: str) -> str:
@@ -233,4 +385,4 @@ def _live(record: dict) -> bool:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -10,9 +10,14 @@ from .state import sync_items
 
 
 def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFrame | dict]:
-    """Incoming errors and corrections by day and model version, confusion, queue by reason, reviewer work.
+    """Incoming errors and corrections by day and model version, confusion, queue by reason, reviewer work
+    (decisions by day and reviewer; imported labels are no one's work),
+    and suspected label errors by the day they were found.
 
     `queue` counts items per reason (an item with two reasons counts in both); `items_waiting` counts each once.
+    `suspects`: per day, the items flagged as suspected label errors (`found`), how many of them a reviewer
+    has decided since (`reviewed`), and how many of those now carry another label than the one flagged
+    (`confirmed`).
     """
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
@@ -41,6 +46,17 @@ def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFram
         items_waiting = tx.value(f"SELECT count(*) {waiting}")
         throughput = tx.arrow(
             "SELECT date_trunc('day', decided_at) AS day, reviewer, count(*) AS decisions FROM decisions "
-            "WHERE kind <> 'undo' GROUP BY ALL ORDER BY day").to_pandas()
+            "WHERE kind NOT IN ('undo', 'import') GROUP BY ALL ORDER BY day").to_pandas()
+        suspects = tx.arrow(
+            """
+            WITH flagged AS (
+                SELECT item_id, min(queued_at) AS flagged_at, arg_min(detail->>'label', queued_at) AS label
+                FROM queue_reasons WHERE reason = 'suspected_label_error' GROUP BY item_id)
+            SELECT date_trunc('day', f.flagged_at) AS day, count(*) AS found,
+                   count(*) FILTER (WHERE r.last_decided_at > f.flagged_at AND r.status <> 'new') AS reviewed,
+                   count(*) FILTER (WHERE r.last_decided_at > f.flagged_at AND r.status = 'labeled'
+                                    AND r.current_label IS DISTINCT FROM f.label) AS confirmed
+            FROM flagged f LEFT JOIN reviews r USING (item_id) GROUP BY ALL ORDER BY day
+            """).to_pandas()
     return {"incoming": incoming, "confusion": confusion, "queue": queue, "items_waiting": items_waiting,
-            "throughput": throughput, "agreement": reviewer_agreement(ws)}
+            "throughput": throughput, "suspects": suspects, "agreement": reviewer_agreement(ws)}

@@ -3,14 +3,16 @@
 An item is in the queue while it has at least one reason (see `state` for the
 reasons and the priority rule). Fetching the next item claims it for the reviewer for
 `review.lease_seconds`, so two reviewers working at once never get the same item; an
-expired lease returns it to the queue.
+expired lease returns it to the queue. A reviewer holds one item at a time: asking for a
+particular one (`first`: the item an undo brought back, a row opened from the queue page)
+gives back the one they held.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
@@ -26,6 +28,12 @@ _COLUMNS = (f"i.item_id, i.text, i.pred_label, i.pred_score, i.model_version, i.
             f"i.last_ts, i.reasons, i.priority, {_STATUS} AS status, r.current_label, r.label_reviewer, "
             f"r.claimed_by, r.reviewers, r.last_decision_id")
 _FROM = "items i LEFT JOIN reviews r USING (item_id)"
+#: Items a reviewer (the parameter) may be given: new or skipped ones they have not decided, and decided ones
+#: queued again since (a suspected label error, say).
+_OPEN_TO = ("((coalesce(r.status, 'new') IN ('new', 'skipped') "
+            "  AND NOT list_contains(coalesce(r.reviewers, []::VARCHAR[]), ?)) "
+            " OR (r.status IN ('labeled', 'junk') AND i.last_queued_at > r.last_decided_at))")
+_NOT_UNDONE = "decision_id NOT IN (SELECT undoes FROM decisions WHERE kind = 'undo' AND undoes IS NOT NULL)"
 
 
 @dataclass(frozen=True)
@@ -47,9 +55,10 @@ class QueueFilter:
         if self.status is not None and self.status not in STATUSES:
             raise FeedbackError(f"status {self.status!r} is not one of {', '.join(STATUSES)}")
 
-    def where(self) -> tuple[str, list]:
-        """The SQL condition (over `items i` and `reviews r`) and its parameters."""
-        clauses, params = ["len(i.reasons) > 0"], []
+    def where(self, *, queued: bool = True) -> tuple[str, list]:
+        """The SQL condition (over `items i` and `reviews r`) and its parameters; with `queued`, only items
+        that are in the queue (have a reason)."""
+        clauses, params = ["len(i.reasons) > 0" if queued else "true"], []
         simple = {"pred_label": "i.pred_label", "corr_label": "i.corr_label", "current_label": "r.current_label",
                   "model_version": "i.model_version", "source": "i.source", "status": _STATUS}
         for name, column in simple.items():
@@ -112,46 +121,97 @@ def item(ws: Workspace, item_id: str) -> dict:
     return rows[0]
 
 
-def next_item(ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter(), *,
-              exclude: list[str] | tuple = ()) -> dict | None:
-    """Claim and return the next item for this reviewer: the one they hold, else the top unclaimed one.
+def next_item(ws: Workspace, actor: Actor, flt: QueueFilter | None = None, *,
+              exclude: list[str] | tuple = (), first: str | None = None) -> dict | None:
+    """Claim and return the next item for this reviewer: `first` when given and nobody else holds it (giving
+    back the item they held), else the one they hold, else the top unclaimed one.
 
     `exclude` names items the reviewer passed over in this session.
     """
     with ws.store().atomic() as tx:
-        return claim_next(tx, ws, actor, flt, exclude=exclude)
+        return claim_next(tx, ws, actor, flt, exclude=exclude, first=first)
 
 
-def claim_next(tx, ws: Workspace, actor: Actor, flt: QueueFilter = QueueFilter(), *, exclude=()) -> dict | None:
+def claim_next(tx, ws: Workspace, actor: Actor, flt: QueueFilter | None = None, *, exclude=(),
+               first: str | None = None) -> dict | None:
     """`next_item` inside an open transaction."""
     actor.require(ws, "decide")
+    flt = flt or QueueFilter()
     where, params = flt.where()
     where += " AND i.item_id NOT IN (SELECT unnest(?::VARCHAR[]))"
     params = params + [list(exclude)]
+    held_where, held_params = flt.where(queued=False)  # an item asked for by name may be out of the queue
+    held_where += " AND i.item_id NOT IN (SELECT unnest(?::VARCHAR[]))"
+    held_params = held_params + [list(exclude)]
     lease = timedelta(seconds=review_config(ws)["lease_seconds"])
+    now = _now()
     sync_items(tx, ws)
-    held = tx.rows(f"SELECT {_COLUMNS} FROM {_FROM} WHERE r.claimed_by = ? AND r.claim_expires > now()::TIMESTAMP "
-                   f"AND {where} ORDER BY i.priority DESC LIMIT 1", [actor.name] + params)
+    if first is not None:
+        chosen = _claim_first(tx, ws, actor, first, now, now + lease)
+        if chosen is not None:
+            return chosen
+    held = tx.rows(f"SELECT {_COLUMNS} FROM {_FROM} WHERE r.claimed_by = ? AND r.claim_expires > ? "
+                   f"AND {held_where} ORDER BY i.priority DESC LIMIT 1", [actor.name, now] + held_params)
     if held:
         return held[0]
     rows = tx.rows(
-        f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} "
-        f"AND ((coalesce(r.status, 'new') IN ('new', 'skipped') "
-        f"      AND NOT list_contains(coalesce(r.reviewers, []::VARCHAR[]), ?)) "
-        f"     OR (r.status IN ('labeled', 'junk') AND i.last_queued_at > r.last_decided_at)) "
-        f"AND (r.claim_expires IS NULL OR r.claim_expires <= now()::TIMESTAMP) "
-        f"ORDER BY i.priority DESC, i.item_id LIMIT 1", params + [actor.name])
+        f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} AND {_OPEN_TO} "
+        f"AND (r.claim_expires IS NULL OR r.claim_expires <= ?) "
+        f"ORDER BY i.priority DESC, i.item_id LIMIT 1", params + [actor.name, now])
     if not rows:
         return None
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
     tx.execute("INSERT INTO claims VALUES (?, ?, ?, ?)", [rows[0]["item_id"], actor.name, now, now + lease])
     write_reviews(tx, ws, [rows[0]["item_id"]])
     return {**rows[0], "status": "in review", "claimed_by": actor.name}
 
 
+def _claim_first(tx, ws: Workspace, actor: Actor, item_id: str, now: datetime, until: datetime) -> dict | None:
+    """Claim this item for the actor unless someone else holds it, and give back whatever else they hold."""
+    rows = tx.rows(f"SELECT {_COLUMNS}, r.claim_expires FROM {_FROM} WHERE i.item_id = ?", [item_id])
+    if not rows:
+        return None
+    row = rows.pop()
+    held_by_other = row["claimed_by"] not in (None, actor.name) and row["claim_expires"] > now
+    if held_by_other:
+        return None
+    others = [r["item_id"] for r in tx.rows("SELECT item_id FROM reviews WHERE claimed_by = ? AND claim_expires > ? "
+                                            "AND item_id <> ?", [actor.name, now, item_id])]
+    for other in others:
+        tx.execute("INSERT INTO claims VALUES (?, ?, ?, ?)", [other, actor.name, now, now])
+    if row["claimed_by"] != actor.name or row["claim_expires"] <= now:
+        tx.execute("INSERT INTO claims VALUES (?, ?, ?, ?)", [item_id, actor.name, now, until])
+    write_reviews(tx, ws, [item_id, *others])
+    del row["claim_expires"]
+    return {**row, "status": "in review", "claimed_by": actor.name}
+
+
+def progress(tx, ws: Workspace, actor: Actor, *, since: datetime, exclude=()) -> dict:
+    """A reviewer's session counter, inside an open transaction: `done` (their decisions since `since`, undone
+    ones not counted), `left` (queued items they could still be given, the one they hold included, those
+    in `exclude` not), and `per_hour` (their decisions in the last hour per hour of it, from their first
+    decision in it; None below two decisions)."""
+    now = _now()
+    hour_ago = now - timedelta(hours=1)
+    sync_items(tx, ws)
+    counted = tx.rows(
+        "SELECT count(*) FILTER (WHERE decided_at >= ?) AS done, count(*) FILTER (WHERE decided_at >= ?) AS recent, "
+        "min(decided_at) FILTER (WHERE decided_at >= ?) AS first_recent FROM decisions "
+        f"WHERE reviewer = ? AND kind NOT IN ('undo', 'import') AND decided_at >= ? AND {_NOT_UNDONE}",
+        [since, hour_ago, hour_ago, actor.name, min(since, hour_ago)])[0]
+    left = tx.value(
+        f"SELECT count(*) FROM {_FROM} WHERE len(i.reasons) > 0 AND {_OPEN_TO} "
+        "AND (r.claim_expires IS NULL OR r.claim_expires <= ? OR r.claimed_by = ?) "
+        "AND i.item_id NOT IN (SELECT unnest(?::VARCHAR[]))", [actor.name, now, actor.name, list(exclude)])
+    per_hour = None
+    if counted["recent"] >= 2:
+        span = max((now - counted["first_recent"]).total_seconds(), 60.0)
+        per_hour = counted["recent"] * 3600.0 / span
+    return {"done": counted["done"], "left": left, "per_hour": per_hour}
+
+
 def release_claim(ws: Workspace, actor: Actor, item_id: str) -> None:
     """Give a claimed item back to the queue without deciding it."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = _now()
     with ws.store().atomic() as tx:
         holder = tx.value("SELECT claimed_by FROM reviews WHERE item_id = ? AND claim_expires > ?", [item_id, now])
         if holder != actor.name:
@@ -182,7 +242,7 @@ def log_reasons(tx, ws: Workspace, actor: Actor, item_ids: list[str], *, reason:
         raise FeedbackError(f"reason {reason!r} is not one of {', '.join(REASONS)}")
     if any(not 0.0 <= s <= 1.0 for s in scores):
         raise FeedbackError("queue scores must lie in [0, 1]")
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = _now()
     tx.insert("queue_reasons", pa.table({
         "item_id": pa.array(item_ids, pa.string()), "reason": pa.array([reason] * len(item_ids), pa.string()),
         "score": pa.array(scores, pa.float64()), "queued_at": pa.array([now] * len(item_ids), pa.timestamp("us")),
@@ -190,3 +250,7 @@ def log_reasons(tx, ws: Workspace, actor: Actor, item_ids: list[str], *, reason:
         "detail": pa.array([json.dumps(d) if d else None for d in details], pa.string()),
     }))
     refresh_items(tx, ws, list(item_ids))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
