@@ -235,10 +235,11 @@ class _Engine:
     naming that process.
     """
 
-    def __init__(self):
+    def __init__(self, *, forked_open: frozenset[Path] = frozenset()):
         self._con = None
         self._files: dict[Path, _File] = {}
         self._lock = threading.Lock()  # the engine's connection and `_files`
+        self._forked_open = forked_open  # files an ancestor had attached when this process was forked
 
     def reset(self) -> None:
         """Forget the parent's engine in a forked child (DuckDB is not fork-safe).
@@ -246,12 +247,15 @@ class _Engine:
         The parent's connection object is kept, never used nor destroyed: tearing it down
         in the child would touch threads that did not survive the fork. The parent's turns
         stay the parent's: the child closes its copies of their descriptors without unlocking.
+        A file the parent had attached stays registered in DuckDB's process-wide list of open
+        files, so the child cannot attach it again: using it raises a `StoreError` that says so.
         """
         _FORKED_AWAY.append(self._con)
+        held = frozenset(path for path, file in self._files.items() if file.users or file.moving)
         for file in self._files.values():
             file.turn.forget()
         _LOCKS.clear()  # a thread that held one in the parent does not exist here
-        self.__init__()
+        self.__init__(forked_open=self._forked_open | held)
 
     def attach(self, path: Path, busy_timeout: float):
         """A cursor on the file, attached for this unit of work (see `release`)."""
@@ -329,6 +333,11 @@ class _Engine:
         return con
 
     def _file(self, path: Path) -> _File:
+        if path in self._forked_open:
+            raise StoreError(f"this process was forked while its parent had the store {path} open, and DuckDB cannot "
+                             "open a file again in a child forked meanwhile: fork before or after the unit of work "
+                             "(`with store.atomic()`), or start the child with multiprocessing's 'spawn' or "
+                             "'forkserver' method")
         with self._lock:
             if path not in self._files:
                 self._files[path] = _File(path)
