@@ -9,7 +9,8 @@ Protocol, per seed and per arm, each in a workspace of its own (77-intent fixed 
    the round's point; then the arm picks BATCH items and a reviewer labels them with their true
    labels through `decide_many` (what `feedback label --file` runs).
 Arms: `random` (the reviewer picks at random), `margin` (sample --strategy margin --diversity none),
-`margin + kmeans` (--diversity kmeans), and the default `feedback sample` settings. Measures, from
+`margin + kmeans` (--diversity kmeans), and the default `feedback sample` settings (run once, under
+the peer's name with "(default)" when they are one of these). Measures, from
 the mean curve over the seeds: the labels each arm needs to reach random's final accuracy (linear
 between rounds), and the worst round-by-round gap to random. Targets for the default: never below
 random at any round, and random's final accuracy with at least 50% fewer labels.
@@ -42,8 +43,12 @@ from feedback.roles import Actor
 DATA = Path(os.environ.get("BANKING77_DIR", "/work/shared/data/banking77"))
 SEED_PER_CLASS, BATCH, ROUNDS, SEEDS = 2, 300, 20, 3
 SAVING_TARGET = 0.50
-ARMS = {"random": None, "margin": ("margin", "none"), "margin + kmeans": ("margin", "kmeans"),
-        "default": (DEFAULT_STRATEGY, DEFAULT_DIVERSITY)}
+PEERS = {"random": None, "margin": ("margin", "none"), "margin + kmeans": ("margin", "kmeans")}
+#: The default settings run once: as the peer they equal (named so), else as an arm of their own.
+ARMS = {(f"{arm} (default)" if choice == (DEFAULT_STRATEGY, DEFAULT_DIVERSITY) else arm): choice
+        for arm, choice in PEERS.items()}
+if (DEFAULT_STRATEGY, DEFAULT_DIVERSITY) not in PEERS.values():
+    ARMS["default"] = (DEFAULT_STRATEGY, DEFAULT_DIVERSITY)
 REVIEWER, LEAD = Actor("reviewer", "reviewer"), Actor("lead", "lead")
 TINY_SEED_GATES = ("min_per_label", "conflicts", "leakage")  # a seed of 2 per label fails these by design
 
@@ -62,9 +67,9 @@ def run(scale: float) -> list[dict]:
     mean = {arm: np.mean([[a for _, a in c] for c in runs], axis=0) for arm, runs in curves.items()}
     sizes = [n for n, _ in curves["random"][0]]
     print("test accuracy by labels (mean over seeds)")
-    print("labels  " + "  ".join(f"{arm:>16}" for arm in ARMS))
+    print("labels  " + "  ".join(f"{arm:>26}" for arm in ARMS))
     for i, n in enumerate(sizes):
-        print(f"{n:>6}  " + "  ".join(f"{mean[arm][i]:>16.3f}" for arm in ARMS))
+        print(f"{n:>6}  " + "  ".join(f"{mean[arm][i]:>26.3f}" for arm in ARMS))
     rows = measures(sizes, mean, curves)
     if not full:  # the targets are set for the full protocol; a smoke run only shows the measures
         rows = [r if r["target"] == "informational" else {**r, "target": f"{r['target']} at scale 1", "ok": True}
@@ -82,7 +87,7 @@ def measures(sizes: list[int], mean: dict, curves: dict) -> list[dict]:
         gap = float(np.min(mean[arm][1:] - mean["random"][1:]))
         per_seed = min(float(np.min(np.array([a for _, a in c])[1:] - np.array([a for _, a in r])[1:]))
                        for c, r in zip(curves[arm], curves["random"]))
-        gated = arm == "default"
+        gated = ARMS[arm] == (DEFAULT_STRATEGY, DEFAULT_DIVERSITY)
         rows.append(result("active learning", f"labels to reach random's final {goal:.3f} (at {budget:,}): {arm}",
                            needed, "labels", baseline=budget,
                            target=f"<= {1 - SAVING_TARGET:.2f}x random's" if gated else "informational",

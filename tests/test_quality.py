@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from feedback import ingest_files
+from feedback import Workspace, ingest_files
 from feedback.cli.shell import Shell
 from feedback.cli.learn import suspects as suspects_command
 from feedback.learn import confident_joint, disagreement, find_suspects, label_issues
-from feedback.review import decide, relabel_group
+from feedback.errors import FeedbackError
+from feedback.review import decide, import_labels, relabel_group
 from feedback.roles import Actor
 from conftest import REPO
 
@@ -73,8 +74,8 @@ def labeled(open_ws, tmp_path):
 
 def test_suspects_finds_planted_flips_and_queues_them(labeled):
     ws, flipped = labeled
-    found = find_suspects(ws)
-    assert found["status"] == "done" and (found["labeled"], found["judged"]) == (240, 240)
+    found = find_suspects(ws, min_examples=10)
+    assert found["status"] == "done" and (found["labeled"], found["judged"], found["too_few"]) == (240, 240, 0)
     hits = {s["item_id"] for s in found["suspects"]} & flipped
     assert len(hits) / len(flipped) >= 0.7 and len(hits) / found["queued"] >= 0.7  # recall and precision
     scores = [s["score"] for s in found["suspects"]]
@@ -88,12 +89,12 @@ def test_suspects_finds_planted_flips_and_queues_them(labeled):
 
 def test_an_item_is_flagged_once_and_dry_runs_queue_nothing(labeled):
     ws, _ = labeled
-    dry = find_suspects(ws, dry_run=True, limit=5)
+    dry = find_suspects(ws, dry_run=True, limit=5, min_examples=10)
     assert dry["status"] == "dry_run" and len(dry["suspects"]) == 5
     assert ws.store().value("SELECT count(*) FROM queue_reasons") == 0
-    first = find_suspects(ws, limit=5)
+    first = find_suspects(ws, limit=5, min_examples=10)
     assert [s["item_id"] for s in first["suspects"]] == [s["item_id"] for s in dry["suspects"]]
-    second = find_suspects(ws, limit=5)
+    second = find_suspects(ws, limit=5, min_examples=10)
     assert second["status"] == "done" and not {s["item_id"] for s in second["suspects"]} & {
         s["item_id"] for s in first["suspects"]}
     assert ws.store().value("SELECT count(DISTINCT item_id) = count(*) FROM queue_reasons")
@@ -106,16 +107,39 @@ def test_too_few_labels_is_nothing_to_do(open_ws, tmp_path):
     ingest_files(open_ws, [path])
     for i in range(6):
         decide(open_ws, ALICE, f"r{i}", "a" if i < 5 else "b")
-    found = find_suspects(open_ws)
+    found = find_suspects(open_ws, min_examples=5)
     assert found["status"] == "nothing_to_do" and found["queued"] == 0
-    assert found["message"] == ("nothing to do: 5 trusted labels in labels with 5+ examples; cross-validation "
-                                "needs two such labels or more")
+    assert found["message"] == ("nothing to do: 5 trusted labels in labels with 5+ examples; judging needs two such "
+                                "labels or more; 1 in 1 labels with fewer than 5 examples are not judged")
+    with pytest.raises(FeedbackError, match="min_examples 3: a label needs at least as many examples as folds"):
+        find_suspects(open_ws, min_examples=3)
+
+
+def test_labels_with_too_few_examples_are_not_judged(labeled):
+    ws, _ = labeled  # about 20 examples per label: under the default of 30
+    found = find_suspects(ws, dry_run=True)
+    assert (found["judged"], found["too_few"], found["suspects"]) == (0, 12, [])
+    assert "240 in 12 labels with fewer than 30 examples are not judged" in found["message"]
+    with open(ws.root / "feedback.toml", "a") as f:
+        f.write("\n[learn]\nsuspects_min_examples = 10\n")
+    assert find_suspects(Workspace(ws.root), dry_run=True)["judged"] == 240
+
+
+def test_a_clean_training_set_is_mostly_left_alone(open_ws):
+    """The sample's real BANKING77 training labels (6,001, 17 to 115 per intent): few flagged, none suggesting
+    the label it has."""
+    import_labels(open_ws, [REPO / "sample_data" / "training_labels.csv"], by=Actor("lead", "lead"))
+    found = find_suspects(open_ws, dry_run=True, scores=True)
+    assert found["labeled"] == 6001 and 0 < found["too_few"] < 77
+    assert found["flagged"] <= 0.05 * found["judged"]
+    assert len(found["scores"]) == found["judged"] and sum(s["flagged"] for s in found["scores"]) == found["flagged"]
+    assert all(s["suggested"] != s["label"] for s in found["scores"])
 
 
 def test_cli_lists_the_suspects(labeled):
     ws, _ = labeled
-    result = CliRunner().invoke(Shell(commands=[suspects_command]), ["suspects", "-w", str(ws.root), "--dry-run",
-                                                                    "--limit", "3"], catch_exceptions=False)
+    args = ["suspects", "-w", str(ws.root), "--dry-run", "--limit", "3", "--min-examples", "10"]
+    result = CliRunner().invoke(Shell(commands=[suspects_command]), args, catch_exceptions=False)
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert lines[0].startswith("Dry run, nothing queued or recorded. ") and "judged labels look wrong" in lines[0]

@@ -82,13 +82,16 @@ def sample(ws, budget, strategy, diversity, quotas, probabilities, recent_runs, 
                    "confident_learning: off the confident joint's diagonal; disagreement: prediction is not the label.")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2), help="Cross-validation folds.")
 @click.option("--limit", type=click.IntRange(1), help="Queue at most this many (the most suspicious).")
+@click.option("--min-examples", type=click.IntRange(2),
+              help="Judge only labels with at least this many trusted examples "
+                   "(default: [learn] suspects_min_examples, else 30).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the folds and the model.")
 @click.option("--dry-run", is_flag=True, help="Show the suspects; queue nothing.")
 @click.option("--scores", is_flag=True,
               help="Also list every judged label's score, flagged or not (to choose your own cutoff); with --json too.")
 @workspace_option
 @output_options
-def suspects(ws, method, folds, limit, seed, dry_run, scores, as_json, quiet):
+def suspects(ws, method, folds, limit, min_examples, seed, dry_run, scores, as_json, quiet):
     """Queue trusted labels that look wrong (reason suspected_label_error), most suspicious first.
 
     Out-of-fold probabilities of the text model over the labeled items, and confident learning.
@@ -100,8 +103,8 @@ def suspects(ws, method, folds, limit, seed, dry_run, scores, as_json, quiet):
       feedback suspects --limit 100 --json
       feedback suspects --dry-run --scores --json > scores.json
     """
-    found = learn.find_suspects(ws, method=method, folds=folds, limit=limit, dry_run=dry_run, scores=scores, seed=seed,
-                                progress=progress_for(quiet))
+    found = learn.find_suspects(ws, method=method, folds=folds, limit=limit, min_examples=min_examples,
+                                dry_run=dry_run, scores=scores, seed=seed, progress=progress_for(quiet))
     emit(found, as_json=as_json, quiet=quiet, text=lambda r: _result_text(r, [
         f"{s['score']:.3f}  {s['item_id']:<14} {s['label']} -> {s['suggested']}  {s['text'][:60]!r}"
         for s in r["suspects"]] + [

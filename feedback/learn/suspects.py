@@ -34,7 +34,7 @@ from ..review.queue import log_reasons
 from ..review.state import sync_items
 from ..roles import Actor, system_actor
 from ..workspace import Workspace
-from .choices import DEFAULT_SUSPECT_METHOD, SUSPECT_METHODS
+from .choices import DEFAULT_SUSPECT_METHOD, SUSPECT_METHODS, SUSPECTS_MIN_EXAMPLES
 from .jobs import JobBusy, job_lock
 from .model import model_factory, out_of_fold_proba
 
@@ -122,12 +122,13 @@ def _most_disagreeing_per_pair(labels: np.ndarray, probs: np.ndarray) -> np.ndar
 
 
 def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds: int = 5, limit: int | None = None,
-                  dry_run: bool = False, scores: bool = False, seed: int = 0, actor: Actor = FINDER,
-                  progress: Progress | None = None) -> dict:
+                  min_examples: int | None = None, dry_run: bool = False, scores: bool = False, seed: int = 0,
+                  actor: Actor = FINDER, progress: Progress | None = None) -> dict:
     """Find trusted labels that look wrong and queue them (`suspected_label_error`), most suspicious first.
 
-    Items flagged before are not queued again. Labels with fewer than `folds` examples
-    cannot be cross-validated; their items are left out. A suspect suggests the likeliest other
+    Items flagged before are not queued again. A label with fewer than `min_examples` trusted
+    examples (`[learn] suspects_min_examples`, 30; at least `folds`) is too small to judge: its
+    items are left out, and counted in the result's `too_few`. A suspect suggests the likeliest other
     label, never the one it has. With `scores`, the result also holds `scores`: every judged
     label's score and suggestion, flagged or not, so a caller can choose its own cutoff. The
     result's `status` is `done`, `nothing_to_do`, `dry_run` (suspects shown, nothing queued) or
@@ -143,14 +144,19 @@ def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds:
         raise FeedbackError(f"folds {folds}: cross-validation needs at least 2")
     if limit is not None and limit < 1:
         raise FeedbackError(f"limit {limit}: give at least 1, or no limit")
+    if min_examples is None:
+        min_examples = int(ws.config.get("learn", {}).get("suspects_min_examples", SUSPECTS_MIN_EXAMPLES))
+    if min_examples < folds:
+        raise FeedbackError(f"min_examples {min_examples}: a label needs at least as many examples as folds ({folds})")
     actor.require(ws, "add_to_queue")
+    options = {"method": method, "folds": folds, "limit": limit, "min_examples": min_examples, "seed": seed,
+               "scores": scores}
     with Steps(progress, folds + 2, "reading the trusted labels") as job:
         try:
             if dry_run:
-                return {**_find(ws, method=method, folds=folds, limit=limit, seed=seed, scores=scores, job=job),
-                        "status": "dry_run", "queued": 0}
+                return {**_find(ws, **options, job=job), "status": "dry_run", "queued": 0}
             with job_lock(ws, "suspects"):
-                found = _find(ws, method=method, folds=folds, limit=limit, seed=seed, scores=scores, job=job)
+                found = _find(ws, **options, job=job)
                 if not found["suspects"]:
                     return {**found, "status": "nothing_to_do", "queued": 0}
                 return _queue(ws, found, actor)
@@ -158,17 +164,22 @@ def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds:
             return {"status": "busy", "message": str(exc), "suspects": []}
 
 
-def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, seed: int, scores: bool, job: Steps) -> dict:
+def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, min_examples: int, seed: int, scores: bool,
+          job: Steps) -> dict:
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         rows = tx.rows(_TRUSTED)
         flagged_before = {r["item_id"] for r in tx.rows(_FLAGGED)}
     names, counts = np.unique([r["label"] for r in rows], return_counts=True)
-    judged = [r for r in rows if counts[np.searchsorted(names, r["label"])] >= folds]
-    result = {"method": method, "labeled": len(rows), "judged": len(judged), "flagged": 0, "suspects": []}
+    judged = [r for r in rows if counts[np.searchsorted(names, r["label"])] >= min_examples]
+    too_few = int((counts < min_examples).sum())
+    result = {"method": method, "labeled": len(rows), "judged": len(judged), "too_few": too_few, "flagged": 0,
+              "suspects": []}
+    left_out = (f"; {len(rows) - len(judged)} in {too_few} labels with fewer than {min_examples} examples are "
+                "not judged" if too_few else "")
     if len({r["label"] for r in judged}) < 2:
-        return {**result, "message": f"nothing to do: {len(judged)} trusted labels in labels with {folds}+ "
-                                     f"examples; cross-validation needs two such labels or more"}
+        return {**result, "message": f"nothing to do: {len(judged)} trusted labels in labels with {min_examples}+ "
+                                     f"examples; judging needs two such labels or more{left_out}"}
     job.advance(stage=f"fold 1 of {folds}")
     probs, classes = out_of_fold_proba(
         [r["text"] for r in judged], [r["label"] for r in judged], folds=folds, factory=model_factory(ws.config)[0],
@@ -185,7 +196,7 @@ def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, seed: in
         result["scores"] = [{"item_id": r["item_id"], "label": r["label"], "suggested": str(suggested[i]),
                              "score": float(score[i]), "flagged": i in flagged} for i, r in enumerate(judged)]
     message = (f"{len(positions)} of {len(judged)} judged labels look wrong; {len(positions) - len(fresh)} of them "
-               "flagged before or over the limit")
+               f"flagged before or over the limit{left_out}")
     return {**result, "flagged": len(positions), "suspects": found,
             "message": message if found else f"nothing to do: {message}"}
 
