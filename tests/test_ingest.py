@@ -264,3 +264,20 @@ def test_status_reports_counts_backlog_and_quarantine(ws):
     assert s["by_model_version"] == {"v1": 1}
     assert set(s["labels"]) == set(LABELS) and s["labels"]["card_arrival"]["predicted"] == 1
     set_config(ws, "segment_max_bytes", 10)
+
+
+def test_ingest_brings_the_derived_item_state_up_to_date_so_readers_find_nothing_to_do(ws, tmp_path):
+    client = Client(ws)
+    client.prediction("req-1", text="where is my card?", label="card_arrival", score=0.2)
+    client.correction("req-1", label="card_linking")
+    client.flush()
+    ingest_spool(ws)
+    mark = "SELECT max(value) FROM state_marks WHERE name = 'items'"
+    assert stored(ws, mark) == stored(ws, "SELECT max(seq) FROM events") == 2
+    assert ws.store().rows("SELECT item_id, pred_label, corr_label, reasons FROM items") == [
+        {"item_id": "req-1", "pred_label": "card_arrival", "corr_label": "card_linking",
+         "reasons": ["correction"]}]
+    path = tmp_path / "more.jsonl"
+    path.write_text(json.dumps(prediction("req-2")) + "\n")
+    ingest_files(ws, [path])
+    assert stored(ws, mark) == 3 and stored(ws, "SELECT count(*) FROM items") == 2

@@ -6,6 +6,10 @@ line-by-line path that bulk files take. Both paths end in one SQL step that drop
 retries (same event_id, same content), quarantines conflicts (same event_id, other
 content) and labels outside a fixed taxonomy, and appends the rest.
 
+The derived item state (`items`) is brought up to date in the same transaction as the events, so
+no reader ever finds events whose items it must derive first: the first queue page after an
+ingest is as fast as any other.
+
 Exactly once: a segment is recorded in `ingested_sources` in the same transaction
 as its rows, and moved to the archive only after that commits. A crash in between
 leaves a segment that is recorded, so the next run just archives it; a crash before
@@ -29,6 +33,7 @@ from ..errors import FeedbackError, InvalidEvent, StoreError
 from ..progress import Progress, Steps
 from ..workspace import Workspace
 from . import contract, spool
+from .items import sync_items
 from .readers import Record, read_records
 
 BATCH_ROWS = 50_000
@@ -223,7 +228,8 @@ def absorb(tx, ws: Workspace, good: list[dict], bad: list[dict], *, quarantine: 
 
 
 def _absorb(tx, ws: Workspace) -> tuple[IngestReport, list[dict]]:
-    """Append the temp table `batch` to `events`: skip retries, hold back conflicts and unknown labels."""
+    """Append the temp table `batch` to `events` (skip retries, hold back conflicts and unknown labels), and
+    bring the derived item state up to date with them."""
     taxonomy = ws.taxonomy
     labels = sorted(taxonomy.names) if taxonomy.mode == "fixed" else None
     tx.execute(
@@ -279,6 +285,7 @@ def _absorb(tx, ws: Workspace) -> tuple[IngestReport, list[dict]]:
     )
     tx.execute("DROP TABLE judged")
     tx.execute("DROP TABLE batch")
+    sync_items(tx, ws)
     report = IngestReport(events=counts.get("ok", 0), duplicates=counts.get("duplicate", 0), quarantined=len(rejected))
     return report, [_verdictrejection(row, taxonomy) for row in rejected]
 
