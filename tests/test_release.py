@@ -431,6 +431,25 @@ def test_a_killed_build_leaves_a_folder_that_the_next_build_deletes(rws):
     assert verify_release(rws, "v1")["ok"]
 
 
+def test_a_release_writes_and_moves_its_files_without_holding_the_store(rws, monkeypatch):
+    from feedback.release.files import Destination
+
+    reads = []
+    original = Destination.publish
+
+    def publish(self, built, final):  # another process reads the store while the folder moves into place
+        reads.append(subprocess.run(
+            [sys.executable, "-c", "import sys; from feedback.store import Store; "
+             "print(Store(sys.argv[1], busy_timeout=2).value('SELECT count(*) FROM releases'))",
+             str(rws.path("store"))], capture_output=True, text=True, timeout=120))
+        original(self, built, final)
+
+    monkeypatch.setattr(Destination, "publish", publish)
+    assert create_release(rws)["version"] == "v1"
+    assert [(r.returncode, r.stdout.strip()) for r in reads] == [(0, "0")], reads[0].stderr
+    assert [r["version"] for r in list_releases(rws)] == ["v1"]
+
+
 def test_overlapping_scheduled_runs_make_one_release(rws):
     outcomes = []
 

@@ -2,7 +2,9 @@
 
 - `job_lock`: one run of a job at a time per workspace, across processes. It is an
   `flock` on a file in the workspace: the kernel releases it when the holding process
-  ends, however it ends, so a killed run never leaves a stale lock behind.
+  ends, however it ends, so a killed run never leaves a stale lock behind. A job gives up
+  at once when another run holds it; a step that must happen after the other's (publishing a
+  release) waits in the kernel's queue instead.
 Jobs queue their picks with `review.queue.log_reasons` inside their own write transaction,
 so the check that an item is not queued yet and the queueing cannot interleave with another writer.
 """
@@ -24,13 +26,14 @@ class JobBusy(FeedbackError):
 
 
 @contextmanager
-def job_lock(ws: Workspace, job: str) -> Iterator[None]:
-    """Hold the workspace's lock for `job` during the block; raise JobBusy at once if another process holds it."""
+def job_lock(ws: Workspace, job: str, *, wait: bool = False) -> Iterator[None]:
+    """Hold the workspace's lock for `job` during the block; raise JobBusy at once if another process (or
+    thread) holds it, or with `wait`, wait until it lets go."""
     path = ws.root / f".{job}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             raise JobBusy(f"another `feedback {job}` run is in progress ({holder}, lock {path}); this run did "

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from .. import hooks
 from ..errors import FeedbackError, NotFound
+from ..learn.jobs import job_lock
 from ..progress import Progress, Steps
 from ..review.agreement import reviewer_agreement
 from ..roles import Actor, local_actor, users
@@ -334,30 +335,35 @@ _ANCHOR = {MANIFEST: "manifest_sha256", SUMS: "sums_sha256"}  # the store's colu
 
 def _publish(ws: Workspace, dest: Destination, number: int, built: dict, manifest: dict, diff: dict,
              cfg: dict) -> tuple[dict, dict]:
-    """Write the files to a temporary folder, record the release and move the folder into place.
+    """Write the files to a temporary folder, move the folder into place and record the release.
 
-    A folder already in that place with no record was left by a build killed between the move and
-    the commit, or by an unfinished copy: it is adopted (recorded as it is) when it verifies and
-    holds this content, else set aside, so that it never blocks a build. Returns the manifest
-    recorded, and `adopted` and `set_aside` (where the folder went).
+    The store is held only for the short check and the record: the files are written, and moved or
+    copied into place, without it. Publishers of this workspace take turns (`job_lock`), so two
+    builds never move folders to one place at once. A folder already in that place with no record
+    was left by a build killed between the move and the record, or by an unfinished copy: it is
+    adopted (recorded as it is) when it verifies and holds this content, else set aside, so that
+    it never blocks a build. Returns the manifest recorded, and `adopted` and `set_aside` (where
+    the folder went).
     """
     dataset, version = manifest["dataset"], manifest["version"]
     final = dest.path(dataset, version)
     with dest.building(dataset, version) as folder:
         write_release(dest, folder, built, manifest, diff, cfg)
-        with ws.store().atomic() as tx:  # also keeps other builds of this store from publishing meanwhile
-            if tx.value("SELECT count(*) FROM releases WHERE dataset = ? AND version = ?", [dataset, version]):
+        with job_lock(ws, "release", wait=True):
+            if ws.store().value("SELECT count(*) FROM releases WHERE dataset = ? AND version = ?", [dataset, version]):
                 raise FeedbackError(f"release {dataset}/{version} was made meanwhile; run again for the next version")
             found = aside = None
             if dest.exists(final):
                 found = _adoptable(dest, final, manifest)
                 aside = None if found else dest.set_aside(dataset, version)
             if found:
-                tx.insert("releases", _record(found, number, dest, final))
+                record = _record(found, number, dest, final)
                 dest.seal(final)  # the build may have died before it sealed the folder
             else:
-                tx.insert("releases", _record(manifest, number, dest, folder))
+                record = _record(manifest, number, dest, folder)
                 dest.publish(folder, final)
+            with ws.store().atomic() as tx:
+                tx.insert("releases", record)
     return found or manifest, {"adopted": bool(found), "set_aside": aside and dest.describe(aside)}
 
 

@@ -28,7 +28,7 @@ def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFram
                        WHERE e.type IN ('error', 'correction'))
             SELECT date_trunc('day', ts) AS day, type, model_version, count(*) AS events FROM e
             WHERE ts >= (SELECT max(ts) FROM e) - to_days(?) GROUP BY ALL ORDER BY day
-            """, [days]).to_pandas()
+            """, [days])
         confusion = tx.arrow(
             """
             SELECT i.pred_label AS predicted, coalesce(r.current_label, i.corr_label) AS actual,
@@ -38,15 +38,14 @@ def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFram
             WHERE i.pred_label IS NOT NULL AND coalesce(r.current_label, i.corr_label) IS NOT NULL
               AND i.pred_label <> coalesce(r.current_label, i.corr_label)
             GROUP BY ALL ORDER BY items DESC LIMIT 25
-            """).to_pandas()
+            """)
         waiting = "FROM items i LEFT JOIN reviews r USING (item_id) WHERE len(i.reasons) > 0 " \
                   "AND coalesce(r.status, 'new') IN ('new', 'skipped')"
-        queue = tx.arrow(f"SELECT unnest(reasons) AS reason, count(*) AS items {waiting} GROUP BY 1 ORDER BY 2 DESC"
-                         ).to_pandas()
+        queue = tx.arrow(f"SELECT unnest(reasons) AS reason, count(*) AS items {waiting} GROUP BY 1 ORDER BY 2 DESC")
         items_waiting = tx.value(f"SELECT count(*) {waiting}")
         throughput = tx.arrow(
             "SELECT date_trunc('day', decided_at) AS day, reviewer, count(*) AS decisions FROM decisions "
-            "WHERE kind NOT IN ('undo', 'import') GROUP BY ALL ORDER BY day").to_pandas()
+            "WHERE kind NOT IN ('undo', 'import') GROUP BY ALL ORDER BY day")
         suspects = tx.arrow(
             """
             WITH flagged AS (
@@ -57,6 +56,8 @@ def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFram
                    count(*) FILTER (WHERE r.last_decided_at > f.flagged_at AND r.status = 'labeled'
                                     AND r.current_label IS DISTINCT FROM f.label) AS confirmed
             FROM flagged f LEFT JOIN reviews r USING (item_id) GROUP BY ALL ORDER BY day
-            """).to_pandas()
-    return {"incoming": incoming, "confusion": confusion, "queue": queue, "items_waiting": items_waiting,
-            "throughput": throughput, "suspects": suspects, "agreement": reviewer_agreement(ws)}
+            """)
+    tables = {"incoming": incoming, "confusion": confusion, "queue": queue, "throughput": throughput,
+              "suspects": suspects}  # read in one short transaction, made into DataFrames after it
+    return {**{name: table.to_pandas() for name, table in tables.items()}, "items_waiting": items_waiting,
+            "agreement": reviewer_agreement(ws)}
