@@ -84,3 +84,33 @@ def test_ingest_killed_at_random_instants_loses_and_doubles_nothing(ws):
     assert accepted == 24_000
     assert_exactly_once(ws, accepted)
     assert not list((ws.path("spool") / "sealed").iterdir())
+
+
+LOOP = textwrap.dedent("""
+    import pathlib, sys, time
+    from feedback import Workspace, ingest_spool
+    ws, stop = Workspace(sys.argv[1]), pathlib.Path(sys.argv[2])
+    runs = 0
+    while not stop.exists() or runs == 0:
+        ingest_spool(ws)
+        runs += 1
+    print(runs)
+""")
+
+
+def test_two_ingest_loops_at_once_store_every_event_once_and_neither_fails(ws, tmp_path):
+    ws = set_config(ws, "segment_max_bytes", 20_000)
+    stop = tmp_path / "stop"
+    loops = [python(LOOP, ws.root, stop) for _ in range(2)]
+    producers = [python(PRODUCER, ws.root, f"q{k}", 3000, "") for k in range(2)]
+    accepted = sum(int(p.communicate(timeout=120)[0]) for p in producers)
+    stop.touch()
+    for loop in loops:
+        out, err = loop.communicate(timeout=120)
+        assert loop.returncode == 0, err
+        assert int(out) >= 1
+    ingest_spool(ws)
+    assert accepted == 6000
+    assert_exactly_once(ws, accepted)
+    assert ws.store().value("SELECT count(*) - count(DISTINCT source) FROM ingested_sources") == 0
+    assert not list((ws.path("spool") / "sealed").iterdir())

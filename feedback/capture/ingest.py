@@ -71,26 +71,33 @@ class IngestReport:
 
 
 def ingest_spool(ws: Workspace, *, progress: Progress | None = None) -> IngestReport:
-    """Absorb every sealed spool segment into the store."""
-    store = ws.store()
+    """Absorb every sealed spool segment into the store.
+
+    Runs may overlap (two ingest loops, a cron run beside a loop): each group's transaction skips the
+    segments another run recorded meanwhile, and a segment another run archived is simply gone.
+    """
     report = IngestReport()
-    segments = spool.sealed_segments(ws.path("spool"))
-    if not segments:
+    sizes = spool.sizes(spool.sealed_segments(ws.path("spool")))
+    if not sizes:
         return report
-    names = [f"spool:{s.name}" for s in segments]
-    done = {r["source"] for r in store.rows(
-        "SELECT source FROM ingested_sources WHERE source IN (SELECT unnest(?))", [names])}
-    job = Steps(progress, sum(s.stat().st_size for s in segments), "bytes ingested")
-    for group in _groups([s for s in segments if f"spool:{s.name}" not in done]):
+    done = _recorded(ws.store(), list(sizes))
+    job = Steps(progress, sum(sizes.values()), "bytes ingested")
+    for group in _groups([s for s in sizes if s not in done], sizes):
         report.add(_ingest_segments(ws, group))
-        job.advance(sum(s.stat().st_size for s in group))
+        job.advance(sum(sizes[s] for s in group))
         for segment in group:
             spool.archive(segment)
-    for segment in segments:
-        if f"spool:{segment.name}" in done:
-            spool.archive(segment)
+    for segment in done:
+        spool.archive(segment)
     job.finish()
     return report
+
+
+def _recorded(tx, segments: list[Path]) -> set[Path]:
+    """The segments recorded as ingested (`tx`: a transaction, or the store for a read of its own)."""
+    names = {f"spool:{s.name}": s for s in segments}
+    return {names[r["source"]] for r in tx.rows(
+        "SELECT DISTINCT source FROM ingested_sources WHERE source IN (SELECT unnest(?))", [list(names)])}
 
 
 def ingest_files(ws: Workspace, paths: Iterable[str | Path], *, mapping: dict | None = None,
@@ -122,11 +129,11 @@ def ingest_records(ws: Workspace, records: Iterable[Record], *, source: str, qua
     return _ingest_records(ws, records, source=source, id_prefix=None, quarantine=quarantine)
 
 
-def _groups(segments: list[Path]) -> Iterable[list[Path]]:
+def _groups(segments: list[Path], sizes: dict[Path, int]) -> Iterable[list[Path]]:
     group, size = [], 0
     for segment in segments:
         group.append(segment)
-        size += segment.stat().st_size
+        size += sizes[segment]
         if size >= GROUP_BYTES:
             yield group
             group, size = [], 0
@@ -138,6 +145,10 @@ def _ingest_segments(ws: Workspace, segments: list[Path]) -> IngestReport:
     """Fast path: DuckDB reads the segments; an unreadable one takes the line-by-line path."""
     try:
         with ws.store().atomic() as tx:
+            taken = _recorded(tx, segments)  # by a run that overlapped this one
+            segments = [s for s in segments if s not in taken]
+            if not segments:
+                return IngestReport()
             tx.execute(
                 f"CREATE TEMP TABLE batch AS SELECT * EXCLUDE (filename), 'spool:' || parse_filename(filename) AS source, "
                 f"NULL::BIGINT AS line "

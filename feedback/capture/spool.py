@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+from contextlib import suppress
 from pathlib import Path
 
 from ..processes import alive
@@ -107,9 +108,19 @@ def sealed_segments(root: str | Path) -> list[Path]:
     return sorted(dirs[SEALED].glob("*.jsonl"))
 
 
+def sizes(segments: list[Path]) -> dict[Path, int]:
+    """The segments still in place, with their sizes in bytes (another ingest run may have archived some)."""
+    found = {}
+    for segment in segments:
+        with suppress(FileNotFoundError):
+            found[segment] = segment.stat().st_size
+    return found
+
+
 def archive(segment: Path) -> None:
-    """Move an ingested segment to `done/`."""
-    os.replace(segment, segment.parent.parent / DONE / segment.name)
+    """Move an ingested segment to `done/` (unless an overlapping ingest run did so first)."""
+    with suppress(FileNotFoundError):
+        os.replace(segment, segment.parent.parent / DONE / segment.name)
 
 
 def pending_events(root: str | Path) -> int:
