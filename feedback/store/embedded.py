@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import threading
 import time
 from contextlib import contextmanager, suppress
@@ -119,6 +120,7 @@ class Store:
         already serialises processes), so read-then-write steps such as claiming the next
         item cannot interleave.
         """
+        _warm_arrow()
         with _LOCKS.setdefault(self.path.resolve(), threading.RLock()), self.connect() as tx:
             tx.execute("BEGIN TRANSACTION")
             try:
@@ -155,7 +157,13 @@ class Store:
             return tx.arrow(sql, params)
 
     def migrate(self) -> list[str]:
-        """Apply the migrations not yet recorded, in order; return their names."""
+        """Apply the migrations not yet recorded, in order; return their names.
+
+        A store that has them all is only read (every process checks once), never written.
+        """
+        with suppress(StoreError), self.connect() as tx:  # no `migrations` table yet: a new store
+            if {name for name, _ in MIGRATIONS} <= {r["name"] for r in tx.rows("SELECT name FROM migrations")}:
+                return []
         with self.atomic() as tx:
             tx.execute("CREATE TABLE IF NOT EXISTS migrations (name VARCHAR, applied_at TIMESTAMP)")
             done = {r["name"] for r in tx.rows("SELECT name FROM migrations")}
@@ -203,6 +211,17 @@ def scratch() -> Iterator[Tx]:
         yield Tx(con)
     finally:
         con.close()
+
+
+def _warm_arrow() -> None:
+    """Let pyarrow import pandas now, before the store is held, if it has not yet in this process.
+
+    pyarrow imports pandas the first time it converts Python values (a decision, a claim, a run's
+    record), half a second or more; a transaction nearly always does, and would spend that time
+    holding the store while every other process waits.
+    """
+    if "pandas" not in sys.modules:
+        pa.array([0])
 
 
 def _alias(path: Path) -> str:
@@ -324,13 +343,17 @@ class _Engine:
 
     def memory(self):
         """A cursor of the engine's own in-memory database."""
-        with self._lock:
-            if self._con is None:
-                self._con = duckdb.connect(":memory:")
-            con = self._con.cursor()
+        con = self._engine().cursor()
         con.execute("USE memory")
         con.execute("SET TimeZone = 'UTC'")
         return con
+
+    def _engine(self):
+        """The engine's connection, made on first use (tens of milliseconds: before a turn is taken, never in it)."""
+        with self._lock:
+            if self._con is None:
+                self._con = duckdb.connect(":memory:")
+            return self._con
 
     def _file(self, path: Path) -> _File:
         if path in self._forked_open:
@@ -338,6 +361,7 @@ class _Engine:
                              "open a file again in a child forked meanwhile: fork before or after the unit of work "
                              "(`with store.atomic()`), or start the child with multiprocessing's 'spawn' or "
                              "'forkserver' method")
+        self._engine()
         with self._lock:
             if path not in self._files:
                 self._files[path] = _File(path)
@@ -366,8 +390,6 @@ class _Engine:
         delay = 0.005
         while True:
             with self._lock:
-                if self._con is None:
-                    self._con = duckdb.connect(":memory:")
                 try:
                     self._con.execute(f"ATTACH {literal(file.path)} AS {file.alias}")
                     return
