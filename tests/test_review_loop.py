@@ -117,3 +117,23 @@ def test_load_snippets_name_the_release_folder():
     assert "read_parquet('/data/releases/banking77/v2/data/train-*.parquet')" in snippets["duckdb"]
     assert "datasets.load_dataset('/data/releases/banking77/v2')" in snippets["datasets"]
     assert "feedback.load_release('/data/releases/banking77/v2', split='train')" in snippets["pandas"]
+
+
+def test_similar_items_kept_between_calls_see_new_and_purged_texts(ws, tmp_path):
+    """The Review page keeps the texts it compares between keypresses; a new item or a purge shows at once."""
+    from feedback.review import more_like_this
+
+    def add(name, events):
+        path = tmp_path / name
+        path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
+        ingest_files(ws, [path])
+
+    add("a.jsonl", [prediction("r1", text="where is my new card"), prediction("r2", text="how do I link my card")])
+    assert [s["item_id"] for s in more_like_this(ws, "r1")] == []
+    add("b.jsonl", [prediction("r3", text="where is my new card?")])
+    assert [(s["item_id"], s["status"]) for s in more_like_this(ws, "r1")] == [("r3", "new")]
+    decide(ws, Actor("tess", "admin"), "r3", "card_arrival")
+    assert [(s["item_id"], s["current_label"]) for s in more_like_this(ws, "r1")] == [("r3", "card_arrival")]
+    with ws.store().atomic() as tx:  # as a privacy purge leaves it
+        tx.execute("UPDATE items SET text = NULL WHERE item_id = 'r3'")
+    assert more_like_this(ws, "r1") == []

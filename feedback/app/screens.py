@@ -46,7 +46,8 @@ def review_screen(ws: Workspace, actor: Actor, flt: QueueFilter | None = None, *
         if row is None:
             return {"item": None, "progress": counter}
         item_id = row["item_id"]
-        similar = similar_items(tx, item_id, row["text"], limit=5, max_items=similar_pool) if row["text"] else []
+        similar = similar_items(tx, item_id, row["text"], limit=5, max_items=similar_pool,
+                                pool_key=str(ws.root)) if row["text"] else []
         history = item_history(tx, item_id)
         probs = _probabilities(tx, item_id)
     shown = history if claims else [h for h in history if h["kind"] != "claim"]

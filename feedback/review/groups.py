@@ -114,12 +114,49 @@ def more_like_this(ws: Workspace, item_id: str, *, limit: int = 10, threshold: f
         text = tx.value("SELECT text FROM items WHERE item_id = ?", [item_id])
         if text is None:
             raise NotFound(f"item {item_id!r} has no text in the store")
-        return similar_items(tx, item_id, text, limit=limit, threshold=threshold, max_items=max_items)
+        return similar_items(tx, item_id, text, limit=limit, threshold=threshold, max_items=max_items,
+                             pool_key=str(ws.root))
 
 
 def similar_items(tx, item_id: str, text: str, *, limit: int = 10, threshold: float = 70.0,
-                  max_items: int = 100_000) -> list[dict]:
-    """`more_like_this` inside an open connection, for a known text."""
-    others = [r for r in tx.rows(_ITEMS, [True, max_items]) if r["item_id"] != item_id]
-    hits = similar.more_like_this(text, [r["text"] for r in others], limit=limit, threshold=threshold)
-    return [{**others[i], "score": score} for i, score in hits]
+                  max_items: int = 100_000, pool_key: str | None = None) -> list[dict]:
+    """`more_like_this` inside an open connection, for a known text.
+
+    With `pool_key` (the workspace's root, say), the newest `max_items` texts, normalised, are kept in
+    this process between calls and read again only when the items change (their count, texts or latest
+    time): the Review page asks this on every keypress, and reading and normalising the texts was most
+    of its cost.
+    """
+    ids, texts = _text_pool(tx, max_items, pool_key)
+    found = similar.closest(text, texts, limit=limit + 1, threshold=threshold)  # + 1: the item itself
+    hits = [(ids[i], score) for i, score in found if ids[i] != item_id][:limit]
+    if not hits:
+        return []
+    details = {r["item_id"]: r for r in tx.rows(_DETAILS, [[i for i, _ in hits]])}
+    return [{**details[i], "score": score} for i, score in hits if i in details]
+
+
+_DETAILS = ("SELECT i.item_id, i.text, i.pred_label, r.current_label, coalesce(r.status, 'new') AS status "
+            "FROM items i LEFT JOIN reviews r USING (item_id) WHERE i.item_id IN (SELECT unnest(?::VARCHAR[]))")
+_POOLS: dict[tuple, tuple] = {}  # (pool_key, max_items) -> (version, item ids, normalised texts)
+_POOLS_KEPT = 4
+
+
+def _text_pool(tx, max_items: int, key: str | None) -> tuple[list[str], list[str]]:
+    """The ids and normalised texts of the newest `max_items` items with a text, from the cache when kept."""
+    version = None
+    if key is not None:
+        version = tuple(tx.rows("SELECT count(*) AS n, count(text) AS texts, max(last_ts) AS last FROM items")[0]
+                        .values())
+        kept = _POOLS.get((key, max_items))
+        if kept and kept[0] == version:
+            return kept[1], kept[2]
+    table = tx.arrow("SELECT item_id, text FROM items WHERE text IS NOT NULL ORDER BY last_ts DESC LIMIT ?",
+                     [max_items])
+    ids = table.column("item_id").to_pylist()
+    texts = [similar.normalise(t) for t in table.column("text").to_pylist()]
+    if key is not None:
+        _POOLS[(key, max_items)] = (version, ids, texts)
+        while len(_POOLS) > _POOLS_KEPT:
+            _POOLS.pop(next(iter(_POOLS)))
+    return ids, texts

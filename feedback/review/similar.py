@@ -170,8 +170,12 @@ def more_like_this(query: str, texts: Sequence[str], *, limit: int = 10,
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be an integer >= 1, got {limit!r}")
     prepared = _prepare(texts, threshold=threshold, scorer="ratio")
-    found = process.extract(normalise(query), prepared, scorer=fuzz.ratio, limit=limit,
-                            score_cutoff=threshold)
+    return closest(query, prepared, limit=limit, threshold=threshold)
+
+
+def closest(query: str, normalised: Sequence[str], *, limit: int, threshold: float) -> list[tuple[int, float]]:
+    """`more_like_this` over texts already `normalise`d, unchecked: for a caller that keeps them between calls."""
+    found = process.extract(normalise(query), normalised, scorer=fuzz.ratio, limit=limit, score_cutoff=threshold)
     return [(index, score) for _, score, index in found]
 
 
