@@ -360,7 +360,8 @@ def dashboard_page():
             st.info("No decisions yet.")
         st.subheader("Sampler yield per run")
         if len(data["sampler"]):
-            st.bar_chart(data["sampler"].tail(12), x="run", y="yield %", horizontal=True, height=240)
+            runs = data["sampler"].tail(12)
+            st.bar_chart(runs, x="run", y="yield %", horizontal=True, height=min(240, 90 + 28 * len(runs)))
             st.caption("Share of each run's reviewed picks that reviewers relabeled away from the model's prediction")
         else:
             st.info("No sampler runs yet.")
@@ -398,7 +399,8 @@ def drift_section(drift: dict) -> None:
     st.dataframe(drift["checks"], hide_index=True, width="stretch", column_order=["name", "status", "message"])
     left, right = st.columns(2)
     with left:
-        st.subheader(f"Label mix: predictions of {drift['model_version']} and the release")
+        st.subheader(f"Label mix: predictions of {drift['model_version']} and the release" if drift["model_version"]
+                     else "Label mix of the release")
         if len(drift["label_mix"]):
             st.bar_chart(drift["label_mix"], x="label", y="share", color="source", stack=False, horizontal=True,
                          height=320)
@@ -429,8 +431,12 @@ def create_release(actor, override=(), reason_key=None):
         state.flash = ("error", str(exc))
         return
     state.release_gates = None
-    for key in ("release-ref", "diff-from", "diff-to"):  # show the new release and its diff
-        state.pop(key, None)
+    if made.get("created", True):  # show the new release and its diff from its parent
+        new = f"{made['dataset']}/{made['version']}"
+        parent = made.get("parent") and f"{made['dataset']}/{made['parent']['version']}"
+        for key, ref in (("release-ref", new), ("diff-to", new), ("diff-from", parent)):
+            if key in state and ref:  # set, not popped: a popped widget takes back the value the browser holds;
+                state[key] = ref      # one not drawn yet defaults to these
     state.flash = ("success", f"Released {made['dataset']} {made['version']}." if made.get("created", True)
                    else "Nothing changed since the last release; no release made.")
 
@@ -520,7 +526,7 @@ def sampler_page():
     c.metric("Yield", "-" if total["yield"] is None else f"{total['yield']:.0%}",
              help="Share of reviewed picks relabeled away from the model's prediction")
     if runs["runs"]:
-        st.dataframe(runs["runs"], hide_index=True, width="stretch")
+        views.sampler_runs_table(runs["runs"], key="sampler-runs")
     else:
         st.info("No sampler runs yet; schedule `feedback sample` or run it here.")
 

@@ -458,4 +458,4 @@ def test_a_failing_gate_says_which_and_why_and_a_lead_overrides_it_with_a_reason
     assert at.success[0].value == "Released banking77 v3."
     assert table(at, "release", "gates").iloc[-1]["overridden"] == "conflicts"
     assert at.warning[0].value == "Released by tess with conflicts overridden."
-    assert "🔓 overridden" in set(table(at, "gate", "detail")["status"])
+    assert "↷ overridden" in set(table(at, "gate", "detail")["status"])

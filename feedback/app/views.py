@@ -16,7 +16,10 @@ REASON_COLORS = {"correction": "red", "error": "orange", "low_confidence": "blue
                  "active_learning": "green", "manual": "gray"}
 STATUS_COLORS = {"new": "blue", "in review": "orange", "labeled": "green", "disputed": "red", "skipped": "gray",
                  "junk": "gray"}
-GATE_MARKS = {"pass": "✅", "warn": "⚠️", "fail": "❌", "skip": "➖", "overridden": "🔓"}
+# Marks every system font has (DejaVu, Liberation): emoji need a colour-emoji font that an offline machine may lack.
+GATE_MARKS = {"pass": "✓", "warn": "⚠", "fail": "✗", "skip": "–", "overridden": "↷"}
+GATE_COLORS = {"fail": "background-color: rgba(255, 43, 43, 0.12)", "warn": "background-color: rgba(255, 189, 69, 0.18)",
+               "overridden": "background-color: rgba(128, 61, 245, 0.10)"}
 SHOW_MORE_AFTER = 600  # characters of an item's text shown before "Show more"
 
 
@@ -109,6 +112,22 @@ def queue_table(rows: list[dict], *, key: str, on_select="rerun"):
     })
 
 
+def sampler_runs_table(runs: list[dict], *, key: str) -> None:
+    """The sampler's runs, newest first, with their yield beside the counts it comes from (the model last; run ids
+    are on the dashboard)."""
+    frame = pd.DataFrame(runs, columns=["started_at", "status", "strategy", "picked", "reviewed", "relabeled", "yield",
+                                        "model"])
+    st.dataframe(frame, hide_index=True, width="stretch", key=key, column_config={
+        "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm", width=130),
+        "status": st.column_config.TextColumn(width=60), "strategy": st.column_config.TextColumn(width=90),
+        "picked": st.column_config.NumberColumn(width=60), "reviewed": st.column_config.NumberColumn(width=70),
+        "relabeled": st.column_config.NumberColumn(width=70),
+        "yield": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0, format="percent", width=110,
+                                                 help="Share of the run's reviewed picks relabeled away from the "
+                                                      "model's prediction"),
+        "model": st.column_config.TextColumn(width=240)})
+
+
 def history_table(rows: list[dict], *, key: str) -> None:
     frame = pd.DataFrame(rows, columns=["at", "kind", "label", "reviewer", "note", "score", "batch_id"])
     st.dataframe(frame, hide_index=True, width="stretch", key=key,
@@ -138,8 +157,8 @@ def confusion_table(frame: pd.DataFrame, *, key: str) -> None:
     """Predicted -> actual label pairs, their count first so it shows at any width."""
     st.dataframe(frame, hide_index=True, width="stretch", height=280, key=key,
                  column_order=["items", "predicted", "actual", "basis"], column_config={
-        "items": st.column_config.NumberColumn(width=56), "predicted": st.column_config.TextColumn(width=160),
-        "actual": st.column_config.TextColumn(width=160), "basis": st.column_config.TextColumn(width=110)})
+        "items": st.column_config.NumberColumn(width=56), "predicted": st.column_config.TextColumn(width=140),
+        "actual": st.column_config.TextColumn(width=140), "basis": st.column_config.TextColumn(width=110)})
 
 
 def suspects_table(frame: pd.DataFrame, *, key: str) -> None:
@@ -150,8 +169,10 @@ def suspects_table(frame: pd.DataFrame, *, key: str) -> None:
 def gate_table(gates: list[dict], *, key: str) -> None:
     """Quality gate results: gate, status, what it found and how to fix it, example ids."""
     frame = pd.DataFrame(gates, columns=["gate", "status", "detail", "examples"])
+    colors = frame["status"].map(lambda s: GATE_COLORS.get(s, ""))
     frame["status"] = frame["status"].map(lambda s: f"{GATE_MARKS.get(s, '')} {s}".strip())
-    st.dataframe(frame, hide_index=True, width="stretch", key=key, column_config={
+    styled = frame.style.apply(lambda column: colors.tolist(), subset=["status"])
+    st.dataframe(styled, hide_index=True, width="stretch", key=key, column_config={
         "gate": st.column_config.TextColumn(width=110), "status": st.column_config.TextColumn(width=90),
         "detail": st.column_config.TextColumn(width="large"), "examples": st.column_config.TextColumn(width="medium")})
 
