@@ -20,7 +20,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .capture.ingest import ingest_files
@@ -108,14 +112,56 @@ def _remove(root: Path) -> None:
     shutil.rmtree(root)
 
 
-def run_app(ws: Workspace, *, port: int) -> None:
-    """Run the Streamlit app on the workspace until it stops or this process is interrupted or terminated."""
+def app_command(ws: Workspace, *, port: int, address: str | None = None) -> tuple[list[str], dict]:
+    """The command line and environment that serve the Streamlit app on the workspace (on `address`, default all)."""
     if not APP.is_file():
         raise FeedbackError(f"{APP} is missing: the app ships with the repository checkout")
-    check_can_listen("0.0.0.0", port)
     env = {**os.environ, "FEEDBACK_WORKSPACE": str(ws.root)}
     command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
+    if address:
+        command += ["--server.address", address]
+    return command, env
+
+
+@contextmanager
+def app_server(ws: Workspace, *, port: int, timeout: float = 60.0) -> Iterator[str]:
+    """The app served on 127.0.0.1:`port` for a browser to drive (the browser tests, the app's benchmark): its URL
+    once it answers its health check; stopped on exit."""
+    command, env = app_command(ws, port=port, address="127.0.0.1")
+    log = tempfile.TemporaryFile()  # not a pipe: a full pipe would stall the server
+    app = subprocess.Popen([*command, "--server.fileWatcherType", "none"], cwd=REPO, env=env,
+                           stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                if app.poll() is not None or time.monotonic() > deadline:
+                    app.kill()
+                    app.wait()
+                    log.seek(0)
+                    raise FeedbackError(f"the app did not start on {url}: {log.read().decode()[-2000:]}")
+                time.sleep(0.25)
+        yield url
+    finally:
+        if app.poll() is None:
+            app.terminate()
+            try:
+                app.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                app.kill()
+                app.wait()
+        log.close()
+
+
+def run_app(ws: Workspace, *, port: int) -> None:
+    """Run the Streamlit app on the workspace until it stops or this process is interrupted or terminated."""
+    check_can_listen("0.0.0.0", port)
+    command, env = app_command(ws, port=port)
     app = subprocess.Popen(command, env=env)
     previous = signal.signal(signal.SIGTERM, lambda *_: app.terminate())  # stopping the demo stops the app
     try:
