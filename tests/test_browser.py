@@ -126,14 +126,19 @@ ITEM_JS = ("() => { const c = [...document.querySelectorAll('[data-testid=stCapt
            " return c ? c.split(' ')[1] : null; }")
 
 
+DONE_JS = ("() => !document.querySelector('[data-stale=true]') && !document.querySelector('[data-testid=stStatusWidget]')"
+           " && !!document.querySelector('.st-key-session-cookie')")
+
+
 def current_item(tab) -> str:
     tab.wait_for_function(ITEM_JS, timeout=WAIT)
     return tab.evaluate(ITEM_JS)
 
 
 def settle(tab):
-    """Wait until the app has finished its run (Streamlit shows the status widget while running)."""
-    tab.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=WAIT)
+    """Wait until the app's run is done: no element stale, Streamlit's status widget (shown after 500 ms of a
+    run) gone, the script's last element drawn. (Keys pressed before a page load's first run is done are lost.)"""
+    tab.wait_for_function(DONE_JS, timeout=WAIT)
     tab.wait_for_timeout(150)
 
 
