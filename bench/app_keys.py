@@ -100,7 +100,7 @@ def browser_per_key(ws, presses: int) -> tuple[list[float], list[float]]:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
             page.wait_for_function(DONE_JS, timeout=120_000)
-            page.wait_for_timeout(1_500)  # a key pressed within about a second of a page load is lost (see README)
+            page.wait_for_timeout(1_500)  # Streamlit ignores keys until a load's first run has finished (README)
             for _ in range(WARMUP):  # untimed
                 _settle(page)
                 before = page.evaluate(ITEM_JS)
