@@ -237,7 +237,7 @@ def test_a_near_copy_that_bridges_two_splits_fails_the_leakage_gate(rws):
     label(rws, {"bridge": "card_arrival"})
     with pytest.raises(GateFailed) as failed:
         create_release(rws)
-    assert "leakage: 1 duplicate groups span splits" in str(failed.value)
+    assert "leakage: 1 duplicate group spans splits" in str(failed.value)
     assert f"pair-{n}-a ({v1[f'pair-{n}-a']['split']})" in str(failed.value)
     assert "would move a released example to another split" in str(failed.value)
     assert [r["version"] for r in list_releases(rws)] == ["v1"]
@@ -268,8 +268,8 @@ def test_gates_conflicts_schema_and_min_per_label_stop_the_build_and_write_nothi
                "near-a": "card_linking", "near-b": "card_arrival", "blank": "card_linking"})
     with pytest.raises(GateFailed) as failed:
         create_release(ws)
-    assert gate(failed.value, "schema").startswith("schema: 1 examples have a blank text or label")
-    assert gate(failed.value, "conflicts").startswith("conflicts: 1 texts appear with different labels")
+    assert gate(failed.value, "schema").startswith("schema: 1 example has a blank text or label")
+    assert gate(failed.value, "conflicts").startswith("conflicts: 1 text appears with different labels")
     assert "dup-a (card_arrival), dup-b (lost_or_stolen_card)" in gate(failed.value, "conflicts")
     assert gate(failed.value, "min_per_label") == (
         "min_per_label: labels with fewer than 5 examples: card_arrival (4), card_linking (4), "
@@ -285,7 +285,7 @@ def test_near_duplicates_with_different_labels_warn_and_a_not_duplicates_mark_cl
     made = create_release(rws)
     conflicts = next(g for g in made["gates"] if g["gate"] == "conflicts")
     assert conflicts["status"] == "warn" and conflicts["detail"].startswith(
-        "1 near-duplicate groups carry different labels") and set(conflicts["examples"]) == {"near-a", "near-b"}
+        "1 near-duplicate group carries different labels") and set(conflicts["examples"]) == {"near-a", "near-b"}
     assert index(rws, "v1")["near-a"]["split"] == index(rws, "v1")["near-b"]["split"]
     groups = json.loads(cli("groups", "-w", rws.root, "--all", "--json").output)
     assert ["near-a", "near-b"] in [g["item_ids"] for g in groups]

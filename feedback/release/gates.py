@@ -47,12 +47,18 @@ def run_gates(ws: Workspace, examples: pa.Table, *, same_text: np.ndarray, dupli
         _taxonomy(ws, examples),
         _conflicts(examples, same_text, duplicates, _codes(labels)),
         _spanning("leakage", examples, duplicates, splits, lambda row: split_names[splits[row]],
-                  "duplicate groups span splits; making one whole would move a released example to another "
-                  "split, which releases never do: junk the new near-copy, or override the gate"),
+                  ("duplicate group spans", "duplicate groups span"), "splits; making one whole would move a "
+                  "released example to another split, which releases never do: junk the new near-copy, or override "
+                  "the gate"),
         _agreement(agreement, config["min_agreement"], config["min_overlap"]),
         _min_per_label(counts, config["min_per_label"]),
         _label_shift(counts, parent_counts, config["max_label_shift"]),
     ]
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """`n` and the words that go with it: "1 text appears", "2 texts appear"."""
+    return f"{n:,} {one if n == 1 else many}"
 
 
 def _result(gate: str, status: str, detail: str, ids: list[str] = ()) -> dict:
@@ -72,8 +78,8 @@ def _schema(examples: pa.Table) -> dict:
     bad = np.flatnonzero(np.asarray(pc.or_(*blank)))
     ids = examples["id"]
     repeated = pc.sum(pc.equal(ids[1:], ids[:-1])).as_py() or 0 if len(ids) > 1 else 0
-    problems = wrong + [f"{len(bad)} examples have a blank text or label"] * bool(len(bad))
-    problems += [f"{repeated} ids are repeated"] * bool(repeated)
+    problems = wrong + [_count(len(bad), "example has", "examples have") + " a blank text or label"] * bool(len(bad))
+    problems += [_count(repeated, "id is", "ids are") + " repeated"] * bool(repeated)
     if problems:
         return _result("schema", "fail", "; ".join(problems) + "; junk those items or fix them", _ids(examples, bad))
     return _result("schema", "pass", f"{examples.num_rows:,} examples: id, text and label present")
@@ -92,40 +98,43 @@ def _taxonomy(ws: Workspace, examples: pa.Table) -> dict:
     return _result("taxonomy", "pass", f"every label is in the fixed taxonomy of {len(ws.taxonomy.names)}")
 
 
-def _spanning(gate: str, examples: pa.Table, groups: np.ndarray, codes: np.ndarray, show, fix: str) -> dict:
+def _spanning(gate: str, examples: pa.Table, groups: np.ndarray, codes: np.ndarray, show, what: tuple[str, str],
+              fix: str) -> dict:
+    """Groups whose members differ in `codes`; `what` names one such group and several ("text appears", "texts
+    appear"), `fix` goes on."""
     found = spanning(groups, codes)
     if not found:
         return _result(gate, "pass", f"no {gate}")
     ids = examples["id"]
     example = ", ".join(f"{ids[row].as_py()} ({show(row)})" for row in found[0][:SAMPLE])
-    return _result(gate, "fail", f"{len(found)} {fix}; for example {example}",
+    return _result(gate, "fail", f"{_count(len(found), *what)} {fix}; for example {example}",
                    _ids(examples, np.concatenate(found[:SAMPLE])))
 
 
 def _conflicts(examples: pa.Table, same_text: np.ndarray, duplicates: np.ndarray, codes: np.ndarray) -> dict:
     labels = examples["label"]
     copies = _spanning("conflicts", examples, same_text, codes, lambda row: labels[row].as_py(),
-                       "texts appear with different labels; relabel the copies to one label (feedback groups, "
-                       "feedback relabel)")
+                       ("text appears", "texts appear"), "with different labels; relabel the copies to one label "
+                       "(feedback groups, feedback relabel)")
     if copies["status"] == "fail":
         return copies
     near = _spanning("conflicts", examples, duplicates, codes, lambda row: labels[row].as_py(),
-                     "near-duplicate groups carry different labels; relabel them to one label, or mark them "
-                     "not duplicates if a word that differs matters")
+                     ("near-duplicate group carries", "near-duplicate groups carry"), "different labels; relabel "
+                     "them to one label, or mark them not duplicates if a word that differs matters")
     return {**near, "status": "warn"} if near["status"] == "fail" else copies
 
 
 def _agreement(measured: dict | None, minimum: float, min_overlap: int) -> dict:
     items = measured["items_with_overlap"] if measured else 0
     if items < min_overlap:
-        return _result("agreement", "skip", f"{items} items decided by two or more reviewers; agreement is judged "
+        return _result("agreement", "skip", f"{_count(items, 'item', 'items')} decided by two or more reviewers; agreement is judged "
                        f"from {min_overlap} ([release.gates] min_overlap)")
     alpha = measured["alpha"]
     if alpha is None:
-        return _result("agreement", "pass", f"{items} items with overlap; alpha undefined (one label used)")
+        return _result("agreement", "pass", f"{_count(items, 'item', 'items')} with overlap; alpha undefined (one label used)")
     status = "pass" if alpha >= minimum else "fail"
     fix = "" if status == "pass" else "; adjudicate the disputed items or review the guidelines with the reviewers"
-    return _result("agreement", status, f"Krippendorff's alpha {alpha:.3f} over {items} items with overlap, "
+    return _result("agreement", status, f"Krippendorff's alpha {alpha:.3f} over {_count(items, 'item', 'items')} with overlap, "
                    f"minimum {minimum} ([release.gates] min_agreement){fix}")
 
 
@@ -135,7 +144,7 @@ def _min_per_label(counts: dict[str, int], minimum: int) -> dict:
         names = ", ".join(f"{k} ({v})" for k, v in few.items())
         return _result("min_per_label", "fail", f"labels with fewer than {minimum} examples: {names}; label more "
                        "of them, or lower [release.gates] min_per_label")
-    return _result("min_per_label", "pass", f"{len(counts)} labels, each with at least {minimum} examples")
+    return _result("min_per_label", "pass", f"{_count(len(counts), 'label', 'labels')}, each with at least {minimum} examples")
 
 
 def _label_shift(counts: dict[str, int], parent: dict[str, int] | None, maximum: float) -> dict:
