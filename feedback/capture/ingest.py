@@ -100,15 +100,20 @@ def _recorded(tx, segments: list[Path]) -> set[Path]:
         "SELECT DISTINCT source FROM ingested_sources WHERE source IN (SELECT unnest(?))", [list(names)])}
 
 
-def ingest_files(ws: Workspace, paths: Iterable[str | Path], *, mapping: dict | None = None,
-                 default_type: str | None = None, progress: Progress | None = None) -> IngestReport:
-    """Ingest bulk JSONL, CSV or Parquet files; bad rows go to quarantine, the rest go in."""
-    report = IngestReport()
+def files_to_read(paths: Iterable[str | Path], progress: Progress | None) -> tuple[list[Path], Steps]:
+    """The paths, each checked to be a file before any is read, and a progress job over their bytes."""
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.is_file():
             raise FeedbackError(f"{path}: no such file")
-    job = Steps(progress, sum(p.stat().st_size for p in paths), "bytes read")
+    return paths, Steps(progress, sum(p.stat().st_size for p in paths), "bytes read")
+
+
+def ingest_files(ws: Workspace, paths: Iterable[str | Path], *, mapping: dict | None = None,
+                 default_type: str | None = None, progress: Progress | None = None) -> IngestReport:
+    """Ingest bulk JSONL, CSV or Parquet files; bad rows go to quarantine, the rest go in."""
+    report = IngestReport()
+    paths, job = files_to_read(paths, progress)
     for path in paths:
         fingerprint = file_digest(path)
         source = f"file:{path.resolve()}"

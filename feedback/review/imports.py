@@ -26,10 +26,10 @@ from typing import Iterable
 import pyarrow as pa
 
 from ..capture import contract
-from ..capture.ingest import absorb, already_ingested, file_digest, record_source, rejection
+from ..capture.ingest import absorb, already_ingested, file_digest, files_to_read, record_source, rejection
 from ..capture.readers import read_rows
 from ..errors import FeedbackError, InvalidEvent
-from ..progress import Progress, Steps
+from ..progress import Progress
 from ..roles import Actor, local_actor, users
 from ..workspace import DEFAULT_SPLITS, Workspace
 from .choices import DECISION_KINDS
@@ -62,11 +62,7 @@ def import_labels(ws: Workspace, paths: Iterable[str | Path], *, by: Actor | Non
         raise FeedbackError(f"cannot map {', '.join(unknown)}: the fields of a labeled row are {', '.join(FIELDS)}")
     splits = set(ws.config.get("release", {}).get("splits", DEFAULT_SPLITS))
     report = ImportReport()
-    paths = [Path(p) for p in paths]
-    for path in paths:
-        if not path.is_file():
-            raise FeedbackError(f"{path}: no such file")
-    job = Steps(progress, sum(p.stat().st_size for p in paths), "bytes read")
+    paths, job = files_to_read(paths, progress)
     for path in paths:
         fingerprint = file_digest(path)
         if already_ingested(ws, fingerprint, "labels"):
