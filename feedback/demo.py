@@ -112,12 +112,13 @@ def _remove(root: Path) -> None:
     shutil.rmtree(root)
 
 
-def app_command(ws: Workspace, *, port: int, address: str | None = None) -> tuple[list[str], dict]:
-    """The command line and environment that serve the Streamlit app on the workspace (on `address`, default all)."""
-    if not APP.is_file():
-        raise FeedbackError(f"{APP} is missing: the app ships with the repository checkout")
+def app_command(ws: Workspace, *, port: int, address: str | None = None, script: Path = APP) -> tuple[list[str], dict]:
+    """The command line and environment that serve the Streamlit app (or another `script`) on the workspace (on
+    `address`, default all)."""
+    if not script.is_file():
+        raise FeedbackError(f"{script} is missing: the app ships with the repository checkout")
     env = {**os.environ, "FEEDBACK_WORKSPACE": str(ws.root)}
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
     if address:
         command += ["--server.address", address]
@@ -125,10 +126,10 @@ def app_command(ws: Workspace, *, port: int, address: str | None = None) -> tupl
 
 
 @contextmanager
-def app_server(ws: Workspace, *, port: int, timeout: float = 60.0) -> Iterator[str]:
-    """The app served on 127.0.0.1:`port` for a browser to drive (the browser tests, the app's benchmark): its URL
-    once it answers its health check; stopped on exit."""
-    command, env = app_command(ws, port=port, address="127.0.0.1")
+def app_server(ws: Workspace, *, port: int, timeout: float = 60.0, script: Path = APP) -> Iterator[str]:
+    """The app (or another Streamlit `script`) served on 127.0.0.1:`port` for a browser to drive (the browser
+    tests, the app's benchmark): its URL once it answers its health check; stopped on exit."""
+    command, env = app_command(ws, port=port, address="127.0.0.1", script=script)
     log = tempfile.TemporaryFile()  # not a pipe: a full pipe would stall the server
     app = subprocess.Popen([*command, "--server.fileWatcherType", "none"], cwd=REPO, env=env,
                            stdout=log, stderr=subprocess.STDOUT)
