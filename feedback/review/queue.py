@@ -150,8 +150,9 @@ def claim_next(tx, ws: Workspace, actor: Actor, flt: QueueFilter | None = None, 
         chosen = _claim_first(tx, ws, actor, first, now, now + lease)
         if chosen is not None:
             return chosen
-    held = tx.rows(f"SELECT {_COLUMNS} FROM {_FROM} WHERE r.claimed_by = ? AND r.claim_expires > ? "
-                   f"AND {held_where} ORDER BY i.priority DESC LIMIT 1", [actor.name, now] + held_params)
+    holds = tx.value("SELECT count(*) FROM reviews WHERE claimed_by = ? AND claim_expires > ?", [actor.name, now])
+    held = holds and tx.rows(f"SELECT {_COLUMNS} FROM {_FROM} WHERE r.claimed_by = ? AND r.claim_expires > ? "
+                             f"AND {held_where} ORDER BY i.priority DESC LIMIT 1", [actor.name, now] + held_params)
     if held:
         return held[0]
     rows = tx.rows(
