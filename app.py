@@ -125,22 +125,27 @@ def keep_note(key):
 def review_page():
     actor = state.current_actor
     wanted = state.first
-    screen = screens.review_screen(ws, actor, exclude=state.passed, first=wanted, claims=state.get("show-claims", False),
-                                   timezone=st.context.timezone)
+    screen = screens.review_screen(ws, actor, exclude=state.passed, first=wanted, details=False)
     item = screen["item"]
+
+    def details():  # asked for once the item is drawn: the next item shows sooner
+        return screens.review_details(ws, actor, item, exclude=state.passed, claims=state.get("show-claims", False),
+                                      timezone=st.context.timezone)
     state.first = None
     if item is not None and item["item_id"] != state.get("shown_item"):
         state.shown_item, state.seq, state.note, state.note_open = item["item_id"], state.seq + 1, None, False
     seq = state.seq
-    with st.container(horizontal=True, vertical_alignment="center"):
-        st.title("Review")
-        views.session_counter(screen["progress"], key="session-counter")
-    show_flash()
-    if wanted and item is not None and item["item_id"] != wanted:
-        st.info(f"{wanted} is being reviewed by someone else now; here is your next item.")
+    header = st.container(horizontal=True, vertical_alignment="center")
+    header.title("Review")
+    with st.container():  # a notice or none, in one place: what follows keeps its place on the page between runs
+        show_flash()
+        if wanted and item is not None and item["item_id"] != wanted:
+            st.info(f"{wanted} is being reviewed by someone else now; here is your next item.")
     if item is None:
         st.success("Nothing left in the queue for you. New items arrive with the next ingest or sampler run.")
         st.button("Undo my last decision", shortcut="Z", on_click=undo, args=(actor,))
+        with header:
+            views.session_counter(details()["progress"], key="session-counter")
         return
     item_id, based_on = item["item_id"], item["last_decision_id"]
     with st.container(horizontal=True, vertical_alignment="center"):
@@ -178,7 +183,10 @@ def review_page():
     elif state.note:
         st.caption("Note, saved with your next decision (M to change it):")
         st.text(state.note)
-    left, right = st.columns(2)
+    screen = details()
+    with header:
+        views.session_counter(screen["progress"], key="session-counter")
+    left, right = st.columns([5, 6])  # the history's six columns fit at 1400 px
     with left:
         st.subheader("Similar items")
         views.similar_table(screen["similar"], key="similar")

@@ -286,6 +286,11 @@ def test_a_reload_keeps_the_session(rita):
     assert current_item(rita) == shown  # still claimed by her
 
 
+def test_the_history_fits_its_column_at_1400_px(rita):
+    headers, hidden = table_fit(rita, within="[data-testid=stMain] .st-key-history")
+    assert headers == ["at", "kind", "label", "by", "score", "note"] and hidden <= 0, (headers, hidden)
+
+
 def test_sign_out_ends_the_session_even_after_a_reload(rita):
     rita.get_by_role("button", name="Sign out").click()
     expect(rita.get_by_text("You signed out.")).to_be_visible(timeout=WAIT)
@@ -310,14 +315,15 @@ def test_six_wrong_passwords_lock_the_sign_in(browser, server, requested):
 
 # The lead's pages, as ann.
 
-def table_fit(tab, n=0) -> tuple[list[str], int]:
-    """The column headers of the `n`th data frame of the main area (Glide's accessible table mirrors its canvas)
-    and how many pixels of its columns are out of sight (its horizontal scroll)."""
-    tab.wait_for_function("""n => { const d = document.querySelectorAll('[data-testid=stMain] [data-testid=stDataFrame]')[n];
-        return d && d.querySelector('.dvn-scroller') && d.querySelectorAll('th').length > 0; }""", arg=n, timeout=WAIT)
-    return tuple(tab.evaluate("""n => { const d = document.querySelectorAll('[data-testid=stMain] [data-testid=stDataFrame]')[n];
+def table_fit(tab, n=0, within="[data-testid=stMain]") -> tuple[list[str], int]:
+    """The column headers of the `n`th data frame `within` the main area (Glide's accessible table mirrors its
+    canvas) and how many pixels of its columns are out of sight (its horizontal scroll)."""
+    find = f"document.querySelectorAll('{within} [data-testid=stDataFrame]')[n]"
+    tab.wait_for_function(f"""n => {{ const d = {find};
+        return d && d.querySelector('.dvn-scroller') && d.querySelectorAll('th').length > 0; }}""", arg=n, timeout=WAIT)
+    return tuple(tab.evaluate(f"""n => {{ const d = {find};
         const s = d.querySelector('.dvn-scroller');
-        return [[...d.querySelectorAll('th')].map(th => th.innerText.trim()), s.scrollWidth - s.clientWidth]; }""", n))
+        return [[...d.querySelectorAll('th')].map(th => th.innerText.trim()), s.scrollWidth - s.clientWidth]; }}""", n))
 
 
 def test_the_queue_fits_1400_px(ann):

@@ -33,31 +33,54 @@ REVIEW_KEYS = [("L", "label with the choice of the search box"), ("S", "skip"), 
 
 
 def review_screen(ws: Workspace, actor: Actor, flt: QueueFilter | None = None, *, exclude=(), first: str | None = None,
-                  claims: bool = False, timezone: str | None = None, similar_pool: int = 20_000) -> dict:
-    """The reviewer's next item (claimed; `first` if it can be had), its top predicted classes, its history
-    (claims only with `claims`), similar items with the words that differ marked, the labels for the number
-    keys and every key, and the reviewer's session counter (their day in `timezone`): one transaction.
+                  claims: bool = False, timezone: str | None = None, similar_pool: int = 20_000,
+                  details: bool = True) -> dict:
+    """The reviewer's next item (claimed; `first` if it can be had), its top predicted classes, the labels for
+    the number keys and every key; with `details` also what `review_details` adds: one transaction.
 
-    `item` is None when nothing is left for the reviewer.
+    `item` is None when nothing is left for the reviewer. The app asks without `details` and draws the item
+    before it asks for them, so a keypress shows the next item sooner.
     """
     with ws.store().atomic() as tx:
         row = claim_next(tx, ws, actor, flt, exclude=exclude, first=first)
-        counter = progress(tx, ws, actor, since=day_start(timezone), exclude=exclude)
         if row is None:
-            return {"item": None, "progress": counter}
-        item_id = row["item_id"]
-        similar = similar_items(tx, item_id, row["text"], limit=5, max_items=similar_pool,
-                                pool_key=str(ws.root)) if row["text"] else []
-        history = item_history(tx, item_id)
-        probs = _probabilities(tx, item_id)
-    shown = history if claims else [h for h in history if h["kind"] != "claim"]
-    quick = quick_labels(ws, row, probs)
-    hotkeys = {label.name: label.hotkey for label in ws.taxonomy.labels if label.hotkey and label.name not in quick}
-    keys = [(str(n), f"label {label}") for n, label in enumerate(quick, start=1)]
-    keys += [(key, f"label {name}") for name, key in hotkeys.items()] + REVIEW_KEYS
-    return {"item": row, "probs": probs, "history": shown, "hidden_claims": len(history) - len(shown),
-            "similar": [{**s, "marks": word_marks(row["text"] or "", s["text"] or "")} for s in similar],
-            "quick": quick, "hotkeys": hotkeys, "keys": keys, "progress": counter}
+            screen = {"item": None}
+        else:
+            probs = _probabilities(tx, row["item_id"])
+            quick = quick_labels(ws, row, probs)
+            hotkeys = {label.name: label.hotkey for label in ws.taxonomy.labels
+                       if label.hotkey and label.name not in quick}
+            keys = [(str(n), f"label {label}") for n, label in enumerate(quick, start=1)]
+            keys += [(key, f"label {name}") for name, key in hotkeys.items()] + REVIEW_KEYS
+            screen = {"item": row, "probs": probs, "quick": quick, "hotkeys": hotkeys, "keys": keys}
+        if details:
+            screen.update(_details(tx, ws, actor, row, exclude=exclude, claims=claims, timezone=timezone,
+                                   similar_pool=similar_pool))
+    return screen
+
+
+def review_details(ws: Workspace, actor: Actor, item: dict | None, *, exclude=(), claims: bool = False,
+                   timezone: str | None = None, similar_pool: int = 20_000) -> dict:
+    """Around the shown `item` (None: nothing left): the reviewer's session counter (their day in `timezone`) as
+    `progress`, its `history` (claims only with `claims`; `hidden_claims` counts the others; a decision's batch
+    in its note) and `similar` items with the words that differ marked."""
+    with ws.store().atomic() as tx:  # the counter may bring `items` up to date first
+        return _details(tx, ws, actor, item, exclude=exclude, claims=claims, timezone=timezone,
+                        similar_pool=similar_pool)
+
+
+def _details(tx, ws: Workspace, actor: Actor, item: dict | None, *, exclude, claims: bool, timezone: str | None,
+             similar_pool: int) -> dict:
+    counter = progress(tx, ws, actor, since=day_start(timezone), exclude=exclude)
+    if item is None:
+        return {"progress": counter}
+    item_id, text = item["item_id"], item["text"]
+    similar = similar_items(tx, item_id, text, limit=5, max_items=similar_pool, pool_key=str(ws.root)) if text else []
+    history = item_history(tx, item_id)
+    shown = [{**h, "note": " · ".join(filter(None, [h["note"], h["batch_id"] and f"batch {h['batch_id']}"])) or None}
+             for h in history if claims or h["kind"] != "claim"]
+    return {"progress": counter, "history": shown, "hidden_claims": len(history) - len(shown),
+            "similar": [{**s, "marks": word_marks(text or "", s["text"] or "")} for s in similar]}
 
 
 def day_start(timezone: str | None) -> datetime:

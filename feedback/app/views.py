@@ -129,9 +129,14 @@ def sampler_runs_table(runs: list[dict], *, key: str) -> None:
 
 
 def history_table(rows: list[dict], *, key: str) -> None:
-    frame = pd.DataFrame(rows, columns=["at", "kind", "label", "reviewer", "note", "score", "batch_id"])
-    st.dataframe(frame, hide_index=True, width="stretch", key=key,
-                 column_config={"at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
+    """An item's history, narrow enough for its column at 1400 px: the time without its year, the reviewer as
+    "by"; the note (its batch included) takes what is left, cut short in its cell and whole on hover."""
+    frame = pd.DataFrame(rows, columns=["at", "kind", "label", "reviewer", "score", "note"])
+    st.container(key=key).dataframe(frame, hide_index=True, width="stretch", key=f"{key}-table", column_config={
+        "at": st.column_config.DatetimeColumn(format="MM-DD HH:mm", width=80),
+        "kind": st.column_config.TextColumn(width=96), "label": st.column_config.TextColumn(width=96),
+        "reviewer": st.column_config.TextColumn("by", width=60),
+        "score": st.column_config.NumberColumn(format="%.2f", width=40), "note": st.column_config.TextColumn(width=120)})
 
 
 def similar_table(rows: list[dict], *, key: str) -> None:
