@@ -68,6 +68,17 @@ def sign_in() -> roles.Actor | None:
     return None
 
 
+def still_signed_in() -> bool:
+    token = state.get("session_token")
+    if not token:
+        return not roles.users(ws)
+    try:
+        roles.resume_session(ws, token)
+    except FeedbackError:
+        return False
+    return True
+
+
 def sign_out():
     roles.end_session(ws, state.get("session_token") or "")
     state.session_token = None
@@ -86,6 +97,16 @@ def act(action, *args, **kwargs):
         state.flash = ("warning", "The store is busy (an ingest or export is running); try again in a moment.")
     except FeedbackError as exc:
         state.flash = ("error", str(exc))
+
+
+def shown_errors(page, *args):
+    """Run a page; its store busy or user-facing error is shown in place of the rest of it."""
+    try:
+        page(*args)
+    except StoreBusy:
+        st.warning("The store is busy (an ingest or export is running); this page retries when you interact.")
+    except FeedbackError as exc:
+        st.error(str(exc))
 
 
 def show_flash() -> None:
@@ -123,7 +144,19 @@ def keep_note(key):
 
 
 def review_page():
-    actor = state.current_actor
+    review_item(state.current_actor)
+
+
+@st.fragment
+def review_item(actor):
+    """The Review page below the navigation: a key reruns only this (the sidebar and navigation stay drawn), after
+    checking the session still holds (signed out elsewhere, expired: the whole app reruns, to the sign-in)."""
+    if not still_signed_in():
+        st.rerun(scope="app")
+    shown_errors(review_body, actor)  # a fragment shows its own errors
+
+
+def review_body(actor):
     wanted = state.first
     screen = screens.review_screen(ws, actor, exclude=state.passed, first=wanted, details=False)
     item = screen["item"]
@@ -559,12 +592,7 @@ def main():
             st.caption(f"{ws.dataset} · signed in as {actor.name} ({actor.role})")
             if roles.users(ws):
                 st.button("Sign out", key="sign-out", on_click=sign_out, icon=":material/logout:")
-        try:
-            st.navigation(navigation).run()
-        except StoreBusy:
-            st.warning("The store is busy (an ingest or export is running); this page retries when you interact.")
-        except FeedbackError as exc:
-            st.error(str(exc))
+        shown_errors(st.navigation(navigation).run)
     views.session_cookie(state.get("cookie"), key="session-cookie")
 
 
