@@ -123,6 +123,10 @@ def test_labels_with_too_few_examples_are_not_judged(labeled):
     with open(ws.root / "feedback.toml", "a") as f:
         f.write("\n[learn]\nsuspects_min_examples = 10\n")
     assert find_suspects(Workspace(ws.root), dry_run=True)["judged"] == 240
+    text = (ws.root / "feedback.toml").read_text().replace("suspects_min_examples = 10", 'suspects_min_examples = "ten"')
+    (ws.root / "feedback.toml").write_text(text)
+    with pytest.raises(FeedbackError, match=r"\[learn\] suspects_min_examples = 'ten': give a whole number"):
+        find_suspects(Workspace(ws.root), dry_run=True)
 
 
 def test_a_clean_training_set_is_mostly_left_alone(open_ws):

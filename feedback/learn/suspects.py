@@ -145,7 +145,9 @@ def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds:
     if limit is not None and limit < 1:
         raise FeedbackError(f"limit {limit}: give at least 1, or no limit")
     if min_examples is None:
-        min_examples = int(ws.config.get("learn", {}).get("suspects_min_examples", SUSPECTS_MIN_EXAMPLES))
+        min_examples = ws.config.get("learn", {}).get("suspects_min_examples", SUSPECTS_MIN_EXAMPLES)
+        if isinstance(min_examples, bool) or not isinstance(min_examples, int):
+            raise FeedbackError(f"[learn] suspects_min_examples = {min_examples!r}: give a whole number of examples")
     if min_examples < folds:
         raise FeedbackError(f"min_examples {min_examples}: a label needs at least as many examples as folds ({folds})")
     actor.require(ws, "add_to_queue")
