@@ -12,6 +12,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import WorkspaceError
 
@@ -84,15 +85,37 @@ class Workspace:
         """A configured path (`store`, `spool`, `releases`), resolved against the root."""
         return self.root / self.config["paths"][name]
 
+    @property
+    def store_url(self) -> str | None:
+        """The team store's PostgreSQL URL (`[store] url`), or None for the embedded file."""
+        return self.config["store"].get("url") or None
+
     def store(self):
         """The workspace's store, migrated to the current schema on first use in this process."""
-        from .store import Store
+        busy_timeout = float(self.config["store"]["busy_timeout"])
+        if self.store_url:
+            from .store.postgres import PgStore
 
-        store = Store(self.path("store"), busy_timeout=float(self.config["store"]["busy_timeout"]))
-        if _identity(store.path) not in _MIGRATED:
+            store, identity = PgStore(check_store_url(self.store_url), busy_timeout=busy_timeout), self.store_url
+        else:
+            from .store import Store
+
+            store = Store(self.path("store"), busy_timeout=busy_timeout)
+            identity = _identity(store.path)
+        if identity not in _MIGRATED:
             store.migrate()
-            _MIGRATED.add(_identity(store.path))
+            _MIGRATED.add(identity)
         return store
+
+
+def check_store_url(url: str) -> str:
+    """A PostgreSQL URL as the config may hold it: no password (libpq reads $PGPASSWORD or ~/.pgpass)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise WorkspaceError(f"[store] url {url!r}: give a postgresql://USER@HOST:PORT/DB URL")
+    if parts.password is not None:
+        raise WorkspaceError("[store] url holds a password: remove it, and give it in $PGPASSWORD or ~/.pgpass instead")
+    return url
 
 
 def _identity(path: Path) -> tuple:
@@ -142,14 +165,18 @@ def read_labels_file(path: str | Path) -> list[dict]:
     return [{"name": line.strip()} for line in text.splitlines() if line.strip()]
 
 
-def init_workspace(root: str | Path, *, dataset: str = "default", labels: list | None = None) -> Workspace:
-    """Create a workspace: config, store (migrated) and spool. A fixed taxonomy when `labels` are given."""
+def init_workspace(root: str | Path, *, dataset: str = "default", labels: list | None = None,
+                   store: str | None = None) -> Workspace:
+    """Create a workspace: config, store (migrated) and spool. A fixed taxonomy when `labels` are given;
+    the store in PostgreSQL when `store` is a postgresql:// URL, else in the embedded file."""
     root = Path(root)
+    if store is not None:
+        check_store_url(store)
     if (root / CONFIG_NAME).exists():
         raise WorkspaceError(f"{root} is already a workspace; use it, or choose another folder")
     root.mkdir(parents=True, exist_ok=True)
     entries = [{"name": e} if isinstance(e, str) else dict(e) for e in labels or []]
-    (root / CONFIG_NAME).write_text(_render_config(dataset, entries), encoding="utf-8")
+    (root / CONFIG_NAME).write_text(_render_config(dataset, entries, store), encoding="utf-8")
     workspace = Workspace(root)
     workspace.path("spool").mkdir(exist_ok=True)
     workspace.store()
@@ -163,7 +190,7 @@ def toml_string(value) -> str:
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")  # TOML wants DEL escaped too
 
 
-def _render_config(dataset: str, labels: list[dict]) -> str:
+def _render_config(dataset: str, labels: list[dict], store: str | None = None) -> str:
     q = toml_string
     lines = [
         "# feedback-workbench workspace",
@@ -181,4 +208,7 @@ def _render_config(dataset: str, labels: list[dict]) -> str:
         lines.append("")
     for section in ("paths", "capture", "server", "store"):
         lines += [f"[{section}]"] + [f"{k} = {q(v)}" for k, v in DEFAULTS[section].items()] + [""]
+    if store:
+        lines.insert(-1, "# the team store (PostgreSQL); the password comes from $PGPASSWORD or ~/.pgpass")
+        lines.insert(-1, f"url = {q(store)}")
     return "\n".join(lines)

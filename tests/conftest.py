@@ -12,15 +12,15 @@ LABELS = ["card_arrival", "card_linking", "refund_not_showing_up", "lost_or_stol
 
 
 @pytest.fixture
-def ws(tmp_path) -> Workspace:
+def ws(tmp_path, store_url) -> Workspace:
     """A workspace with a fixed taxonomy of four labels."""
-    return init_workspace(tmp_path / "ws", dataset="test", labels=LABELS)
+    return init_workspace(tmp_path / "ws", dataset="test", labels=LABELS, store=store_url)
 
 
 @pytest.fixture
-def open_ws(tmp_path) -> Workspace:
+def open_ws(tmp_path, store_url) -> Workspace:
     """A workspace with an open taxonomy."""
-    return init_workspace(tmp_path / "open-ws", dataset="test")
+    return init_workspace(tmp_path / "open-ws", dataset="test", store=store_url)
 
 
 @pytest.fixture
@@ -54,3 +54,49 @@ def prediction(item_id="req-1", label="card_arrival", text="where is my card?", 
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+# The store's two backends. A test module marked `pytestmark = pytest.mark.backends` runs each of its tests
+# that use a workspace (`ws`, `open_ws`, `store_url`) once on the embedded file and once on PostgreSQL: a
+# throwaway server for the session (initdb + pg_ctl in a temporary folder, on a loopback port), a schema of
+# its own for each test.
+def pytest_generate_tests(metafunc):
+    if "store_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("backends"):
+        metafunc.parametrize("store_backend", ["duckdb", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def store_backend(request) -> str:
+    return getattr(request, "param", "duckdb")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    import tempfile
+
+    from feedback.store.local_server import LocalServer
+
+    server = LocalServer(tempfile.mkdtemp(prefix="feedback-pg-"), durable=False).start()
+    server.create_database("tests")
+    yield server
+    server.stop()
+
+
+_SCHEMAS = iter(range(1, 1 << 30))
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A PostgreSQL store URL on a schema of its own."""
+    import psycopg
+
+    schema = f"t{next(_SCHEMAS)}"
+    with psycopg.connect(pg_server.url("tests"), autocommit=True) as con:
+        con.execute(f"CREATE SCHEMA {schema}")
+    return pg_server.url("tests") + f"?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def store_url(request, store_backend) -> str | None:
+    """The store URL for a new workspace: None (the embedded file) or a PostgreSQL schema of its own."""
+    return request.getfixturevalue("pg_url") if store_backend == "postgres" else None

@@ -8,6 +8,9 @@ import threading
 from feedback import Client, ingest_spool
 from feedback.capture import client as capture_module
 from conftest import prediction, set_config
+import pytest
+
+pytestmark = pytest.mark.backends
 
 
 def test_bad_events_return_false_and_are_counted_not_raised(ws, caplog):

@@ -11,6 +11,8 @@ from feedback.capture import contract as events
 from feedback.errors import InvalidEvent
 from conftest import prediction
 
+pytestmark = pytest.mark.backends
+
 SCHEMA = json.loads(events.SCHEMA_PATH.read_text())
 
 EXAMPLES = [

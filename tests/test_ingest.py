@@ -3,12 +3,16 @@
 import csv
 import json
 
+import pytest
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from feedback import Client, ingest_files, ingest_spool, status
 from feedback.capture import dismiss, export_quarantine, list_quarantine, retry_quarantine
 from conftest import LABELS, prediction, set_config
+
+pytestmark = pytest.mark.backends
 
 
 def stored(ws, sql="SELECT count(*) FROM events", params=None):

@@ -17,6 +17,8 @@ from feedback.review.state import derive_review
 from feedback.review import QueueFilter, add_to_queue, dashboard_figures, item, next_item, queue_counts, queue_page
 from conftest import prediction
 
+pytestmark = pytest.mark.backends
+
 ALICE, BOB, CAROL = Actor("alice", "reviewer"), Actor("bob", "reviewer"), Actor("carol", "reviewer")
 LEAD = Actor("lena", "lead")
 

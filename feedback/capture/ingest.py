@@ -28,9 +28,11 @@ from typing import Iterable
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import FeedbackError, InvalidEvent, StoreError
 from ..progress import Progress, Steps
+from ..store import scratch
 from ..workspace import Workspace
 from . import contract, spool
 from .items import sync_items
@@ -97,7 +99,7 @@ def _recorded(tx, segments: list[Path]) -> set[Path]:
     """The segments recorded as ingested (`tx`: a transaction, or the store for a read of its own)."""
     names = {f"spool:{s.name}": s for s in segments}
     return {names[r["source"]] for r in tx.rows(
-        "SELECT DISTINCT source FROM ingested_sources WHERE source IN (SELECT unnest(?))", [list(names)])}
+        "SELECT DISTINCT source FROM ingested_sources WHERE source IN (SELECT unnest(?::VARCHAR[]))", [list(names)])}
 
 
 def files_to_read(paths: Iterable[str | Path], progress: Progress | None) -> tuple[list[Path], Steps]:
@@ -147,35 +149,39 @@ def _groups(segments: list[Path], sizes: dict[Path, int]) -> Iterable[list[Path]
 
 
 def _ingest_segments(ws: Workspace, segments: list[Path]) -> IngestReport:
-    """Fast path: DuckDB reads the segments; an unreadable one takes the line-by-line path."""
+    """Fast path: DuckDB reads the segments (in memory, the store not held); an unreadable one takes the
+    line-by-line path."""
     try:
-        with ws.store().atomic() as tx:
-            taken = _recorded(tx, segments)  # by a run that overlapped this one
-            segments = [s for s in segments if s not in taken]
-            if not segments:
-                return IngestReport()
-            tx.execute(
-                f"CREATE TEMP TABLE batch AS SELECT * EXCLUDE (filename), 'spool:' || parse_filename(filename) AS source, "
-                f"NULL::BIGINT AS line "
+        with scratch() as reader:
+            batch = reader.arrow(
+                f"SELECT * EXCLUDE (filename), 'spool:' || parse_filename(filename) AS source, NULL::BIGINT AS line "
                 f"FROM read_json(?, format = 'newline_delimited', columns = {_SPOOL_COLUMNS}, filename = true)",
-                [[str(s) for s in segments]],
-            )
-            report, rejected = _absorb(tx, ws)
-            _quarantine(tx, [_locate(row, segments[0].parent) for row in rejected])
-            for segment in segments:
-                record_source(tx, f"spool:{segment.name}", "spool", None, None)
-            report.sources = len(segments)
-            return report
+                [[str(s) for s in segments]])
     except StoreError:
         if len(segments) > 1:
             report = IngestReport()
             for segment in segments:
                 report.add(_ingest_segments(ws, [segment]))
             return report
-    segment = segments[0]
-    report = _ingest_records(ws, _spool_records(segment), source=f"spool:{segment.name}", id_prefix=None)
-    _record_source(ws, f"spool:{segment.name}", "spool", None, report)
-    return report
+        segment = segments[0]
+        report = _ingest_records(ws, _spool_records(segment), source=f"spool:{segment.name}", id_prefix=None)
+        _record_source(ws, f"spool:{segment.name}", "spool", None, report)
+        return report
+    candidates = _shape(ws, batch)
+    with ws.store().atomic() as tx:
+        taken = _recorded(tx, segments)  # by a run that overlapped this one
+        if taken:
+            segments = [s for s in segments if s not in taken]
+            if not segments:
+                return IngestReport()
+            keep = pa.array([f"spool:{s.name}" for s in segments])
+            candidates = candidates.filter(pc.is_in(candidates["source"], keep))
+        report, rejected = _absorb(tx, ws, candidates)
+        _quarantine(tx, [_locate(row, segments[0].parent) for row in rejected])
+        for segment in segments:
+            record_source(tx, f"spool:{segment.name}", "spool", None, None)
+        report.sources = len(segments)
+        return report
 
 
 def _spool_records(segment: Path) -> Iterable[Record]:
@@ -221,18 +227,19 @@ def _ingest_records(ws: Workspace, records: Iterable[Record], *, source: str, id
 
 
 def _absorb_batch(ws: Workspace, good: list[dict], bad: list[dict], quarantine: bool) -> IngestReport:
+    candidates = _shape(ws, _to_arrow(good))
     with ws.store().atomic() as tx:
-        return absorb(tx, ws, good, bad, quarantine=quarantine)
+        return absorb(tx, ws, good, bad, quarantine=quarantine, candidates=candidates)
 
 
-def absorb(tx, ws: Workspace, good: list[dict], bad: list[dict], *, quarantine: bool = True) -> IngestReport:
+def absorb(tx, ws: Workspace, good: list[dict], bad: list[dict], *, quarantine: bool = True,
+           candidates: pa.Table | None = None) -> IngestReport:
     """In `tx`: append validated events (`good`, each with `source` and `line`) once each, and quarantine
-    `bad` rejections (`rejection` rows) and the events the store refuses (conflicts, unknown labels)."""
-    with tx.registered(_to_arrow(good)) as name:
-        tx.execute(f"CREATE TEMP TABLE batch AS SELECT * REPLACE (ts::JSON AS ts, input::JSON AS input, "
-                   f"prediction::JSON AS prediction, correction::JSON AS correction, error::JSON AS error, "
-                   f"meta::JSON AS meta) FROM {name}")
-    report, rejected = _absorb(tx, ws)
+    `bad` rejections (`rejection` rows) and the events the store refuses (conflicts, unknown labels).
+    `candidates`: `good` as `_shape` made them, when the caller shaped them before opening `tx`."""
+    if candidates is None:
+        candidates = _shape(ws, _to_arrow(good))
+    report, rejected = _absorb(tx, ws, candidates)
     raw = {(g["source"], g["line"]): g for g in good}
     for row in rejected:
         del row["content_hash"]
@@ -243,70 +250,87 @@ def absorb(tx, ws: Workspace, good: list[dict], bad: list[dict], *, quarantine: 
     return report
 
 
-def _absorb(tx, ws: Workspace) -> tuple[IngestReport, list[dict]]:
-    """Append the temp table `batch` to `events` (skip retries, hold back conflicts and unknown labels), and
-    bring the derived item state up to date with them."""
+def _shape(ws: Workspace, batch: pa.Table) -> pa.Table:
+    """Events as the store keeps them, from a batch of spool lines or validated events (payloads as JSON), with what the batch alone tells: each event's rank among the batch's events of
+    its id (`nth`, `first_hash`) and a label outside a fixed taxonomy (`verdict`). Computed in memory, before
+    the store is held."""
     taxonomy = ws.taxonomy
     labels = sorted(taxonomy.names) if taxonomy.mode == "fixed" else None
-    tx.execute(
-        """
-        CREATE TEMP TABLE judged AS
-        WITH ranks AS (  -- windows over narrow rows only: sorting the JSON payloads is the slow part
-            SELECT rowid AS rid, first_value(content_hash) OVER w AS first_hash, row_number() OVER w AS nth
-            FROM batch WINDOW w AS (PARTITION BY event_id ORDER BY received_at, line)
-        ), b AS (
-            SELECT batch.*, prediction->>'label' AS pred_label, correction->>'label' AS corr_label, first_hash, nth
-            FROM batch JOIN ranks ON ranks.rid = batch.rowid
-        ), known AS (
-            SELECT event_id, any_value(content_hash) AS stored_hash FROM events
-            WHERE event_id IN (SELECT event_id FROM batch) GROUP BY event_id
-        )
-        SELECT b.*, CASE
-            WHEN ?::VARCHAR[] IS NOT NULL AND pred_label IS NOT NULL AND NOT list_contains(?::VARCHAR[], pred_label)
-                THEN 'unknown_label:prediction.label'
-            WHEN ?::VARCHAR[] IS NOT NULL AND corr_label IS NOT NULL AND NOT list_contains(?::VARCHAR[], corr_label)
-                THEN 'unknown_label:correction.label'
-            WHEN stored_hash IS NOT NULL AND stored_hash <> content_hash THEN 'duplicate_event_conflict:event_id'
-            WHEN stored_hash IS NOT NULL THEN 'duplicate'
-            WHEN first_hash <> content_hash THEN 'duplicate_event_conflict:event_id'
-            WHEN nth > 1 THEN 'duplicate'
-            ELSE 'ok' END AS verdict
-        FROM b LEFT JOIN known USING (event_id)
-        """,
-        [labels] * 4,
-    )
+    with scratch() as tx, tx.registered(batch) as name:
+        return tx.arrow(
+            f"""
+            WITH b AS (
+                SELECT * REPLACE (ts::JSON AS ts, input::JSON AS input, prediction::JSON AS prediction,
+                                  correction::JSON AS correction, error::JSON AS error, meta::JSON AS meta),
+                       prediction::JSON->>'label' AS pred_label, correction::JSON->>'label' AS corr_label
+                FROM {name}
+            )
+            SELECT event_id, type, item_id,
+                   coalesce(CASE WHEN json_type(ts) = 'VARCHAR' THEN (ts->>'$')::TIMESTAMPTZ ELSE to_timestamp(ts::DOUBLE) END,
+                            to_timestamp(received_at))::TIMESTAMP AS ts,
+                   to_timestamp(received_at)::TIMESTAMP AS received_at, input->>'text' AS input_text,
+                   input::VARCHAR AS input, pred_label, (prediction->>'score')::DOUBLE AS pred_score,
+                   (prediction->'probs')::VARCHAR AS pred_probs, prediction->>'model' AS model,
+                   prediction->>'model_version' AS model_version, corr_label, correction->>'by' AS corr_by,
+                   correction->>'note' AS corr_note, error->>'kind' AS error_kind, error->>'message' AS error_message,
+                   meta::VARCHAR AS meta, source, content_hash, schema_version, line,
+                   first_value(content_hash) OVER w AS first_hash, row_number() OVER w AS nth,
+                   CASE WHEN ?::VARCHAR[] IS NOT NULL AND pred_label IS NOT NULL AND NOT list_contains(?::VARCHAR[], pred_label)
+                            THEN 'unknown_label:prediction.label'
+                        WHEN ?::VARCHAR[] IS NOT NULL AND corr_label IS NOT NULL AND NOT list_contains(?::VARCHAR[], corr_label)
+                            THEN 'unknown_label:correction.label' END AS verdict
+            FROM b WINDOW w AS (PARTITION BY event_id ORDER BY received_at, line)
+            """,
+            [labels] * 4)
+
+
+_EVENT_COLUMNS = ("event_id, type, item_id, ts, received_at, input_text, input, pred_label, pred_score, pred_probs, "
+                  "model, model_version, corr_label, corr_by, corr_note, error_kind, error_message, meta, source, "
+                  "content_hash, schema_version")
+_EVENT_VALUES = _EVENT_COLUMNS.replace("input,", "input::JSON,").replace("pred_probs,", "pred_probs::JSON,").replace(
+    "meta,", "meta::JSON,")
+
+
+def _absorb(tx, ws: Workspace, candidates: pa.Table) -> tuple[IngestReport, list[dict]]:
+    """Append the shaped `candidates` to `events` (skip retries, hold back conflicts and unknown labels), and
+    bring the derived item state up to date with them."""
+    with tx.registered(candidates) as name:
+        tx.execute(
+            f"""
+            CREATE TEMP TABLE judged AS
+            SELECT c.*, CASE
+                WHEN c.verdict IS NOT NULL THEN c.verdict
+                WHEN stored_hash IS NOT NULL AND stored_hash <> content_hash THEN 'duplicate_event_conflict:event_id'
+                WHEN stored_hash IS NOT NULL THEN 'duplicate'
+                WHEN first_hash <> content_hash THEN 'duplicate_event_conflict:event_id'
+                WHEN nth > 1 THEN 'duplicate'
+                ELSE 'ok' END AS judged
+            FROM {name} c LEFT JOIN (
+                SELECT event_id, min(content_hash) AS stored_hash FROM events
+                WHERE event_id IN (SELECT event_id FROM {name}) GROUP BY event_id
+            ) known USING (event_id)
+            """)
     base = tx.value("SELECT coalesce(max(seq), 0) FROM events")
     tx.execute(
-        """
-        INSERT INTO events
-        WITH ordered AS (
-            SELECT rowid AS rid, row_number() OVER (ORDER BY received_at, source, line, event_id) AS n
-            FROM judged WHERE verdict = 'ok'
-        )
-        SELECT ? + n, event_id, type, item_id,
-               coalesce(CASE WHEN json_type(ts) = 'VARCHAR' THEN (ts->>'$')::TIMESTAMPTZ ELSE to_timestamp(ts::DOUBLE) END,
-                        to_timestamp(received_at))::TIMESTAMP,
-               to_timestamp(received_at)::TIMESTAMP, now()::TIMESTAMP,
-               input->>'text', input, pred_label, (prediction->>'score')::DOUBLE, prediction->'probs',
-               prediction->>'model', prediction->>'model_version', corr_label, correction->>'by',
-               correction->>'note', error->>'kind', error->>'message', meta, source, content_hash, schema_version
-        FROM judged JOIN ordered ON ordered.rid = judged.rowid
+        f"""
+        INSERT INTO events (seq, ingested_at, {_EVENT_COLUMNS})
+        SELECT ? + row_number() OVER (ORDER BY received_at, source, line, event_id), now()::TIMESTAMP, {_EVENT_VALUES}
+        FROM judged WHERE judged = 'ok'
         """,
         [base],
     )
-    counts = {r["verdict"]: r["n"] for r in tx.rows("SELECT verdict, count(*) AS n FROM judged GROUP BY verdict")}
+    counts = {r["judged"]: r["n"] for r in tx.rows("SELECT judged, count(*) AS n FROM judged GROUP BY judged")}
     rejected = tx.rows(
-        "SELECT source, line, event_id, content_hash, verdict, pred_label, corr_label FROM judged "
-        "WHERE verdict NOT IN ('ok', 'duplicate')"
+        "SELECT source, line, event_id, content_hash, judged AS verdict, pred_label, corr_label FROM judged "
+        "WHERE judged NOT IN ('ok', 'duplicate')"
     )
     tx.execute("DROP TABLE judged")
-    tx.execute("DROP TABLE batch")
     sync_items(tx, ws)
     report = IngestReport(events=counts.get("ok", 0), duplicates=counts.get("duplicate", 0), quarantined=len(rejected))
-    return report, [_verdictrejection(row, taxonomy) for row in rejected]
+    return report, [_verdictrejection(row, taxonomy=ws.taxonomy) for row in rejected]
 
 
-def _verdictrejection(row: dict, taxonomy) -> dict:
+def _verdictrejection(row: dict, *, taxonomy) -> dict:
     reason, _, where = row["verdict"].partition(":")
     if reason == "unknown_label":
         label = row["pred_label"] if where == "prediction.label" else row["corr_label"]
@@ -359,7 +383,7 @@ def _quarantine(tx, rows: list[dict]) -> None:
         """
     )
     tx.execute("INSERT INTO quarantine SELECT n.qid, now()::TIMESTAMP, n.source, n.line, n.event_id, n.reason, "
-               "n.field, n.message, n.raw FROM fresh n ANTI JOIN quarantine q USING (qid)")
+               "n.field, n.message, n.raw FROM fresh n WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.qid = n.qid)")
     tx.execute("DROP TABLE fresh")
 
 

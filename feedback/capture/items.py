@@ -73,7 +73,7 @@ def _update_thresholds(tx, ws: Workspace, mark: int) -> None:
         seen = old["seen"] + row["n"]
         threshold, basis = old["threshold"], old["basis"]
         if seen >= 2 * basis or seen < _EXACT_BELOW:
-            threshold = tx.value("SELECT quantile_cont(pred_score, ?) FROM events WHERE type = 'prediction' "
+            threshold = tx.value("SELECT percentile_cont(?) WITHIN GROUP (ORDER BY pred_score) FROM events WHERE type = 'prediction' "
                                  "AND coalesce(model_version, '') = ? AND pred_score IS NOT NULL", [share, row["v"]])
             basis = seen
         tx.execute("DELETE FROM score_thresholds WHERE model_version = ?", [row["v"]])

@@ -66,7 +66,7 @@ def dismiss(ws: Workspace, qids: list[str], *, note: str = "dismissed") -> int:
             if len(matches) > 1:
                 raise FeedbackError(f"{given!r} starts several quarantine ids; give more of it")
             found.add(matches[0])
-        tx.execute("INSERT INTO quarantine_resolutions SELECT unnest(?), now()::TIMESTAMP, ?, NULL", [sorted(found), note])
+        tx.execute("INSERT INTO quarantine_resolutions SELECT unnest(?::VARCHAR[]), now()::TIMESTAMP, ?, NULL", [sorted(found), note])
     return len(found)
 
 

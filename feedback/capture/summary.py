@@ -18,7 +18,7 @@ def status(ws: Workspace) -> dict:
         by_model = {r["v"]: r["n"] for r in tx.rows(
             "SELECT coalesce(model_version, '(none)') AS v, count(*) AS n FROM events "
             "WHERE type = 'prediction' GROUP BY 1 ORDER BY 1")}
-        quarantine = tx.rows(f"SELECT q.reason, ({OPEN}) AS open, count(*) AS n FROM quarantine q GROUP BY ALL")
+        quarantine = tx.rows(f"SELECT q.reason, ({OPEN}) AS open, count(*) AS n FROM quarantine q GROUP BY 1, 2")
     return {
         "workspace": str(ws.root),
         "dataset": ws.dataset,
@@ -43,7 +43,7 @@ def label_counts(ws: Workspace) -> dict[str, dict]:
     rows = ws.store().rows(
         "SELECT label, count(*) FILTER (WHERE kind = 'p') AS predicted, count(*) FILTER (WHERE kind = 'c') AS corrected "
         "FROM (SELECT pred_label AS label, 'p' AS kind FROM events WHERE pred_label IS NOT NULL "
-        "      UNION ALL SELECT corr_label, 'c' FROM events WHERE corr_label IS NOT NULL) GROUP BY label ORDER BY label"
+        "      UNION ALL SELECT corr_label, 'c' FROM events WHERE corr_label IS NOT NULL) AS u GROUP BY label ORDER BY label"
     )
     seen = {r["label"]: {"predicted": r["predicted"], "corrected": r["corrected"]} for r in rows}
     if ws.taxonomy.mode == "open":

@@ -27,7 +27,7 @@ def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFram
                        FROM events e LEFT JOIN items i USING (item_id)
                        WHERE e.type IN ('error', 'correction'))
             SELECT date_trunc('day', ts) AS day, type, model_version, count(*) AS events FROM e
-            WHERE ts >= (SELECT max(ts) FROM e) - to_days(?) GROUP BY ALL ORDER BY day
+            WHERE ts >= (SELECT max(ts) FROM e) - to_days(?) GROUP BY 1, 2, 3 ORDER BY day
             """, [days])
         confusion = tx.arrow(
             """
@@ -37,7 +37,7 @@ def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFram
             FROM items i LEFT JOIN reviews r USING (item_id)
             WHERE i.pred_label IS NOT NULL AND coalesce(r.current_label, i.corr_label) IS NOT NULL
               AND i.pred_label <> coalesce(r.current_label, i.corr_label)
-            GROUP BY ALL ORDER BY items DESC LIMIT 25
+            GROUP BY 1, 2, 3 ORDER BY items DESC LIMIT 25
             """)
         waiting = "FROM items i LEFT JOIN reviews r USING (item_id) WHERE len(i.reasons) > 0 " \
                   "AND coalesce(r.status, 'new') IN ('new', 'skipped')"
@@ -45,7 +45,7 @@ def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFram
         items_waiting = tx.value(f"SELECT count(*) {waiting}")
         throughput = tx.arrow(
             "SELECT date_trunc('day', decided_at) AS day, reviewer, count(*) AS decisions FROM decisions "
-            "WHERE kind NOT IN ('undo', 'import') GROUP BY ALL ORDER BY day")
+            "WHERE kind NOT IN ('undo', 'import') GROUP BY 1, 2 ORDER BY day")
         suspects = tx.arrow(
             """
             WITH flagged AS (
@@ -55,7 +55,7 @@ def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFram
                    count(*) FILTER (WHERE r.last_decided_at > f.flagged_at AND r.status <> 'new') AS reviewed,
                    count(*) FILTER (WHERE r.last_decided_at > f.flagged_at AND r.status = 'labeled'
                                     AND r.current_label IS DISTINCT FROM f.label) AS confirmed
-            FROM flagged f LEFT JOIN reviews r USING (item_id) GROUP BY ALL ORDER BY day
+            FROM flagged f LEFT JOIN reviews r USING (item_id) GROUP BY 1 ORDER BY day
             """)
     tables = {"incoming": incoming, "confusion": confusion, "queue": queue, "throughput": throughput,
               "suspects": suspects}  # read in one short transaction, made into DataFrames after it

@@ -261,3 +261,44 @@ CREATE TABLE hook_runs (
 """,
     ),
 ]
+
+
+def _arg_extreme_aggregates() -> str:
+    """`arg_max(value, key)` and `arg_min`, as DuckDB has them (rows with a NULL value or key ignored), for
+    the value and key types the capabilities use; PostgreSQL has no polymorphic form of them."""
+    values = {"text": "text", "float8": "double precision", "ts": "timestamp", "int8": "bigint", "bool": "boolean"}
+    keys = {"int8": "bigint", "ts": "timestamp", "int4": "integer", "float8": "double precision"}
+    statements = []
+    for v, vtype in values.items():
+        for k, ktype in keys.items():
+            pair = f"_argpair_{v}_{k}"
+            statements.append(f"CREATE TYPE {pair} AS (v {vtype}, k {ktype})")
+            statements.append(f"CREATE FUNCTION _argpair_value({pair}) RETURNS {vtype} LANGUAGE sql IMMUTABLE AS 'SELECT ($1).v'")
+            for name, op in (("max", ">"), ("min", "<")):
+                step = f"_arg_{name}_{v}_{k}"
+                statements.append(
+                    f"CREATE FUNCTION {step}({pair}, {vtype}, {ktype}) RETURNS {pair} LANGUAGE sql IMMUTABLE AS "
+                    f"'SELECT CASE WHEN $2 IS NULL OR $3 IS NULL THEN $1 WHEN $1 IS NULL OR $3 {op} ($1).k "
+                    f"THEN ROW($2, $3)::{pair} ELSE $1 END'")
+                statements.append(f"CREATE AGGREGATE arg_{name}({vtype}, {ktype}) "
+                                  f"(SFUNC = {step}, STYPE = {pair}, FINALFUNC = _argpair_value)")
+    return ";\n".join(statements)
+
+
+#: PostgreSQL only, after MIGRATIONS: DuckDB's functions that the capabilities' SQL calls, defined in the
+#: store's schema, and the constraints PostgreSQL enforces for a team store.
+PG_MIGRATIONS = [
+    ("pg_001_duckdb_functions", "\n".join(s + ";" for s in [
+        "CREATE FUNCTION list_contains(anyarray, anyelement) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $2 = ANY($1)'",
+        "CREATE FUNCTION len(anyarray) RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT cardinality($1)'",
+        "CREATE FUNCTION len(text) RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT length($1)'",
+        "CREATE FUNCTION to_days(integer) RETURNS interval LANGUAGE sql IMMUTABLE AS 'SELECT make_interval(days => $1)'",
+        "CREATE FUNCTION epoch(timestamp) RETURNS double precision LANGUAGE sql IMMUTABLE "
+        "AS 'SELECT extract(epoch FROM $1)::double precision'",
+        "CREATE FUNCTION sha256(text) RETURNS text LANGUAGE sql IMMUTABLE "
+        "AS 'SELECT encode(sha256(convert_to($1, ''UTF8'')), ''hex'')'",
+        "CREATE FUNCTION _first(anyelement, anyelement) RETURNS anyelement LANGUAGE sql IMMUTABLE AS 'SELECT coalesce($1, $2)'",
+        "CREATE AGGREGATE any_value(anyelement) (SFUNC = _first, STYPE = anyelement)",
+        "CREATE AGGREGATE list(anycompatible) (SFUNC = array_append, STYPE = anycompatiblearray, INITCOND = '{}')",
+    ]) + "\n" + _arg_extreme_aggregates()),
+]

@@ -1,0 +1,295 @@
+"""The team store: PostgreSQL, for reviewers, workers and app replicas on several machines.
+
+`PgStore` offers what the embedded `Store` offers (units of work as `atomic()` and `connect()`,
+`tx.rows`, `tx.value`, `tx.arrow`, `tx.insert`, `tx.registered`), so capability code runs on
+either. The capabilities' SQL is DuckDB's; the few spellings PostgreSQL lacks are translated here
+(`?` parameters, `DOUBLE`, `[]::T[]`) or defined as functions by the `pg_*` migrations
+(`arg_max`, `list_contains`, `len`, ...). Transactions take the store's advisory lock, so they
+see the serial order the embedded store gives, on any number of machines, and waiters are served
+in arrival order by PostgreSQL's lock queue; reads in `connect()` take no lock (MVCC). Each
+thread keeps one connection per store; a forked child opens its own.
+
+The password is never in the URL: libpq reads it from $PGPASSWORD or ~/.pgpass.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import threading
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Iterator
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg.types.numeric import FloatLoader
+from psycopg.types.string import TextLoader
+
+from ..errors import StoreBusy, StoreError
+from .migrations import MIGRATIONS, PG_MIGRATIONS
+
+_LITERAL = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
+_DOUBLE = re.compile(r"\bDOUBLE\b(?!\s+PRECISION)", re.I)
+_EMPTY_LIST = re.compile(r"(?<![\w\]'])\[\]::")
+#: PostgreSQL type (by name) -> Arrow type, for results and for temporary tables of Arrow data.
+_ARROW = {"bool": pa.bool_(), "int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(), "float4": pa.float32(),
+          "float8": pa.float64(), "numeric": pa.float64(), "text": pa.string(), "varchar": pa.string(),
+          "bpchar": pa.string(), "json": pa.string(), "jsonb": pa.string(), "timestamp": pa.timestamp("us"),
+          "timestamptz": pa.timestamp("us", "UTC"), "date": pa.date32(), "bytea": pa.binary(),
+          "_text": pa.list_(pa.string()), "_varchar": pa.list_(pa.string()), "_float8": pa.list_(pa.float64()),
+          "_int8": pa.list_(pa.int64())}
+
+
+@lru_cache(maxsize=4096)
+def translate(sql: str, parameters: bool = True) -> str:
+    """DuckDB's spelling of a statement in PostgreSQL's, outside string literals and quoted names; with
+    `parameters`, its `?` placeholders as psycopg's `%s`."""
+    parts = _LITERAL.split(sql)
+    for i in range(0, len(parts), 2):
+        code = parts[i].replace("%", "%%").replace("?", "%s") if parameters else parts[i]
+        parts[i] = _EMPTY_LIST.sub("'{}'::", _DOUBLE.sub("DOUBLE PRECISION", code))
+    return "".join(parts)
+
+
+def _pg_type(arrow_type: pa.DataType) -> str:
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return _pg_type(arrow_type.value_type) + "[]"
+    if pa.types.is_dictionary(arrow_type):
+        return _pg_type(arrow_type.value_type)
+    for name, candidate in _ARROW.items():
+        if candidate == arrow_type and not name.startswith("_") and name not in ("numeric", "varchar", "bpchar", "json", "jsonb"):
+            return {"int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real", "float8": "double precision"}.get(name, name)
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "text"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamptz" if arrow_type.tz else "timestamp"
+    if pa.types.is_integer(arrow_type):
+        return "bigint"
+    if pa.types.is_floating(arrow_type):
+        return "double precision"
+    raise StoreError(f"no PostgreSQL type for Arrow type {arrow_type}")
+
+
+def _array_literal(values) -> str | None:
+    """A list as PostgreSQL's array text (`{"a","b"}`), for COPY."""
+    if values is None:
+        return None
+    items = ("NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(items) + "}"
+
+
+def _copyable(data: pa.Table) -> pa.Table:
+    """The table with list columns as array text and dictionaries decoded, as CSV for COPY can carry."""
+    for i, field in enumerate(data.schema):
+        column = data.column(i)
+        if pa.types.is_dictionary(field.type):
+            data = data.set_column(i, field.name, column.cast(field.type.value_type))
+        elif pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
+            data = data.set_column(i, field.name, pa.array([_array_literal(v) for v in column.to_pylist()], pa.string()))
+    return data
+
+
+class PgTx:
+    """One open unit of work on PostgreSQL. Every call runs to completion and returns plain data."""
+
+    dialect = "postgres"
+
+    def __init__(self, con: psycopg.Connection):
+        self._con = con
+        self._registered = 0
+
+    def execute(self, sql: str, params=None) -> None:
+        self._run(sql, params)
+
+    def rows(self, sql: str, params=None) -> list[dict]:
+        cur = self._run(sql, params)
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def value(self, sql: str, params=None):
+        rows = self._run(sql, params).fetchall()
+        return rows[0][0] if rows else None
+
+    def arrow(self, sql: str, params=None) -> pa.Table:
+        cur = self._run(sql, params)
+        rows = cur.fetchall()
+        columns, fields = list(zip(*rows)) if rows else [()] * len(cur.description), []
+        for d in cur.description:
+            info = psycopg.adapters.types.get(d.type_code)
+            fields.append(pa.field(d.name, _ARROW.get(info.name if info else "", pa.string())))
+        return pa.table([pa.array(list(c), f.type) for c, f in zip(columns, fields)], schema=pa.schema(fields))
+
+    def _run(self, sql: str, params):
+        try:
+            return self._con.execute(translate(sql, params is not None), _params(params))
+        except psycopg.errors.LockNotAvailable as exc:
+            raise StoreBusy(f"the store is busy: {exc}".strip()) from exc
+        except psycopg.Error as exc:
+            raise StoreError(str(exc).strip()) from exc
+
+    @contextmanager
+    def registered(self, table: pa.Table) -> Iterator[str]:
+        """Make an Arrow table queryable under a temporary name for the duration of the block."""
+        self._registered += 1
+        name = f"_arrow_{self._registered}"
+        columns = ", ".join(f"{quote(f.name)} {_pg_type(f.type)}" for f in table.schema)
+        self._run(f"CREATE TEMP TABLE {name} ({columns})", None)
+        self._copy(name, table)
+        try:
+            yield name
+        finally:
+            if not self._con.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                self._run(f"DROP TABLE {name}", None)
+
+    def insert(self, table: str, data: pa.Table) -> None:
+        """Append an Arrow table to `table`, matching columns by name (through COPY)."""
+        self._copy(table, data)
+
+    def _copy(self, table: str, data: pa.Table) -> None:
+        if not data.num_columns:
+            return
+        buffer = io.BytesIO()
+        pacsv.write_csv(_copyable(data), buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        columns = ", ".join(quote(c) for c in data.column_names)
+        try:
+            with self._con.cursor().copy(f"COPY {quote(table)} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(buffer.getbuffer())
+        except psycopg.Error as exc:
+            raise StoreError(str(exc).strip()) from exc
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _params(params):
+    if params is None:
+        return None
+    return [p.item() if hasattr(p, "item") and not isinstance(p, (list, str, bytes)) else p for p in params]
+
+
+class _Connections(threading.local):
+    """This thread's connections, by store URL (the few most recently used), and its open transactions' depth."""
+
+    KEEP = 4
+
+    def __init__(self):
+        self.open: dict[str, tuple[int, psycopg.Connection]] = {}
+        self.depth: dict[str, int] = {}
+
+    def add(self, url: str, con: psycopg.Connection) -> None:
+        self.open[url] = (os.getpid(), con)
+        for old in [u for u in self.open if not self.depth.get(u)][:-self.KEEP]:
+            pid, stale = self.open.pop(old)
+            if pid == os.getpid():
+                stale.close()
+
+
+_LOCAL = _Connections()
+
+
+class PgStore:
+    """A PostgreSQL database (or a schema of one, through `options=-csearch_path=...` in the URL)."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, busy_timeout: float = 15.0):
+        self.url = url
+        self.busy_timeout = busy_timeout
+
+    def __repr__(self) -> str:
+        return f"PgStore({self.url!r})"
+
+    def _connection(self) -> psycopg.Connection:
+        pid, con = _LOCAL.open.get(self.url, (None, None))
+        if con is None or pid != os.getpid() or con.closed or con.broken:
+            options = (conninfo_to_dict(self.url).get("options") or "") + " -c TimeZone=UTC"
+            try:
+                con = psycopg.connect(self.url, autocommit=True, options=options.strip())
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot connect to the store {self.url}: {str(exc).strip()}") from exc
+            con.adapters.register_loader("json", TextLoader)
+            con.adapters.register_loader("jsonb", TextLoader)
+            con.adapters.register_loader("numeric", FloatLoader)
+            _LOCAL.add(self.url, con)
+        else:
+            _LOCAL.open[self.url] = _LOCAL.open.pop(self.url)  # the most recently used last
+        return con
+
+    @contextmanager
+    def connect(self) -> Iterator[PgTx]:
+        """A connection for one unit of work; inside a transaction of this thread, that transaction."""
+        yield PgTx(self._connection())
+
+    @contextmanager
+    def atomic(self) -> Iterator[PgTx]:
+        """A transaction holding the store's lock: committed when the block ends, rolled back if it raises.
+
+        A transaction nested in one of the same thread joins it.
+        """
+        if _LOCAL.depth.get(self.url):
+            _LOCAL.depth[self.url] += 1
+            try:
+                yield PgTx(self._connection())
+            finally:
+                _LOCAL.depth[self.url] -= 1
+            return
+        tx = PgTx(self._connection())
+        tx.execute("BEGIN")
+        _LOCAL.depth[self.url] = 1
+        try:
+            tx.execute(f"SET LOCAL lock_timeout = '{int(self.busy_timeout * 1000)}ms'")
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext('feedback.store.' || current_schema()))")
+            tx.execute("SET LOCAL lock_timeout = 0")
+            yield tx
+        except BaseException:
+            _LOCAL.depth[self.url] = 0
+            if not self._connection().closed:
+                self._connection().execute("ROLLBACK")
+            raise
+        _LOCAL.depth[self.url] = 0
+        tx.execute("COMMIT")
+
+    @contextmanager
+    def memory_limit(self, limit: str) -> Iterator[None]:
+        """The embedded store's memory cap; PostgreSQL's memory is the server's to set."""
+        yield
+
+    def rows(self, sql: str, params=None) -> list[dict]:
+        with self.connect() as tx:
+            return tx.rows(sql, params)
+
+    def value(self, sql: str, params=None):
+        with self.connect() as tx:
+            return tx.value(sql, params)
+
+    def arrow(self, sql: str, params=None) -> pa.Table:
+        with self.connect() as tx:
+            return tx.arrow(sql, params)
+
+    def migrate(self) -> list[str]:
+        """Apply the migrations not yet recorded, in order, under a lock of their own; return their names."""
+        with self.atomic() as tx:
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext('feedback.migrate.' || current_schema()))")
+            tx.execute("CREATE TABLE IF NOT EXISTS migrations (name VARCHAR, applied_at TIMESTAMP)")
+            done = {r["name"] for r in tx.rows("SELECT name FROM migrations")}
+            applied = []
+            for name, sql in [*MIGRATIONS, *PG_MIGRATIONS]:
+                if name in done:
+                    continue
+                for statement in sql.split(";\n"):
+                    if statement.strip():
+                        tx.execute(statement)
+                tx.execute("INSERT INTO migrations VALUES (?, now())", [name])
+                applied.append(name)
+        return applied
+
+    def compact(self) -> None:
+        """Rewrite every table from its live rows (VACUUM FULL), so nothing deleted lingers in free space."""
+        with self.connect() as tx:
+            for name in [r["tablename"] for r in tx.rows("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]:
+                tx.execute(f"VACUUM FULL {quote(name)}")
