@@ -44,6 +44,8 @@ def literal(text: str | Path) -> str:
 class Tx:
     """One open unit of work. Every call runs to completion and returns plain data."""
 
+    dialect = "duckdb"  # PostgreSQL's is "postgres": for the rare statement whose SQL must differ
+
     def __init__(self, con):
         self._con = con
         self._registered = 0
@@ -95,6 +97,8 @@ class Tx:
 
 class Store:
     """A DuckDB file, opened briefly for each unit of work."""
+
+    dialect = "duckdb"
 
     def __init__(self, path: str | Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT):
         self.path = Path(path)
