@@ -47,6 +47,9 @@ def sync_items(tx, ws: Workspace) -> int:
     mark = tx.value("SELECT max(value) FROM state_marks WHERE name = 'items'") or 0
     top = tx.value("SELECT max(seq) FROM events") or 0
     if top > mark:
+        tx.lock("items")  # transactions that run side by side (reviewers' on PostgreSQL) sync one at a time
+        mark = tx.value("SELECT max(value) FROM state_marks WHERE name = 'items'") or 0
+    if top > mark:
         if _setting(ws, "low_confidence") == "relative":
             _update_thresholds(tx, ws, mark)
         tx.execute("CREATE TEMP TABLE touched AS SELECT DISTINCT item_id FROM events WHERE seq > ?", [mark])

@@ -19,7 +19,7 @@ from ..progress import Progress, Steps
 from ..roles import Actor
 from ..workspace import Workspace
 from .choices import DECISION_KINDS
-from .state import needs_overlap, sync_items, write_reviews
+from .state import lock_items, needs_overlap, sync_items, write_reviews
 
 
 class StaleDecision(FeedbackError):
@@ -42,7 +42,7 @@ def decide(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str |
     """
     actor.require(ws, "decide")
     kind, label = _kind_and_label(ws, label)
-    with ws.store().atomic() as tx:
+    with ws.store().atomic(shared=True) as tx:
         current = _review_row(tx, ws, item_id)
         if check_stale and current["last_decision_id"] != based_on and not _independent(ws, tx, item_id):
             raise StaleDecision(
@@ -127,11 +127,12 @@ def adjudicate(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: s
 
 def undo(ws: Workspace, actor: Actor, decision_id: str) -> dict:
     """Cancel a decision by appending an undo. Reviewers undo their own; leads anyone's."""
-    with ws.store().atomic() as tx:
+    with ws.store().atomic(shared=True) as tx:
         rows = tx.rows("SELECT * FROM decisions WHERE decision_id = ?", [decision_id])
         if not rows:
             raise NotFound(f"decision {decision_id!r} does not exist; see `feedback history ITEM`")
         target = rows[0]
+        lock_items(tx, [target["item_id"]])  # before the check: two undos of one decision, one refused
         _check_undo(tx, ws, actor, [target])
         undo_row = [_decision(target["item_id"], "undo", None, actor, undoes=decision_id)]
         _append(tx, ws, undo_row)
@@ -247,6 +248,7 @@ def _real_label(ws: Workspace, label: str, what: str) -> str:
 
 def _review_row(tx, ws: Workspace, item_id: str) -> dict:
     sync_items(tx, ws)
+    lock_items(tx, [item_id])
     rows = tx.rows(
         "SELECT i.item_id, coalesce(r.status, 'new') AS status, r.current_label, r.last_decision_id, "
         "(SELECT arg_max(reviewer, decided_at) FROM decisions d WHERE d.item_id = i.item_id) AS last_reviewer "

@@ -20,7 +20,7 @@ from ..errors import FeedbackError, NotFound
 from ..roles import Actor
 from ..workspace import Workspace
 from .choices import REASONS, STATUSES
-from .state import refresh_items, review_config, sync_items, write_reviews
+from .state import lock_items, refresh_items, review_config, sync_items, write_reviews
 
 _STATUS = ("CASE WHEN r.claim_expires > now()::TIMESTAMP AND coalesce(r.status, 'new') IN ('new', 'skipped') "
            "THEN 'in review' ELSE coalesce(r.status, 'new') END")
@@ -128,7 +128,7 @@ def next_item(ws: Workspace, actor: Actor, flt: QueueFilter | None = None, *,
 
     `exclude` names items the reviewer passed over in this session.
     """
-    with ws.store().atomic() as tx:
+    with ws.store().atomic(shared=True) as tx:
         return claim_next(tx, ws, actor, flt, exclude=exclude, first=first)
 
 
@@ -155,10 +155,7 @@ def claim_next(tx, ws: Workspace, actor: Actor, flt: QueueFilter | None = None, 
                              f"AND {held_where} ORDER BY i.priority DESC LIMIT 1", [actor.name, now] + held_params)
     if held:
         return held[0]
-    rows = tx.rows(
-        f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} AND {_OPEN_TO} "
-        f"AND (r.claim_expires IS NULL OR r.claim_expires <= ?) "
-        f"ORDER BY i.priority DESC, i.item_id LIMIT 1", params + [actor.name, now])
+    rows = _top_open(tx, actor, where, params, now)
     if not rows:
         return None
     tx.execute("INSERT INTO claims VALUES (?, ?, ?, ?)", [rows[0]["item_id"], actor.name, now, now + lease])
@@ -166,8 +163,29 @@ def claim_next(tx, ws: Workspace, actor: Actor, flt: QueueFilter | None = None, 
     return {**rows[0], "status": "in review", "claimed_by": actor.name}
 
 
+def _top_open(tx, actor: Actor, where: str, params: list, now: datetime) -> list[dict]:
+    """The top item open to the actor and unclaimed, as a list of one row (none when nothing is left).
+
+    On PostgreSQL, where reviewers' transactions run side by side, the item comes locked (`FOR UPDATE SKIP
+    LOCKED`: items another reviewer is claiming are passed over, never waited for) and is checked again once
+    locked, since a claim committed just before the lock is not in the first statement's snapshot.
+    """
+    query = (f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} AND {_OPEN_TO} "
+             f"AND (r.claim_expires IS NULL OR r.claim_expires <= ?) ")
+    if tx.dialect != "postgres":
+        return tx.rows(query + "ORDER BY i.priority DESC, i.item_id LIMIT 1", params + [actor.name, now])
+    passed: list[str] = []
+    while True:
+        rows = tx.rows(query + "AND i.item_id <> ALL(?::VARCHAR[]) ORDER BY i.priority DESC, i.item_id LIMIT 1 "
+                       "FOR UPDATE OF i SKIP LOCKED", params + [actor.name, now, passed])
+        if not rows or tx.rows(query + "AND i.item_id = ?", params + [actor.name, now, rows[0]["item_id"]]):
+            return rows
+        passed.append(rows[0]["item_id"])
+
+
 def _claim_first(tx, ws: Workspace, actor: Actor, item_id: str, now: datetime, until: datetime) -> dict | None:
     """Claim this item for the actor unless someone else holds it, and give back whatever else they hold."""
+    lock_items(tx, [item_id])
     rows = tx.rows(f"SELECT {_COLUMNS}, r.claim_expires FROM {_FROM} WHERE i.item_id = ?", [item_id])
     if not rows:
         return None
@@ -213,7 +231,8 @@ def progress(tx, ws: Workspace, actor: Actor, *, since: datetime, exclude=()) ->
 def release_claim(ws: Workspace, actor: Actor, item_id: str) -> None:
     """Give a claimed item back to the queue without deciding it."""
     now = _now()
-    with ws.store().atomic() as tx:
+    with ws.store().atomic(shared=True) as tx:
+        lock_items(tx, [item_id])
         holder = tx.value("SELECT claimed_by FROM reviews WHERE item_id = ? AND claim_expires > ?", [item_id, now])
         if holder != actor.name:
             return

@@ -31,7 +31,8 @@ import pyarrow as pa
 from ..capture.items import ITEM_DEFAULTS, refresh_items, sync_items
 from ..workspace import Workspace
 
-__all__ = ["derive_review", "needs_overlap", "refresh_items", "review_config", "sync_items", "write_reviews"]
+__all__ = ["derive_review", "lock_items", "needs_overlap", "refresh_items", "review_config", "sync_items",
+           "write_reviews"]
 
 REVIEW_DEFAULTS = {"overlap": 2, "overlap_share": 0.0, "lease_seconds": 600, **ITEM_DEFAULTS}
 
@@ -92,8 +93,20 @@ def _labeled(decision: dict) -> dict:
             "label_reviewer": decision["reviewer"]}
 
 
+def lock_items(tx, item_ids: list[str]) -> None:
+    """Take these items' row locks until the transaction ends: one writer of an item's review state at a time.
+
+    Reviewers' transactions run side by side on PostgreSQL (on the file, every transaction is alone); what the
+    holder reads after this is what the last writer committed.
+    """
+    if tx.dialect == "postgres":
+        tx.execute("SELECT item_id FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY item_id "
+                   "FOR UPDATE", [sorted(set(item_ids))])
+
+
 def write_reviews(tx, ws: Workspace, item_ids: list[str]) -> None:
     """Recompute and rewrite the `reviews` rows of these items from their decisions and claims."""
+    lock_items(tx, item_ids)
     decisions = tx.rows(
         "SELECT * FROM decisions WHERE item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY decided_at, decision_id", [item_ids])
     claims = {r["item_id"]: r for r in tx.rows(

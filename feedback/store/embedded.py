@@ -68,6 +68,9 @@ class Tx:
         except duckdb.Error as exc:
             raise StoreError(str(exc)) from exc
 
+    def lock(self, name: str) -> None:
+        """Hold the lock `name` until the transaction ends: a transaction on the file already holds it alone."""
+
     def _run(self, sql: str, params):
         try:
             return self._con.execute(sql, params)
@@ -117,12 +120,13 @@ class Store:
             _ENGINE.release(self.path.resolve(), con)
 
     @contextmanager
-    def atomic(self) -> Iterator[Tx]:
+    def atomic(self, *, shared: bool = False) -> Iterator[Tx]:
         """A transaction: committed when the block ends, rolled back if it raises.
 
         Transactions on one file are serialised within this process (DuckDB's file lock
         already serialises processes), so read-then-write steps such as claiming the next
-        item cannot interleave.
+        item cannot interleave; `shared` (reviewers' units of work, which PostgreSQL runs
+        side by side) changes nothing here.
         """
         _warm_arrow()
         with _LOCKS.setdefault(self.path.resolve(), threading.RLock()), self.connect() as tx:

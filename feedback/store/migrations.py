@@ -266,7 +266,8 @@ CREATE TABLE hook_runs (
 def _arg_extreme_aggregates() -> str:
     """`arg_max(value, key)` and `arg_min`, as DuckDB has them (rows with a NULL value or key ignored), for
     the value and key types the capabilities use; PostgreSQL has no polymorphic form of them."""
-    values = {"text": "text", "float8": "double precision", "ts": "timestamp", "int8": "bigint", "bool": "boolean"}
+    values = {"text": "text", "float8": "double precision", "ts": "timestamp", "int8": "bigint", "bool": "boolean",
+              "json": "json"}
     keys = {"int8": "bigint", "ts": "timestamp", "int4": "integer", "float8": "double precision"}
     statements = []
     for v, vtype in values.items():

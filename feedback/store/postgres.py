@@ -123,6 +123,10 @@ class PgTx:
             fields.append(pa.field(d.name, _ARROW.get(info.name if info else "", pa.string())))
         return pa.table([pa.array(list(c), f.type) for c, f in zip(columns, fields)], schema=pa.schema(fields))
 
+    def lock(self, name: str) -> None:
+        """Hold the lock `name` until the transaction ends (one holder at a time, waiters in arrival order)."""
+        self._run("SELECT pg_advisory_xact_lock(hashtext('feedback.' || ? || '.' || current_schema()))", [name])
+
     def _run(self, sql: str, params):
         try:
             return self._con.execute(translate(sql, params is not None), _params(params))
@@ -226,10 +230,13 @@ class PgStore:
         yield PgTx(self._connection())
 
     @contextmanager
-    def atomic(self) -> Iterator[PgTx]:
+    def atomic(self, *, shared: bool = False) -> Iterator[PgTx]:
         """A transaction holding the store's lock: committed when the block ends, rolled back if it raises.
 
-        A transaction nested in one of the same thread joins it.
+        `shared`: the lock in shared mode, for reviewers' units of work, which run at once beside each other
+        and keep out of each other's way with row locks (`FOR UPDATE`, `SKIP LOCKED`) and `tx.lock`; every other
+        transaction (ingest, releases, the sampler's writes) holds it alone. A transaction nested in one of
+        the same thread joins it.
         """
         if _LOCAL.depth.get(self.url):
             _LOCAL.depth[self.url] += 1
@@ -243,7 +250,8 @@ class PgStore:
         _LOCAL.depth[self.url] = 1
         try:
             tx.execute(f"SET LOCAL lock_timeout = '{int(self.busy_timeout * 1000)}ms'")
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext('feedback.store.' || current_schema()))")
+            mode = "_shared" if shared else ""
+            tx.execute(f"SELECT pg_advisory_xact_lock{mode}(hashtext('feedback.store.' || current_schema()))")
             tx.execute("SET LOCAL lock_timeout = 0")
             yield tx
         except BaseException:
