@@ -2,9 +2,11 @@
 
 - `job_lock`: one run of a job at a time per workspace, across processes. It is an
   `flock` on a file in the workspace: the kernel releases it when the holding process
-  ends, however it ends, so a killed run never leaves a stale lock behind. A job gives up
+  ends, however it ends, so a killed run never leaves a stale lock behind. On a team store
+  (PostgreSQL) it is the database's advisory lock instead, held by a connection of its own, so
+  it holds across machines, and the server releases it when that connection ends. A job gives up
   at once when another run holds it; a step that must happen after the other's (publishing a
-  release) waits in the kernel's queue instead.
+  release) waits in the lock's queue instead.
 Jobs queue their picks with `review.queue.log_reasons` inside their own write transaction,
 so the check that an item is not queued yet and the queueing cannot interleave with another writer.
 """
@@ -29,6 +31,13 @@ class JobBusy(FeedbackError):
 def job_lock(ws: Workspace, job: str, *, wait: bool = False) -> Iterator[None]:
     """Hold the workspace's lock for `job` during the block; raise JobBusy at once if another process (or
     thread) holds it, or with `wait`, wait until it lets go."""
+    if ws.store_url:
+        with ws.store().run_lock(job, wait=wait) as holder:
+            if holder is not None:
+                raise JobBusy(f"another `feedback {job}` run is in progress ({holder}); this run did nothing. "
+                              "The lock goes when that process ends; if it hangs, stop it")
+            yield
+        return
     path = ws.root / f".{job}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:

@@ -263,6 +263,28 @@ class PgStore:
         tx.execute("COMMIT")
 
     @contextmanager
+    def run_lock(self, name: str, *, wait: bool) -> Iterator[str | None]:
+        """Hold the run lock `name` through the block, on a connection of its own (a session advisory lock,
+        released by the server when the connection ends, however the process ends). Yields None when held,
+        or, without `wait`, who holds it (the lock then is not taken)."""
+        key = f"feedback.run.{name}"
+        try:
+            con = psycopg.connect(self.url, autocommit=True, application_name=f"feedback {name} pid {os.getpid()}")
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to the store {self.url}: {str(exc).strip()}") from exc
+        with con:
+            lock = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+            taken = con.execute(f"SELECT {lock}(hashtext(%s || current_schema()))", [key]).fetchone()[0]
+            if wait or taken:
+                yield None
+                return
+            holder = con.execute(
+                "SELECT string_agg(a.application_name || ' on ' || coalesce(host(a.client_addr), 'a local socket'), ', ') "
+                "FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.locktype = 'advisory' AND l.granted "
+                "AND l.objsubid = 1 AND l.objid = hashtext(%s || current_schema())::oid", [key]).fetchone()[0]
+            yield holder or "another process"
+
+    @contextmanager
     def memory_limit(self, limit: str) -> Iterator[None]:
         """The embedded store's memory cap; PostgreSQL's memory is the server's to set."""
         yield
