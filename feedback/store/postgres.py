@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Iterator
 
+import orjson
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 import pyarrow as pa
@@ -35,13 +36,16 @@ from .migrations import MIGRATIONS, PG_MIGRATIONS
 _LITERAL = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
 _DOUBLE = re.compile(r"\bDOUBLE\b(?!\s+PRECISION)", re.I)
 _EMPTY_LIST = re.compile(r"(?<![\w\]'])\[\]::")
-#: PostgreSQL type (by name) -> Arrow type, for results and for temporary tables of Arrow data.
+#: PostgreSQL type (by name) -> Arrow type, for results; arrays of them are lists.
 _ARROW = {"bool": pa.bool_(), "int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(), "float4": pa.float32(),
           "float8": pa.float64(), "numeric": pa.float64(), "text": pa.string(), "varchar": pa.string(),
           "bpchar": pa.string(), "json": pa.string(), "jsonb": pa.string(), "timestamp": pa.timestamp("us"),
-          "timestamptz": pa.timestamp("us", "UTC"), "date": pa.date32(), "bytea": pa.binary(),
-          "_text": pa.list_(pa.string()), "_varchar": pa.list_(pa.string()), "_float8": pa.list_(pa.float64()),
-          "_int8": pa.list_(pa.int64())}
+          "timestamptz": pa.timestamp("us", "UTC"), "date": pa.date32(), "bytea": pa.binary()}
+#: Arrow type -> PostgreSQL type, for temporary tables of Arrow data.
+_PG = {pa.bool_(): "boolean", pa.int8(): "smallint", pa.int16(): "smallint", pa.int32(): "integer",
+       pa.int64(): "bigint", pa.uint8(): "smallint", pa.uint16(): "integer", pa.uint32(): "bigint",
+       pa.uint64(): "numeric", pa.float32(): "real", pa.float64(): "double precision", pa.string(): "text",
+       pa.large_string(): "text", pa.date32(): "date", pa.binary(): "bytea"}
 
 
 @lru_cache(maxsize=4096)
@@ -55,23 +59,24 @@ def translate(sql: str, parameters: bool = True) -> str:
     return "".join(parts)
 
 
+def _arrow_type(oid: int) -> pa.DataType:
+    info = psycopg.adapters.types.get(oid)
+    if info is None:
+        return pa.string()
+    element = _ARROW.get(info.name, pa.string())
+    return pa.list_(element) if oid == info.array_oid else element
+
+
 def _pg_type(arrow_type: pa.DataType) -> str:
     if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
         return _pg_type(arrow_type.value_type) + "[]"
     if pa.types.is_dictionary(arrow_type):
         return _pg_type(arrow_type.value_type)
-    for name, candidate in _ARROW.items():
-        if candidate == arrow_type and not name.startswith("_") and name not in ("numeric", "varchar", "bpchar", "json", "jsonb"):
-            return {"int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real", "float8": "double precision"}.get(name, name)
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "text"
     if pa.types.is_timestamp(arrow_type):
         return "timestamptz" if arrow_type.tz else "timestamp"
-    if pa.types.is_integer(arrow_type):
-        return "bigint"
-    if pa.types.is_floating(arrow_type):
-        return "double precision"
-    raise StoreError(f"no PostgreSQL type for Arrow type {arrow_type}")
+    if arrow_type not in _PG:
+        raise StoreError(f"no PostgreSQL type for Arrow type {arrow_type}")
+    return _PG[arrow_type]
 
 
 def _array_literal(values) -> str | None:
@@ -115,13 +120,41 @@ class PgTx:
         return rows[0][0] if rows else None
 
     def arrow(self, sql: str, params=None) -> pa.Table:
-        cur = self._run(sql, params)
-        rows = cur.fetchall()
-        columns, fields = list(zip(*rows)) if rows else [()] * len(cur.description), []
-        for d in cur.description:
-            info = psycopg.adapters.types.get(d.type_code)
-            fields.append(pa.field(d.name, _ARROW.get(info.name if info else "", pa.string())))
-        return pa.table([pa.array(list(c), f.type) for c, f in zip(columns, fields)], schema=pa.schema(fields))
+        """The result as an Arrow table, streamed by COPY as CSV and parsed by Arrow (list columns as JSON)."""
+        query = self._inline(sql, params)
+        described = self._run(f"SELECT * FROM ({query}) AS q LIMIT 0", None).description
+        fields = [pa.field(d.name, _arrow_type(d.type_code)) for d in described]
+        lists = {f.name for f in fields if pa.types.is_list(f.type)}
+        columns = ", ".join(f"array_to_json({quote(f.name)})::text" if f.name in lists else quote(f.name) for f in fields)
+        buffer = io.BytesIO()
+        try:
+            with self._con.cursor().copy(f"COPY (SELECT {columns} FROM ({query}) AS q) TO STDOUT (FORMAT csv)") as copy:
+                for chunk in copy:
+                    buffer.write(chunk)
+        except psycopg.Error as exc:
+            raise StoreError(str(exc).strip()) from exc
+        if not fields:
+            return pa.table({})
+        types = {f.name: pa.string() if f.name in lists else f.type for f in fields}
+        table = pacsv.read_csv(
+            io.BytesIO(buffer.getvalue()),
+            read_options=pacsv.ReadOptions(column_names=[f.name for f in fields]),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                                 quoted_strings_can_be_null=False, true_values=["t"],
+                                                 false_values=["f"], timestamp_parsers=[pacsv.ISO8601]),
+        ) if buffer.tell() else pa.table({f.name: pa.array([], f.type) for f in fields})
+        for name in lists:
+            i = table.schema.get_field_index(name)
+            parsed = [None if v is None else orjson.loads(v) for v in table.column(i).to_pylist()]
+            table = table.set_column(i, name, pa.array(parsed, fields[i].type))
+        return table.cast(pa.schema(fields))
+
+    def _inline(self, sql: str, params) -> str:
+        """The statement with its parameters bound in its text (COPY takes none)."""
+        if params is None:
+            return translate(sql, False)
+        return psycopg.ClientCursor(self._con).mogrify(translate(sql), _params(params))
 
     def lock(self, name: str) -> None:
         """Hold the lock `name` until the transaction ends (one holder at a time, waiters in arrival order)."""
