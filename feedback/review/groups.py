@@ -94,7 +94,7 @@ def undo_distinct(ws: Workspace, actor: Actor, mark_id: str) -> None:
 def distinct_sets(tx, item_ids: list[str] | None = None) -> list[list[str]]:
     """The live "not duplicates" marks (among these items, or all), each as its items, in an open connection."""
     rows = tx.rows(
-        "SELECT mark_id, list(item_id ORDER BY item_id) AS items FROM distinct_marks "
+        "SELECT mark_id, array_agg(item_id ORDER BY item_id) AS items FROM distinct_marks "
         "WHERE (?::VARCHAR[] IS NULL OR item_id IN (SELECT unnest(?::VARCHAR[]))) "
         "AND mark_id NOT IN (SELECT mark_id FROM distinct_mark_undos) "
         "GROUP BY mark_id HAVING count(*) >= 2 ORDER BY mark_id", [item_ids, item_ids])

@@ -115,7 +115,8 @@ def _take(ws: Workspace, by: Actor, rows: list, source: str, fingerprint: str, c
     with ws.store().atomic() as tx:
         ingested = absorb(tx, ws, events, bad)
         with tx.registered(pa.Table.from_pylist(decisions, schema=DECISION_SCHEMA)) as name:
-            tx.execute(f"INSERT INTO decisions SELECT n.* FROM {name} n ANTI JOIN decisions d USING (decision_id)")
+            tx.execute(f"INSERT INTO decisions SELECT n.* FROM {name} n "
+                       f"WHERE NOT EXISTS (SELECT 1 FROM decisions d WHERE d.decision_id = n.decision_id)")
         if pins:
             tx.insert("pinned_splits", pa.Table.from_pylist(pins, schema=_PIN_SCHEMA))
         sync_items(tx, ws)
