@@ -7,6 +7,8 @@ from feedback.review import decide, forget, history
 from feedback.roles import Actor, PermissionDenied
 from conftest import prediction
 
+pytestmark = pytest.mark.backends
+
 SECRET = "Zq7-my-secret-iban-DE4450-0515-0000-1234-5678"
 ADMIN = Actor("root", "admin")
 
@@ -15,7 +17,14 @@ def files_containing(root, needle: bytes):
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes())
 
 
-def test_forget_by_meta_removes_the_text_from_every_file(ws):
+def tables_containing(ws, needle: str) -> list[str]:
+    """A PostgreSQL store's tables with a row that holds `needle` (that store is no file of the workspace)."""
+    names = [r["tablename"] for r in ws.store().rows(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")]
+    return [n for n in names if ws.store().value(f'SELECT count(*) FROM "{n}" t WHERE t::text LIKE ?', [f"%{needle}%"])]
+
+
+def test_forget_by_meta_removes_the_text_from_every_file(ws, store_backend):
     client = Client(ws)
     client.capture(prediction("p1", text=f"refund to {SECRET}", meta={"user_id": "u42"}))
     client.capture({"type": "correction", "item_id": "p1", "correction": {"label": "card_linking", "note": SECRET},
@@ -28,12 +37,16 @@ def test_forget_by_meta_removes_the_text_from_every_file(ws):
     client.capture(prediction("p3", text=f"still in spool {SECRET}", meta={"user_id": "u42"}))
     client.flush()
     assert files_containing(ws.root, SECRET.encode())  # the test would prove nothing otherwise
+    if store_backend == "postgres":
+        assert tables_containing(ws, SECRET) == ["decisions", "events", "items", "quarantine"]
 
     report = forget(ws, ADMIN, meta_field="user_id", meta_value="u42", why="GDPR request 4711")
     assert report.items == ["p1"] and report.events == 2
     assert report.quarantine_rows == 1 and report.spool_lines == 4
     assert files_containing(ws.root, SECRET.encode()) == []
     assert files_containing(ws.root, b"someone else's question")
+    if store_backend == "postgres":
+        assert tables_containing(ws, SECRET) == [] and tables_containing(ws, "someone else's question")
 
     kinds = [(h["kind"], h["label"]) for h in history(ws, "p1")]
     assert kinds == [("prediction", "card_arrival"), ("correction", "card_linking"), ("decision:label", "card_linking")]

@@ -77,11 +77,9 @@ def _purge(ws: Workspace, actor: Actor, item_ids: list[str] | None, meta_field: 
                    "error_message = NULL WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", params)
         tx.execute("UPDATE items SET text = NULL WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", params)
         tx.execute("UPDATE decisions SET note = NULL WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", params)
-        condition = ("(json_extract_string(try_cast(raw AS JSON), '$.item_id') IN (SELECT unnest(?::VARCHAR[])) "
-                     "OR (?::VARCHAR IS NOT NULL AND json_extract_string(try_cast(raw AS JSON), '$.meta.' || ?) = ?))")
-        qparams = [ids, meta_field, meta_field, meta_value]
-        report.quarantine_rows = tx.value(f"SELECT count(*) FROM quarantine WHERE {condition}", qparams)
-        tx.execute(f"UPDATE quarantine SET raw = NULL WHERE {condition}", qparams)
+        qids = _quarantined(tx, ids, meta_field, meta_value)
+        report.quarantine_rows = len(qids)
+        tx.execute("UPDATE quarantine SET raw = NULL WHERE qid IN (SELECT unnest(?::VARCHAR[]))", [qids])
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         tx.execute("INSERT INTO purges SELECT unnest(?::VARCHAR[]), ?, ?, ?, ?", [ids, now, actor.name, why, match])
     job.advance(stage="compacting the store")
@@ -98,6 +96,22 @@ def _purge(ws: Workspace, actor: Actor, item_ids: list[str] | None, meta_field: 
     return report
 
 
+def _quarantined(tx, ids: list[str], meta_field: str | None, meta_value: str | None) -> list[str]:
+    """The ids of the quarantined rows whose raw line is about these items or has this meta value.
+
+    A raw line need not be JSON: DuckDB's try_cast reads it in SQL; PostgreSQL, which has no
+    try_cast, has the lines parsed here."""
+    if tx.dialect == "duckdb":
+        return [r["qid"] for r in tx.rows(
+            "SELECT qid FROM quarantine WHERE "
+            "json_extract_string(try_cast(raw AS JSON), '$.item_id') IN (SELECT unnest(?::VARCHAR[])) "
+            "OR (?::VARCHAR IS NOT NULL AND json_extract_string(try_cast(raw AS JSON), '$.meta.' || ?) = ?)",
+            [ids, meta_field, meta_field, meta_value])]
+    matches = _matcher(set(ids), meta_field, meta_value)
+    return [r["qid"] for r in tx.rows("SELECT qid, raw FROM quarantine WHERE raw IS NOT NULL")
+            if (event := _parse(r["raw"].encode())) is not None and matches(event)]
+
+
 def releases_containing(ws: Workspace, item_ids: set[str]) -> list[str]:
     """Release folders (dataset/version, and copies a build set aside) whose index lists any of these items."""
     found = []
@@ -112,10 +126,15 @@ def releases_containing(ws: Workspace, item_ids: set[str]) -> list[str]:
 def _matcher(ids: set[str], meta_field, meta_value):
     def matches(event: dict) -> bool:
         meta = event.get("meta")
-        return event.get("item_id") in ids or (
-            meta_field is not None and isinstance(meta, dict) and str(meta.get(meta_field)) == meta_value)
+        return _json_text(event.get("item_id")) in ids or (
+            meta_field is not None and isinstance(meta, dict) and _json_text(meta.get(meta_field)) == meta_value)
 
     return matches
+
+
+def _json_text(value) -> str | None:
+    """A JSON value as the store's `->>` reads it: a string itself, anything else its JSON text."""
+    return value if value is None or isinstance(value, str) else orjson.dumps(value).decode()
 
 
 def _scrub(segment: Path, matches) -> int:
