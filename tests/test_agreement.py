@@ -7,6 +7,8 @@ from feedback.review import decide, krippendorff_alpha, reviewer_agreement, set_
 from feedback.roles import Actor
 from test_review import queued  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.backends
+
 
 def test_krippendorff_alpha_matches_the_published_nominal_example():
     """Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", 4 coders x 12 units: alpha = 0.743."""

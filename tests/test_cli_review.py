@@ -2,7 +2,10 @@
 
 import json
 
+import pytest
 from conftest import prediction
+
+pytestmark = pytest.mark.backends
 
 
 def seed(cli, ws, tmp_path):

@@ -15,6 +15,8 @@ from feedback.roles import Actor, PermissionDenied, add_user, authenticate
 from conftest import LABELS
 from test_release import folder, text
 
+pytestmark = pytest.mark.backends
+
 ALICE = Actor("alice", "reviewer")
 
 

@@ -19,6 +19,8 @@ from feedback.review import decide, next_item, release_claim, undo_last
 from feedback.review.queue import progress
 from feedback.roles import Actor
 
+pytestmark = pytest.mark.backends
+
 ALICE, BOB = Actor("alice", "reviewer"), Actor("bob", "reviewer")
 
 

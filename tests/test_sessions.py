@@ -22,6 +22,8 @@ from feedback.roles import (
     start_session,
 )
 
+pytestmark = pytest.mark.backends
+
 
 @pytest.fixture
 def team(ws):

@@ -15,6 +15,8 @@ from feedback.review.similar import (
 from conftest import REPO
 from feedback.review import similar
 
+pytestmark = pytest.mark.backends
+
 N_TEXTS = 10_000
 BREAD_SIT = [f"{hello}{body}{end}"
              for hello in ("", "hi ", "Hello, ")
