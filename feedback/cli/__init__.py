@@ -1,13 +1,13 @@
 """The `feedback` command: one subcommand per library function, grouped by the part of the loop.
 
-Each group module (`workspace`, `capture`, `review`, `learn`, `release`, `checks`) takes its shared options
+Each group module (`workspace`, `capture`, `review`, `learn`, `release`, `checks`, `store`) takes its shared options
 and error handling from `shell`, never from another group. Library modules load on first use,
 so `feedback --help` and `--version` import none of the heavy libraries.
 """
 
 import click
 
-from . import capture, checks, learn, release, review, workspace
+from . import capture, checks, learn, release, review, store, workspace
 from .shell import Shell
 
 
@@ -30,6 +30,6 @@ for command in (
     review.queue_command, review.next_command, review.label, review.import_labels, review.undo, review.history,
     review.agreement, review.groups, review.not_duplicates, review.relabel, review.adjudicate, review.gold, review.enqueue, review.forget,
     learn.sample, learn.suspects, checks.drift, checks.check, checks.hooks,
-    release.release_group,
+    release.release_group, store.store_group,
 ):
     main.add_command(command)

@@ -17,17 +17,22 @@ from .shell import Shell, emit, output_options, reviewer_option, signed_in, work
 @click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False),
               help="Fixed taxonomy: a JSON list or a text file with one label per line. Without it the taxonomy is open.")
 @click.option("--label", "labels", multiple=True, help="A label of a fixed taxonomy (repeatable).")
-def init(directory, dataset, labels_file, labels):
+@click.option("--store", "store", metavar="URL",
+              help="A team store: postgresql://USER@HOST:PORT/DB (the password from $PGPASSWORD or ~/.pgpass). "
+                   "Without it the store is the embedded file feedback.duckdb.")
+def init(directory, dataset, labels_file, labels, store):
     """Create a workspace: feedback.toml, the store and the spool.
 
     \b
-    Example:
+    Examples:
       feedback init ws --dataset support-intents --label refund --label card_lost
+      feedback init ws --labels taxonomy.json --store postgresql://feedback@db.internal:5432/feedback
     """
     entries = (read_labels_file(labels_file) if labels_file else []) + list(labels)
-    ws = init_workspace(directory, dataset=dataset, labels=entries)
+    ws = init_workspace(directory, dataset=dataset, labels=entries, store=store)
     mode = f"fixed taxonomy of {len(ws.taxonomy.labels)} labels" if entries else "open taxonomy"
-    click.echo(f"Created workspace {ws.root} ({mode}).")
+    where = f", store {store}" if store else ""
+    click.echo(f"Created workspace {ws.root} ({mode}{where}).")
 
 
 @click.command()

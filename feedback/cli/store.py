@@ -1,0 +1,34 @@
+"""Store commands: move a workspace's store to PostgreSQL."""
+
+from __future__ import annotations
+
+import click
+
+from .shell import emit, output_options, progress_for, workspace_option
+
+
+@click.group("store")
+def store_group():
+    """The workspace's store: the embedded file, or a team store on PostgreSQL."""
+
+
+@store_group.command("migrate")
+@click.option("--to", "url", required=True, metavar="URL",
+              help="The team store: postgresql://USER@HOST:PORT/DB, empty (the password from $PGPASSWORD or ~/.pgpass).")
+@workspace_option
+@output_options
+def migrate(ws, url, as_json, quiet):
+    """Copy the workspace's file store into PostgreSQL, verify every table, and switch the workspace to it.
+
+    Stop the workspace's ingest workers and app first; the file stays as it was, a backup.
+
+    \b
+    Example:
+      feedback store migrate --to postgresql://feedback@db.internal:5432/feedback
+    """
+    from ..store.transfer import move_to_postgres
+
+    report = move_to_postgres(ws, url, progress=progress_for(quiet))
+    emit(report, as_json=as_json, quiet=quiet, text=lambda r: "\n".join(
+        [f"{name:24} {t['rows']:>10,} rows  md5 {t['digest']}" for name, t in r["tables"].items()]
+        + [f"Copied and verified; the workspace now uses {r['url']}."]))

@@ -1,0 +1,174 @@
+"""The team store on a real PostgreSQL server: several "machines" (workspace folders whose configs point at one
+database), moving a file workspace there, run locks across processes, and reviewer processes side by side."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+
+import pytest
+
+from feedback import ingest_files, init_workspace, Workspace
+from feedback.errors import WorkspaceError
+from feedback.learn.jobs import JobBusy, job_lock
+from feedback.review import StaleDecision, decide, history, next_item, queue_page
+from feedback.roles import Actor
+from conftest import LABELS, REPO
+
+ANN, BOB = Actor("ann", "reviewer"), Actor("bob", "reviewer")
+
+
+def events_file(path, n, *, start=0, corrected=True):
+    """`n` predictions, each with a user correction that disagrees (so every item is queued)."""
+    lines = []
+    for i in range(start, start + n):
+        lines.append({"type": "prediction", "item_id": f"req-{i}", "event_id": f"p-{i}",
+                      "input": {"text": f"where is my card, request {i}?"},
+                      "prediction": {"label": LABELS[i % 4], "score": 0.4 + (i % 50) / 100, "model_version": "v1"}})
+        if corrected:
+            lines.append({"type": "correction", "item_id": f"req-{i}", "event_id": f"c-{i}",
+                          "correction": {"label": LABELS[(i + 1) % 4], "by": "user"}})
+    path.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    return path
+
+
+def machine(tmp_path, name, url) -> Workspace:
+    """Another machine's workspace: its own folder and config, the same team store."""
+    return init_workspace(tmp_path / name, dataset="test", labels=LABELS, store=url)
+
+
+def test_two_machines_share_one_store_and_a_stale_write_is_refused(tmp_path, pg_url):
+    one, two = machine(tmp_path, "one", pg_url), machine(tmp_path, "two", pg_url)
+    ingest_files(one, [events_file(tmp_path / "e.jsonl", 20)])
+    assert [r["item_id"] for r in queue_page(two)] == [r["item_id"] for r in queue_page(one)]
+    first, second = next_item(one, ANN), next_item(two, BOB)
+    assert first["item_id"] != second["item_id"]
+    seen = second["last_decision_id"]
+    decide(one, ANN, second["item_id"], LABELS[0])
+    with pytest.raises(StaleDecision, match="ann"):
+        decide(two, BOB, second["item_id"], LABELS[1], based_on=seen, check_stale=True)
+    assert [h["label"] for h in history(two, second["item_id"]) if h["kind"] == "decision:label"] == [LABELS[0]]
+
+
+def test_init_takes_a_store_url_and_refuses_a_password_in_it(tmp_path, cli, pg_url):
+    done = cli("init", tmp_path / "ws", "--label", "a", "--store", pg_url)
+    assert done.exit_code == 0 and "store postgresql://" in done.output
+    assert Workspace(tmp_path / "ws").store_url == pg_url
+    assert "feedback.duckdb" not in {p.name for p in (tmp_path / "ws").iterdir()}
+    with pytest.raises(WorkspaceError, match="PGPASSWORD"):
+        init_workspace(tmp_path / "other", store="postgresql://feedback:secret@127.0.0.1:1/db")
+    refused = cli("init", tmp_path / "third", "--store", "mysql://x@y/z")
+    assert refused.exit_code == 1 and "postgresql://USER@HOST:PORT/DB" in refused.output
+
+
+def test_a_file_workspace_moves_to_postgresql_with_its_whole_history(tmp_path, cli, pg_url):
+    ws = init_workspace(tmp_path / "ws", dataset="test", labels=LABELS)
+    path = events_file(tmp_path / "e.jsonl", 300)
+    path.write_text(path.read_text() + '{"type": "prediction", "item_id": "x", "prediction": {"label": "nope"}}\n')
+    ingest_files(ws, [path])
+    held = next_item(ws, ANN)
+    decide(ws, ANN, held["item_id"], LABELS[2], note="moved")
+    next_item(ws, BOB)
+    before = {"page": queue_page(ws, limit=500), "history": history(ws, held["item_id"])}
+    counts = {t: ws.store().value(f"SELECT count(*) FROM {t}") for t in ("events", "decisions", "claims", "quarantine")}
+
+    moved = cli("store", "migrate", "--to", pg_url, "-w", ws.root, "--json")
+    assert moved.exit_code == 0, moved.output
+    report = json.loads(moved.output)["tables"]
+    assert {t: report[t]["rows"] for t in counts} == counts and counts["quarantine"] == 1
+    ws = Workspace(ws.root)
+    assert ws.store_url == pg_url
+    assert {"page": queue_page(ws, limit=500), "history": history(ws, held["item_id"])} == before
+    decide(ws, BOB, next_item(ws, BOB)["item_id"], LABELS[0])  # and work goes on there
+
+    again = cli("store", "migrate", "--to", pg_url, "-w", ws.root)
+    assert again.exit_code == 1 and "already keeps its store in" in again.output
+    other = init_workspace(tmp_path / "other", dataset="test", labels=LABELS)
+    full = cli("store", "migrate", "--to", pg_url, "-w", other.root)
+    assert full.exit_code == 1 and "already holds rows" in full.output and f"events {counts['events']:,}" in full.output
+    assert Workspace(other.root).store_url is None
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from feedback import Workspace
+    from feedback.learn.jobs import job_lock
+    with job_lock(Workspace(sys.argv[1]), "sample"):
+        print("held", flush=True)
+        sys.stdin.readline()
+""")
+
+
+def test_run_locks_hold_across_machines_and_go_with_their_process(tmp_path, pg_url):
+    one, two = machine(tmp_path, "one", pg_url), machine(tmp_path, "two", pg_url)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(one.root)], cwd=REPO, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(JobBusy, match=f"pid {holder.pid}"):
+            with job_lock(two, "sample"):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with job_lock(two, "sample"):  # the server let go of the killed process's lock
+        pass
+
+
+REVIEWER = textwrap.dedent("""
+    import json, sys
+    from feedback import Workspace
+    from feedback.review import StaleDecision, decide, next_item
+    from feedback.roles import Actor
+    ws, me = Workspace(sys.argv[1]), Actor(sys.argv[2], "reviewer")
+    labels = sorted(ws.taxonomy.names)
+    decided = []
+    while (item := next_item(ws, me)) is not None:
+        decide(ws, me, item["item_id"], labels[len(decided) % 4], based_on=item["last_decision_id"], check_stale=True)
+        decided.append(item["item_id"])
+    print(json.dumps(decided))
+""")
+
+WORKER = textwrap.dedent("""
+    import json, pathlib, subprocess, sys
+    from feedback import Workspace, ingest_files
+    ws, folder, rounds = Workspace(sys.argv[1]), pathlib.Path(sys.argv[2]), int(sys.argv[3])
+    for k in range(rounds):
+        path = folder / f"more-{k}.jsonl"
+        path.write_text("".join(json.dumps({"type": "prediction", "item_id": f"new-{k}-{i}", "input": {"text": f"new {k} {i}"},
+                                            "prediction": {"label": "card_arrival", "score": 0.99, "model_version": "v2"}}) + "\\n"
+                                for i in range(50)))
+        ingest_files(ws, [path])
+        run = subprocess.run([sys.executable, "-m", "feedback", "sample", "-w", str(ws.root), "--budget", "10", "--json"],
+                             capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        print(json.loads(run.stdout)["status"], flush=True)
+""")
+
+
+def test_four_reviewer_machines_decide_every_item_once_beside_an_ingest_worker_and_the_sampler(tmp_path, pg_url):
+    """2,000 queued items, 4 reviewer processes with workspaces of their own on one database, an ingest worker
+    and the sampler adding items meanwhile: every queued item decided once, by the one reviewer who claimed it."""
+    first = machine(tmp_path, "ingest", pg_url)
+    ingest_files(first, [events_file(tmp_path / "e.jsonl", 2000)])
+    reviewers = [subprocess.Popen([sys.executable, "-c", REVIEWER, str(machine(tmp_path, f"m{k}", pg_url).root),
+                                   f"rev{k}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for k in range(4)]
+    worker = subprocess.run([sys.executable, "-c", WORKER, str(first.root), str(tmp_path), "4"], cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert worker.returncode == 0, worker.stderr
+    outputs = [r.communicate(timeout=600) for r in reviewers]
+    assert all(r.returncode == 0 for r in reviewers), [err for _, err in outputs]
+    decided = [item for out, _ in outputs for item in json.loads(out)]
+
+    assert all(json.loads(out) for out, _ in outputs)  # every reviewer got work
+    assert len(decided) == len(set(decided)) >= 2000
+    assert {f"req-{i}" for i in range(2000)} <= set(decided)
+    rows = first.store().rows("SELECT item_id, count(*) AS n, count(DISTINCT reviewer) AS by FROM decisions GROUP BY 1")
+    assert {r["item_id"] for r in rows} == set(decided) and {(r["n"], r["by"]) for r in rows} == {(1, 1)}
+    claimers = first.store().rows("SELECT item_id, count(DISTINCT reviewer) AS n FROM claims GROUP BY 1 HAVING count(DISTINCT reviewer) > 1")
+    assert claimers == []
+    assert Counter(worker.stdout.split())["done"] >= 1  # the sampler queued new items for the reviewers
+    left = queue_page(first, limit=5)
+    assert [r for r in left if r["status"] in ("new", "in review", "skipped")] == []
