@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from feedback import ingest_files, init_workspace, Workspace
-from feedback.errors import WorkspaceError
+from feedback.errors import StoreError, WorkspaceError
 from feedback.learn.jobs import JobBusy, job_lock
 from feedback.review import StaleDecision, decide, history, next_item, queue_page
 from feedback.roles import Actor
@@ -172,3 +172,32 @@ def test_four_reviewer_machines_decide_every_item_once_beside_an_ingest_worker_a
     assert Counter(worker.stdout.split())["done"] >= 1  # the sampler queued new items for the reviewers
     left = queue_page(first, limit=5)
     assert [r for r in left if r["status"] in ("new", "in review", "skipped")] == []
+
+
+def test_each_process_role_does_its_work_and_nothing_else(tmp_path, cli, pg_url):
+    """The roles of `feedback store grants`: ingest cannot rewrite decisions, reviewers cannot write events."""
+    import psycopg
+
+    owner = machine(tmp_path, "owner", pg_url)
+    schema = pg_url.rsplit("%3D", 1)[1]
+    sql = cli("store", "grants", "--schema", schema, "--prefix", schema).output
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(sql)
+    ingest, reviewer, sampler = (machine(tmp_path, kind, pg_url.replace("feedback@", f"{schema}_{kind}@"))
+                                 for kind in ("ingest", "reviewer", "sampler"))
+    assert ingest_files(ingest, [events_file(tmp_path / "e.jsonl", 30)]).events == 60
+    item = next_item(reviewer, ANN)
+    decide(reviewer, ANN, item["item_id"], LABELS[0])
+    run = cli("sample", "-w", sampler.root, "--budget", "5", "--json")
+    assert run.exit_code == 0, run.output
+
+    refused = {"ingest rewrites a decision": (ingest, "UPDATE decisions SET label = 'x'"),
+               "ingest forges a decision": (ingest, "INSERT INTO decisions (decision_id) VALUES ('d-forged')"),
+               "ingest claims an item": (ingest, "INSERT INTO claims (item_id) VALUES ('req-1')"),
+               "a reviewer writes an event": (reviewer, "INSERT INTO events (event_id) VALUES ('e-forged')"),
+               "a reviewer deletes a decision": (reviewer, "DELETE FROM decisions"),
+               "the sampler decides": (sampler, "INSERT INTO decisions (decision_id) VALUES ('d-forged')")}
+    for what, (ws, statement) in refused.items():
+        with pytest.raises(StoreError, match="permission denied"), ws.store().atomic() as tx:
+            tx.execute(statement)
+    assert owner.store().value("SELECT count(*) FROM decisions") == 1

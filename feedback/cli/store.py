@@ -1,4 +1,4 @@
-"""Store commands: move a workspace's store to PostgreSQL."""
+"""Store commands: move a workspace's store to PostgreSQL, and the database roles of a team store."""
 
 from __future__ import annotations
 
@@ -32,3 +32,18 @@ def migrate(ws, url, as_json, quiet):
     emit(report, as_json=as_json, quiet=quiet, text=lambda r: "\n".join(
         [f"{name:24} {t['rows']:>10,} rows  md5 {t['digest']}" for name, t in r["tables"].items()]
         + [f"Copied and verified; the workspace now uses {r['url']}."]))
+
+
+@store_group.command("grants")
+@click.option("--schema", default="public", show_default=True, help="The store's schema.")
+@click.option("--prefix", default="feedback", show_default=True, help="Role names are PREFIX_ingest, PREFIX_reviewer, ...")
+def grants(schema, prefix):
+    """Print the SQL that gives each kind of process its own database role with only what it needs.
+
+    \b
+    Example:
+      feedback store grants | psql postgresql://owner@db.internal:5432/feedback
+    """
+    from ..store.grants import grants_sql
+
+    click.echo(grants_sql(schema, prefix=prefix), nl=False)
