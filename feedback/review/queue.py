@@ -88,7 +88,7 @@ def queue_page(ws: Workspace, flt: QueueFilter = QueueFilter(), *, sort: str = "
     if order is None:
         raise FeedbackError(f"sort {sort!r}: use 'priority' or 'time'")
     where, params = flt.where()
-    with ws.store().atomic() as tx:
+    with ws.store().atomic(shared=True) as tx:
         sync_items(tx, ws)
         return tx.rows(f"SELECT {_COLUMNS} FROM {_FROM} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
                        params + [limit, offset])
@@ -99,7 +99,7 @@ def queue_counts(ws: Workspace, flt: QueueFilter = QueueFilter()) -> dict[str, d
     where, params = flt.where()
     groups = {"status": _STATUS, "pred_label": "i.pred_label", "corr_label": "i.corr_label",
               "current_label": "r.current_label", "model_version": "i.model_version", "source": "i.source"}
-    with ws.store().atomic() as tx:
+    with ws.store().atomic(shared=True) as tx:
         sync_items(tx, ws)
         counts = {"total": {"items": tx.value(f"SELECT count(*) FROM {_FROM} WHERE {where}", params)}}
         counts["reason"] = {r["v"]: r["n"] for r in tx.rows(
@@ -113,7 +113,7 @@ def queue_counts(ws: Workspace, flt: QueueFilter = QueueFilter()) -> dict[str, d
 
 def item(ws: Workspace, item_id: str) -> dict:
     """One item's queue row (text, prediction, correction, reasons, status, current label)."""
-    with ws.store().atomic() as tx:
+    with ws.store().atomic(shared=True) as tx:
         sync_items(tx, ws)
         rows = tx.rows(f"SELECT {_COLUMNS} FROM {_FROM} WHERE i.item_id = ?", [item_id])
     if not rows:
