@@ -9,13 +9,20 @@ from conftest import prediction
 
 from feedback import Workspace, ingest_files
 from feedback.app.screens import (
+    adjudication_queue,
+    dashboard_screen,
     day_start,
+    gate_check,
     load_snippets,
     queue_filter,
+    queue_screen,
+    recent_batches,
+    releases_screen,
     review_screen,
     word_marks,
 )
-from feedback.review import decide, next_item, release_claim, undo_last
+from feedback.release import create_release
+from feedback.review import decide, next_item, relabel_group, release_claim, undo_last
 from feedback.review.queue import progress
 from feedback.roles import Actor
 
@@ -139,3 +146,34 @@ def test_similar_items_kept_between_calls_see_new_and_purged_texts(ws, tmp_path)
     with ws.store().atomic() as tx:  # as a privacy purge leaves it
         tx.execute("UPDATE items SET text = NULL WHERE item_id = 'r3'")
     assert more_like_this(ws, "r1") == []
+
+
+def test_the_other_pages_gather_their_data(queued):
+    """What the queue, groups, adjudication, dashboard and releases pages show, from one call each."""
+    with open(queued.root / "feedback.toml", "a") as f:
+        f.write("overlap_share = 1.0\n")  # in [review]: every item takes two reviewers
+    ws, lead = Workspace(queued.root), Actor("lee", "lead")
+
+    def both(item_id, label, other=None):
+        decide(ws, ALICE, item_id, label)
+        decide(ws, BOB, item_id, other or label)
+
+    both("a", "card_arrival", "card_linking")
+    batch = relabel_group(ws, lead, ["c", "d"], "card_linking")
+    both("c", "card_linking")
+    both("d", "card_linking")
+    assert [r["item_id"] for r in queue_screen(ws, size=2, page=9)["rows"]] == ["c", "d"]  # kept to the last page
+    assert [(q["item_id"], q["decisions"]) for q in adjudication_queue(ws)] == [
+        ("a", {"alice": "card_arrival", "bob": "card_linking"})]
+    assert [(b["batch_id"], b["label"], b["live"]) for b in recent_batches(ws)] == [(batch, "card_linking", 2)]
+    dashboard = dashboard_screen(ws)
+    assert dashboard["items_waiting"] == 1 and dashboard["agreement"]["items_with_overlap"] == 3
+    assert set(dashboard["throughput"]["reviewer"]) == {"alice", "bob", "lee"}
+    assert {g["gate"] for g in gate_check(ws)} >= {"schema", "taxonomy", "conflicts", "leakage"}
+    assert releases_screen(ws) == {"releases": [], "refs": []}
+    small = {"override": ("min_per_label",), "reason": "a test's few examples"}
+    create_release(ws, by=lead, **small)
+    both("b", "card_arrival")
+    create_release(ws, by=lead, **small)
+    screen = releases_screen(ws)
+    assert screen["refs"] == ["test/v1", "test/v2"] and screen["diff"]["counts"]["added"] == 1
