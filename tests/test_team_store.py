@@ -201,3 +201,31 @@ def test_each_process_role_does_its_work_and_nothing_else(tmp_path, cli, pg_url)
         with pytest.raises(StoreError, match="permission denied"), ws.store().atomic() as tx:
             tx.execute(statement)
     assert owner.store().value("SELECT count(*) FROM decisions") == 1
+
+
+def test_a_writer_past_the_deadline_makes_others_wait_then_say_store_busy(tmp_path, pg_url):
+    import threading
+
+    from feedback.errors import StoreBusy
+    from conftest import set_config
+
+    ws = set_config(machine(tmp_path, "one", pg_url), "busy_timeout", 0.5)
+    holding, done = threading.Event(), threading.Event()
+
+    def writer():
+        with ws.store().atomic():
+            holding.set()
+            done.wait(10)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    holding.wait(10)
+    try:
+        with pytest.raises(StoreBusy, match="held its lock for over 0.5 s"), ws.store().atomic():
+            pass
+        assert ws.store().value("SELECT count(*) FROM events") == 0  # a plain read never waits for a writer
+    finally:
+        done.set()
+        thread.join()
+    with ws.store().atomic() as tx:
+        assert tx.value("SELECT 1") == 1

@@ -284,7 +284,11 @@ class PgStore:
         try:
             tx.execute(f"SET LOCAL lock_timeout = '{int(self.busy_timeout * 1000)}ms'")
             mode = "_shared" if shared else ""
-            tx.execute(f"SELECT pg_advisory_xact_lock{mode}(hashtext('feedback.store.' || current_schema()))")
+            try:
+                tx.execute(f"SELECT pg_advisory_xact_lock{mode}(hashtext('feedback.store.' || current_schema()))")
+            except StoreBusy:
+                raise StoreBusy(f"the store {self.url} is busy: another transaction held its lock for over "
+                                f"{self.busy_timeout:g} s; try again, and see pg_stat_activity for the holder") from None
             tx.execute("SET LOCAL lock_timeout = 0")
             yield tx
         except BaseException:
