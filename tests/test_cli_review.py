@@ -60,6 +60,15 @@ def test_groups_json_and_relabel_a_group(cli, ws, tmp_path):
         f"Undid 4 decisions of {done['batch_id']}.\n"
 
 
+def test_not_duplicates_keeps_a_group_apart_until_undone(cli, ws, tmp_path):
+    seed(cli, ws, tmp_path)
+    mark = json.loads(cli("not-duplicates", "r0", "r1", "r2", "r3", "-w", ws.root, "-r", "ann", "--json").output)
+    assert mark["items"] == 4 and json.loads(cli("groups", "-w", ws.root, "--json").output) == []
+    undo = cli("not-duplicates", "--undo", mark["mark_id"], "-w", ws.root, "-r", "ann")
+    assert undo.output == f"Undid {mark['mark_id']}.\n"
+    assert len(json.loads(cli("groups", "-w", ws.root, "--json").output)) == 1
+
+
 def test_roles_through_the_cli_with_passwords_and_tokens(cli, ws, tmp_path):
     seed(cli, ws, tmp_path)
     assert cli("user-add", "ann", "--role", "admin", "--password-stdin", "-w", ws.root, input="pw-ann\n").exit_code == 0
