@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,32 @@ class Workspace:
             store.migrate()
             _MIGRATED.add(identity)
         return store
+
+
+def move_store(ws: Workspace, url: str, *, progress=None) -> dict:
+    """Copy the workspace's file store into the empty PostgreSQL store at `url`, verify it, and switch to it.
+
+    Returns {"url", "tables": {name: {"rows", "digest"}}}. Stop the workspace's ingest workers and app
+    first, and start them again after; the file stays as it was, a backup, and the spool, releases and
+    users stay in the folder.
+    """
+    from .store import Store
+    from .store.postgres import PgStore
+    from .store.transfer import copy_to_postgres
+
+    if ws.store_url:
+        raise WorkspaceError(f"the workspace already keeps its store in {ws.store_url}")
+    busy_timeout = float(ws.config["store"]["busy_timeout"])
+    tables = copy_to_postgres(Store(ws.path("store"), busy_timeout=busy_timeout),
+                              PgStore(check_store_url(url), busy_timeout=busy_timeout), progress=progress)
+    path = ws.root / CONFIG_NAME
+    text, line = path.read_text(encoding="utf-8"), f"url = {toml_string(url)}"
+    if re.search(r"^\[store\]\s*$", text, flags=re.M):
+        text = re.sub(r"^\[store\]\s*$", lambda m: m.group(0) + "\n" + line, text, count=1, flags=re.M)
+    else:
+        text = text.rstrip("\n") + f"\n\n[store]\n{line}\n"
+    path.write_text(text, encoding="utf-8")
+    return {"url": url, "tables": tables}
 
 
 def check_store_url(url: str) -> str:

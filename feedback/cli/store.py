@@ -26,9 +26,9 @@ def migrate(ws, url, as_json, quiet):
     Example:
       feedback store migrate --to postgresql://feedback@db.internal:5432/feedback
     """
-    from ..store.transfer import move_to_postgres
+    from ..workspace import move_store
 
-    report = move_to_postgres(ws, url, progress=progress_for(quiet))
+    report = move_store(ws, url, progress=progress_for(quiet))
     emit(report, as_json=as_json, quiet=quiet, text=lambda r: "\n".join(
         [f"{name:24} {t['rows']:>10,} rows  md5 {t['digest']}" for name, t in r["tables"].items()]
         + [f"Copied and verified; the workspace now uses {r['url']}."]))
