@@ -25,31 +25,41 @@ import pyarrow as pa
 from ..errors import FeedbackError
 from ..review.groups import distinct_sets
 from ..review.state import sync_items
+from ..store import scratch
 from ..workspace import Workspace
 
 ROW_HASH = pa.binary(16)
 _MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?\s*[KMGT]i?B$")
 _LABELED = "FROM reviews r JOIN items i USING (item_id) WHERE r.status = 'labeled' AND ({where})"
-#: The row hash in SQL over `items i` and `reviews r`, as a number (see `_EXAMPLES` for its bytes)
-ROW_MD5 = ("md5_number(strlen(i.item_id) || ':' || i.item_id || strlen(r.current_label) || ':' || r.current_label"
-           " || strlen(i.text) || ':' || i.text)")
-# md5_number is the digest read as a little-endian 128-bit number: its low half holds bytes 0-7
-_EXAMPLES = f"""
+
+
+def _row_md5(item_id: str, label: str, text: str) -> str:
+    """The row hash in SQL, as a number (see `_HASHED` for its bytes)."""
+    return (f"md5_number(strlen({item_id}) || ':' || {item_id} || strlen({label}) || ':' || {label}"
+            f" || strlen({text}) || ':' || {text})")
+
+
+#: The row hash in SQL over `items i` and `reviews r`
+ROW_MD5 = _row_md5("i.item_id", "r.current_label", "i.text")
+# The selected examples, in SQL both backends read; the hashes come after, in DuckDB (`_HASHED`)
+_PICKED = """
 WITH special AS (SELECT decision_id, kind FROM decisions WHERE kind IN ('adjudicate', 'import')),
-pins AS (SELECT item_id, arg_max(split, pinned_at) AS pinned_split FROM pinned_splits GROUP BY item_id),
-picked AS (
-    SELECT i.item_id AS id, i.text, r.current_label AS label, i.source,
-           {ROW_MD5} AS row_md5,
-           (md5_number(? || i.item_id) >> 64)::DOUBLE / 18446744073709551616.0 AS bucket,
-           r.label_decision_id, r.label_reviewer,
-           coalesce(s.kind = 'adjudicate', false) AS adjudicated, coalesce(s.kind = 'import', false) AS imported,
-           pins.pinned_split, len(r.reviewers) AS reviewers, hash(i.text) AS text_hash
-    FROM reviews r JOIN items i USING (item_id) LEFT JOIN special s ON s.decision_id = r.label_decision_id
-         LEFT JOIN pins ON pins.item_id = i.item_id
-    WHERE r.status = 'labeled' AND i.text IS NOT NULL AND ({{where}}))
+pins AS (SELECT item_id, arg_max(split, pinned_at) AS pinned_split FROM pinned_splits GROUP BY item_id)
+SELECT i.item_id AS id, i.text, r.current_label AS label, i.source, r.label_decision_id, r.label_reviewer,
+       coalesce(s.kind = 'adjudicate', false) AS adjudicated, coalesce(s.kind = 'import', false) AS imported,
+       pins.pinned_split, len(r.reviewers) AS reviewers
+FROM reviews r JOIN items i USING (item_id) LEFT JOIN special s ON s.decision_id = r.label_decision_id
+     LEFT JOIN pins ON pins.item_id = i.item_id
+WHERE r.status = 'labeled' AND i.text IS NOT NULL AND ({where})
+"""
+# md5_number is the digest read as a little-endian 128-bit number: its low half holds bytes 0-7
+_HASHED = f"""
 SELECT * EXCLUDE (row_md5), (row_md5 & 18446744073709551615::UHUGEINT)::UBIGINT AS md5_head,
        (row_md5 >> 64)::UBIGINT AS md5_tail
-FROM picked ORDER BY id
+FROM (SELECT *, {_row_md5("id", "label", "text")} AS row_md5,
+             (md5_number(? || id) >> 64)::DOUBLE / 18446744073709551616.0 AS bucket, hash(text) AS text_hash
+      FROM {{picked}}) hashed
+ORDER BY id
 """
 
 
@@ -123,9 +133,16 @@ def read_examples(ws: Workspace, selection: Selection, *, salt: str, memory_limi
             where = (f"i.item_id IN (SELECT id FROM {parent}) OR (({where}) AND i.item_id IN "
                      "(SELECT item_id FROM decisions WHERE decided_at > ?))")
             params = [*params, parent_decided]
-        examples = tx.arrow(_EXAMPLES.format(where=where), [salt, *params])
+        picked = _PICKED.format(where=where)
+        if tx.dialect == "duckdb":
+            examples = tx.arrow(_HASHED.format(picked=f"({picked}) picked"), [salt, *params])
+        else:
+            examples = tx.arrow(picked, params)
         no_text = tx.value(f"SELECT count(*) {_LABELED.format(where=where)} AND i.text IS NULL", params)
         apart = distinct_sets(tx)
+    if store.dialect != "duckdb":
+        with scratch() as db, db.registered(examples) as name:
+            examples = db.arrow(_HASHED.format(picked=name), [salt])
     examples = examples.append_column("row_hash", _row_hashes(examples["md5_head"], examples["md5_tail"]))
     return {"examples": examples.drop_columns(["md5_head", "md5_tail"]), "no_text": no_text, "overlap_items": overlap,
             "watermark": {"event_seq": watermark, "decided_at": last_decision}, "apart": apart}
