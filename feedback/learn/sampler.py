@@ -40,6 +40,7 @@ from ..progress import Progress, Steps
 from ..review.queue import log_reasons
 from ..review.state import sync_items
 from ..roles import Actor, system_actor
+from ..store import scratch
 from ..workspace import Workspace
 from .choices import DEFAULT_DIVERSITY, DEFAULT_STRATEGY, DIVERSITY, PROBABILITIES, QUOTA_FIELDS, STRATEGIES
 from .jobs import JobBusy, job_lock, now
@@ -60,11 +61,12 @@ WITH latest AS (SELECT item_id, pred_probs FROM events
                 WHERE seq IN (SELECT max(seq) FROM events WHERE type = 'prediction' GROUP BY item_id))
 SELECT i.item_id, i.text, i.pred_label, i.pred_score, i.model_version, i.source,
        i.model_version IS NOT DISTINCT FROM {_CURRENT} AS fresh,
-       CAST(json_extract(l.pred_probs, '$.*') AS DOUBLE[]) AS probs
+       {{probs}} AS probs
 FROM items i LEFT JOIN latest l USING (item_id)
 WHERE {_ELIGIBLE}
 ORDER BY i.item_id
 """
+_PROBS = "CAST(json_extract({}, '$.*') AS DOUBLE[])"  # the stored probabilities' values, in the JSON's order
 _TRUSTED = ("SELECT i.text, r.current_label AS label, d.decided_at > (SELECT min(ts) FROM events WHERE "
             f"type = 'prediction' AND model_version = {_CURRENT}) AS since_model "
             "FROM reviews r JOIN items i USING (item_id) LEFT JOIN decisions d ON d.decision_id = r.label_decision_id "
@@ -113,7 +115,7 @@ def sampler_report(ws: Workspace, *, runs: int = 20) -> dict:
                count(v.item_id) FILTER (WHERE v.status = 'labeled' AND v.current_label IS DISTINCT FROM p.predicted)
                    AS relabeled
         FROM recent r LEFT JOIN sampler_picks p USING (run_id) LEFT JOIN reviews v USING (item_id)
-        GROUP BY ALL ORDER BY r.started_at DESC
+        GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY r.started_at DESC
         """, [runs])
     total = {key: sum(r[key] for r in rows) for key in ("picked", "reviewed", "relabeled")}
     return {"runs": [{**r, "yield": _share(r)} for r in rows], "total": {**total, "yield": _share(total)}}
@@ -149,8 +151,9 @@ def _plan(ws: Workspace, strategy: str, params: dict, job: Steps) -> dict:
     """Read the pool, score it and choose the picks; nothing is written."""
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
-        pool = tx.arrow(_POOL, [params["recent_runs"]])
-        trusted = tx.rows(_TRUSTED)
+        pool = _pool(tx, params["recent_runs"])
+        # DuckDB reads them in the items' stored order; PostgreSQL's heap has none to keep, so by id
+        trusted = tx.rows(_TRUSTED if tx.dialect == "duckdb" else _TRUSTED + ' ORDER BY i.item_id COLLATE "C"')
     plan = {"strategy": strategy, "params": params, "pool": pool.num_rows, "scored": 0, "model": None, "picks": []}
     job.advance(stage="scoring the pool")
     try:
@@ -172,6 +175,15 @@ def _plan(ws: Workspace, strategy: str, params: dict, job: Steps) -> dict:
     job.advance(stage="queueing the picks")
     message = f"picked {len(picks)} of {len(positions):,} scored items ({model})"
     return {**plan, "scored": len(positions), "model": model, "picks": picks, "message": message}
+
+
+def _pool(tx, recent_runs: int) -> pa.Table:
+    """The pool, by item id, its probabilities as lists (read out of their JSON by DuckDB)."""
+    if tx.dialect == "duckdb":
+        return tx.arrow(_POOL.format(probs=_PROBS.format("l.pred_probs")), [recent_runs])
+    pool = tx.arrow(_POOL.format(probs="l.pred_probs::TEXT"), [recent_runs])
+    with scratch() as db, db.registered(pool) as name:
+        return db.arrow(f"SELECT * REPLACE ({_PROBS.format('probs::JSON')} AS probs) FROM {name} ORDER BY item_id")
 
 
 class _NothingToDo(Exception):

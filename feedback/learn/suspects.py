@@ -168,10 +168,13 @@ def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds:
 
 def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, min_examples: int, seed: int, scores: bool,
           job: Steps) -> dict:
-    with ws.store().atomic() as tx:
+    store = ws.store()
+    with store.atomic() as tx:
         sync_items(tx, ws)
         rows = tx.rows(_TRUSTED)
         flagged_before = {r["item_id"] for r in tx.rows(_FLAGGED)}
+    if store.dialect != "duckdb":  # by code point, as DuckDB orders, whatever the server's collation
+        rows.sort(key=lambda r: r["item_id"])
     names, counts = np.unique([r["label"] for r in rows], return_counts=True)
     judged = [r for r in rows if counts[np.searchsorted(names, r["label"])] >= min_examples]
     too_few = int((counts < min_examples).sum())
