@@ -13,6 +13,8 @@ from feedback.release import create_release
 from feedback.review import import_labels, item
 from conftest import LABELS
 
+pytestmark = pytest.mark.backends
+
 PHRASES = {"card_arrival": "where is my new card {n}", "card_linking": "how do i link card number {n}",
            "refund_not_showing_up": "my refund {n} is not in my account", "lost_or_stolen_card": "i lost my card {n}"}
 

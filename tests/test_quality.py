@@ -17,6 +17,8 @@ from feedback.review import decide, import_labels, relabel_group
 from feedback.roles import Actor
 from conftest import REPO
 
+pytestmark = pytest.mark.backends
+
 ALICE = Actor("alice", "reviewer")
 LABELS = np.array([0, 0, 0, 1, 1, 1])
 PROBS = np.array([[0.9, 0.1], [0.8, 0.2], [0.2, 0.8],  # the third is labeled 0 but looks like a 1
