@@ -1,7 +1,8 @@
-"""Named schema migrations, applied in order by `Store.migrate` and recorded in `migrations`.
+"""Named schema migrations, applied in order by `Store.migrate` (and `PgStore.migrate`) and recorded in
+`migrations`.
 
-Tables are append-only logs. There are no UNIQUE constraints and no updates of hot
-rows, so the same SQL runs on a DuckDB file and on DuckLake.
+`MIGRATIONS` hold both backends' tables: append-only logs, and derived state rewritten from them, with
+no UNIQUE constraints on the file (DuckDB's are slow to keep). `PG_MIGRATIONS` follow on PostgreSQL.
 """
 
 MIGRATIONS = [
@@ -287,7 +288,8 @@ def _arg_extreme_aggregates() -> str:
 
 
 #: PostgreSQL only, after MIGRATIONS: DuckDB's functions that the capabilities' SQL calls, defined in the
-#: store's schema, and the constraints PostgreSQL enforces for a team store.
+#: store's schema, and the keys PostgreSQL enforces for a team store (an event, a decision, a release number
+#: stored once, whatever a writer does) with the indexes its lookups need.
 PG_MIGRATIONS = [
     ("pg_001_duckdb_functions", "\n".join(s + ";" for s in [
         "CREATE FUNCTION list_contains(anyarray, anyelement) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $2 = ANY($1)'",
@@ -302,4 +304,32 @@ PG_MIGRATIONS = [
         "CREATE AGGREGATE any_value(anyelement) (SFUNC = _first, STYPE = anyelement)",
         "CREATE AGGREGATE list(anycompatible) (SFUNC = array_append, STYPE = anycompatiblearray, INITCOND = '{}')",
     ]) + "\n" + _arg_extreme_aggregates()),
+    ("pg_002_keys_and_indexes", """
+DROP INDEX items_item_id;
+CREATE UNIQUE INDEX items_item_id ON items (item_id);
+CREATE INDEX items_queue ON items (priority DESC, item_id);
+CREATE INDEX items_recent ON items (last_ts DESC, item_id);
+CREATE UNIQUE INDEX reviews_item_id ON reviews (item_id);
+CREATE INDEX reviews_claimed_by ON reviews (claimed_by) WHERE claimed_by IS NOT NULL;
+CREATE UNIQUE INDEX events_event_id ON events (event_id);
+CREATE UNIQUE INDEX events_seq ON events (seq);
+CREATE INDEX events_item_id ON events (item_id);
+CREATE UNIQUE INDEX decisions_decision_id ON decisions (decision_id);
+CREATE INDEX decisions_item_id ON decisions (item_id);
+CREATE INDEX decisions_undoes ON decisions (undoes) WHERE undoes IS NOT NULL;
+CREATE INDEX decisions_reviewer ON decisions (reviewer, decided_at);
+CREATE INDEX decisions_batch_id ON decisions (batch_id) WHERE batch_id IS NOT NULL;
+CREATE INDEX claims_item_id ON claims (item_id);
+CREATE INDEX queue_reasons_item_id ON queue_reasons (item_id);
+CREATE INDEX gold_item_id ON gold (item_id);
+CREATE INDEX ingested_sources_source ON ingested_sources (source);
+CREATE INDEX ingested_sources_fingerprint ON ingested_sources (fingerprint);
+CREATE INDEX quarantine_qid ON quarantine (qid);
+CREATE INDEX quarantine_event_id ON quarantine (event_id);
+CREATE INDEX quarantine_resolutions_qid ON quarantine_resolutions (qid);
+CREATE UNIQUE INDEX sampler_runs_run_id ON sampler_runs (run_id);
+CREATE INDEX sampler_picks_item_id ON sampler_picks (item_id);
+CREATE UNIQUE INDEX releases_number ON releases (dataset, number);
+CREATE UNIQUE INDEX releases_release_id ON releases (release_id)
+"""),
 ]
