@@ -41,7 +41,7 @@ def review_screen(ws: Workspace, actor: Actor, flt: QueueFilter | None = None, *
     `item` is None when nothing is left for the reviewer. The app asks without `details` and draws the item
     before it asks for them, so a keypress shows the next item sooner.
     """
-    with ws.store().atomic() as tx:
+    with ws.store().atomic(shared=True) as tx:  # a reviewer's unit of work, beside the others' on PostgreSQL
         row = claim_next(tx, ws, actor, flt, exclude=exclude, first=first)
         if row is None:
             screen = {"item": None}
@@ -64,7 +64,7 @@ def review_details(ws: Workspace, actor: Actor, item: dict | None, *, exclude=()
     """Around the shown `item` (None: nothing left): the reviewer's session counter (their day in `timezone`) as
     `progress`, its `history` (claims only with `claims`; `hidden_claims` counts the others; a decision's batch
     in its note) and `similar` items with the words that differ marked."""
-    with ws.store().atomic() as tx:  # the counter may bring `items` up to date first
+    with ws.store().atomic(shared=True) as tx:  # the counter may bring `items` up to date first
         return _details(tx, ws, actor, item, exclude=exclude, claims=claims, timezone=timezone,
                         similar_pool=similar_pool)
 

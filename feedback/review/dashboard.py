@@ -19,7 +19,7 @@ def dashboard_figures(ws: Workspace, *, days: int = 60) -> dict[str, pd.DataFram
     has decided since (`reviewed`), and how many of those now carry another label than the one flagged
     (`confirmed`).
     """
-    with ws.store().atomic() as tx:
+    with ws.store().atomic(shared=True) as tx:  # only reads, once `items` is up to date
         sync_items(tx, ws)
         incoming = tx.arrow(
             """

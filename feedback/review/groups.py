@@ -36,7 +36,7 @@ def near_duplicate_groups(ws: Workspace, *, threshold: float = 90.0, min_size: i
             print(g["size"], g["labels"], g["text"])
     """
     with Steps(progress, 2, "reading the items") as job:
-        with ws.store().atomic() as tx:
+        with ws.store().atomic(shared=True) as tx:  # only reads, once `items` is up to date
             sync_items(tx, ws)
             rows = tx.rows(_ITEMS, [not queued_only, max_items])
             marks = distinct_sets(tx, [r["item_id"] for r in rows])
