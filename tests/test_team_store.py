@@ -229,3 +229,44 @@ def test_a_writer_past_the_deadline_makes_others_wait_then_say_store_busy(tmp_pa
         thread.join()
     with ws.store().atomic() as tx:
         assert tx.value("SELECT 1") == 1
+
+
+def test_arrow_goes_in_and_comes_back_the_same(pg_url):
+    """COPY both ways: empty text is not NULL, lists, quotes and newlines in text, timestamps, doubles."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from feedback.store.postgres import PgStore
+
+    data = pa.table({"s": ["", None, 'a "q", b\nline2', "ünï ✓ ?%"], "f": [0.1, 1 / 3, None, 1e-300],
+                     "t": pa.array([dt.datetime(2026, 1, 1, 12, 0, 0, 123456), None, dt.datetime(1999, 1, 1),
+                                    dt.datetime(2026, 1, 1)], pa.timestamp("us")),
+                     "b": [True, False, None, True], "l": [["a", 'b"c'], [], None, ["x,y", None]],
+                     "i": [1, None, 2**40, -3]})
+    store = PgStore(pg_url)
+    store.migrate()
+    with store.atomic() as tx:
+        tx.execute("CREATE TABLE t (n BIGINT, s VARCHAR, f DOUBLE, t TIMESTAMP, b BOOLEAN, l VARCHAR[], i BIGINT)")
+        tx.insert("t", data.add_column(0, "n", pa.array(range(4), pa.int64())))
+    back = store.arrow("SELECT s, f, t, b, l, i FROM t WHERE n >= ? AND s IS DISTINCT FROM '?' ORDER BY n", [0])
+    assert back.equals(data)
+    with store.connect() as tx, tx.registered(data) as name:
+        assert tx.rows(f"SELECT count(*) AS n, count(s) AS texts, sum(len(l)) AS listed FROM {name}") == \
+            [{"n": 4, "texts": 3, "listed": 4}]
+
+
+def test_a_failed_transaction_leaves_nothing_and_a_nested_one_joins_its_parent(pg_url):
+    from feedback.errors import StoreError
+    from feedback.store.postgres import PgStore
+
+    store = PgStore(pg_url)
+    store.migrate()
+    with pytest.raises(StoreError, match="no_such_table"), store.atomic() as tx:
+        tx.execute("INSERT INTO gold VALUES ('a', 'x', 'me', now())")
+        tx.execute("SELECT * FROM no_such_table")
+    with store.atomic() as outer:
+        outer.execute("INSERT INTO gold VALUES ('b', 'x', 'me', now())")
+        with store.atomic() as inner:
+            assert inner.value("SELECT count(*) FROM gold") == 1  # the parent's uncommitted row
+    assert [r["item_id"] for r in store.rows("SELECT item_id FROM gold")] == ["b"]
