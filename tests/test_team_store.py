@@ -270,3 +270,17 @@ def test_a_failed_transaction_leaves_nothing_and_a_nested_one_joins_its_parent(p
         with store.atomic() as inner:
             assert inner.value("SELECT count(*) FROM gold") == 1  # the parent's uncommitted row
     assert [r["item_id"] for r in store.rows("SELECT item_id FROM gold")] == ["b"]
+
+
+def test_a_forked_child_uses_the_store_on_its_own_connection_and_the_parent_keeps_its_own(pg_url):
+    import os
+
+    from feedback.store.postgres import PgStore
+
+    store = PgStore(pg_url)
+    parent = store.value("SELECT pg_backend_pid()")
+    child = os.fork()
+    if child == 0:
+        os._exit(0 if store.value("SELECT pg_backend_pid()") != parent else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
+    assert store.value("SELECT pg_backend_pid()") == parent

@@ -215,18 +215,30 @@ class _Connections(threading.local):
     KEEP = 4
 
     def __init__(self):
-        self.open: dict[str, tuple[int, psycopg.Connection]] = {}
+        self.open: dict[str, psycopg.Connection] = {}
         self.depth: dict[str, int] = {}
 
     def add(self, url: str, con: psycopg.Connection) -> None:
-        self.open[url] = (os.getpid(), con)
+        self.open[url] = con
+        _EVERY[id(con)] = con
         for old in [u for u in self.open if not self.depth.get(u)][:-self.KEEP]:
-            pid, stale = self.open.pop(old)
-            if pid == os.getpid():
-                stale.close()
+            _EVERY.pop(id(self.open[old]), None)
+            self.open.pop(old).close()
+
+    def forget(self) -> None:
+        """In a forked child: the parent's connections are the parent's (see `_EVERY`); start afresh."""
+        _FORKED_AWAY.extend(_EVERY.values())
+        _EVERY.clear()
+        self.__init__()
 
 
+#: Every connection this process opened, so none is finalized behind its thread's back: in a forked child,
+#: finalizing an inherited connection would end the parent's session on the server (libpq says goodbye on
+#: the shared socket), so the child keeps them all, unused, in `_FORKED_AWAY`.
+_EVERY: dict[int, psycopg.Connection] = {}
+_FORKED_AWAY: list[psycopg.Connection] = []
 _LOCAL = _Connections()
+os.register_at_fork(after_in_child=_LOCAL.forget)
 
 
 class PgStore:
@@ -242,8 +254,8 @@ class PgStore:
         return f"PgStore({self.url!r})"
 
     def _connection(self) -> psycopg.Connection:
-        pid, con = _LOCAL.open.get(self.url, (None, None))
-        if con is None or pid != os.getpid() or con.closed or con.broken:
+        con = _LOCAL.open.get(self.url)
+        if con is None or con.closed or con.broken:
             options = (conninfo_to_dict(self.url).get("options") or "") + " -c TimeZone=UTC"
             try:
                 con = psycopg.connect(self.url, autocommit=True, options=options.strip())
