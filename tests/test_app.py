@@ -28,6 +28,8 @@ from feedback.review import (
 )
 from feedback.roles import Actor, add_user, authenticate
 
+pytestmark = pytest.mark.backends
+
 BREAD = [f"my bread sit order {n} never came" for n in range(6)]
 LONG = " ".join(["I moved abroad last month and my new card still has not arrived; what should I do?"] * 10)
 TWINS = "is my card on its way to me"
@@ -104,6 +106,19 @@ def component_data(at, key) -> dict:
 def _claimed(ws, reviewer):
     return ws.store().value("SELECT item_id FROM reviews WHERE claimed_by = ? AND claim_expires > now()::TIMESTAMP",
                             [reviewer])
+
+
+def test_every_page_renders_and_a_key_decides_on_either_store(ws, tmp_path, monkeypatch):
+    """The app on a few items of a new workspace: on the embedded file and on PostgreSQL."""
+    texts = {"r0": ("where is my new card", 0.1), "r1": ("where is my new card?", 0.5), "r2": ("link my card", 0.9)}
+    ingest(ws, tmp_path, [{**prediction(i, text=t), "prediction": {"label": "card_arrival", "score": s}}
+                          for i, (t, s) in texts.items()])  # r0 is queued: its score is the lowest tenth
+    for page in ("review", "queue", "groups", "adjudication", "releases", "sampler", "dashboard"):
+        at = open_app(ws, monkeypatch, page)
+        assert not at.exception and not at.error, (page, [e.value for e in at.error])
+    at = open_app(ws, monkeypatch)
+    at.button(key="quick-1").click().run()
+    assert [(d["item_id"], d["kind"]) for d in decisions(ws, "tess")] == [("r0", "label")] and not at.exception
 
 
 def test_review_shows_the_claimed_item_and_a_button_decides_it(app, demo):
