@@ -9,7 +9,12 @@ from .shell import emit, output_options, progress_for, workspace_option
 
 @click.group("store")
 def store_group():
-    """The workspace's store: the embedded file, or a team store on PostgreSQL."""
+    """The workspace's store: the embedded file, or a team store on PostgreSQL.
+
+    \b
+    Example:
+      feedback store migrate --to postgresql://feedback@db.internal:5432/feedback
+    """
 
 
 @store_group.command("migrate")
