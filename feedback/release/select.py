@@ -7,8 +7,9 @@ release's examples plus the items decided since the parent was made. Items witho
 (purged, or captured with features only) are left out and counted.
 
 Row hash: the MD5 (16 bytes) of the row's id, label and text, each as a netstring
-(`<UTF-8 byte length>:<value>`), computed in SQL when building and in Python when
-verifying (`row_hash`); the two must stay the same formula.
+(`<UTF-8 byte length>:<value>`), computed in DuckDB's SQL when building (on a team store, in
+`scratch` over the rows PostgreSQL returns) and in Python when verifying (`row_hash`); the two
+must stay the same formula.
 """
 
 from __future__ import annotations
