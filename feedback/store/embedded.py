@@ -24,7 +24,8 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import StoreBusy, StoreError
-from .migrations import MIGRATIONS
+from .migrations import MIGRATIONS, apply
+from .reads import Reads
 from .turns import Turn, busy
 
 DEFAULT_BUSY_TIMEOUT = 15.0
@@ -98,7 +99,7 @@ class Tx:
             self._run(f"INSERT INTO {quote(table)} ({columns}) SELECT {columns} FROM {name}", None)
 
 
-class Store:
+class Store(Reads):
     """A DuckDB file, opened briefly for each unit of work."""
 
     dialect = "duckdb"
@@ -152,18 +153,6 @@ class Store:
             with self.connect() as tx:
                 tx.execute("RESET memory_limit")
 
-    def rows(self, sql: str, params=None) -> list[dict]:
-        with self.connect() as tx:
-            return tx.rows(sql, params)
-
-    def value(self, sql: str, params=None):
-        with self.connect() as tx:
-            return tx.value(sql, params)
-
-    def arrow(self, sql: str, params=None) -> pa.Table:
-        with self.connect() as tx:
-            return tx.arrow(sql, params)
-
     def migrate(self) -> list[str]:
         """Apply the migrations not yet recorded, in order; return their names.
 
@@ -173,18 +162,7 @@ class Store:
             if {name for name, _ in MIGRATIONS} <= {r["name"] for r in tx.rows("SELECT name FROM migrations")}:
                 return []
         with self.atomic() as tx:
-            tx.execute("CREATE TABLE IF NOT EXISTS migrations (name VARCHAR, applied_at TIMESTAMP)")
-            done = {r["name"] for r in tx.rows("SELECT name FROM migrations")}
-            applied = []
-            for name, sql in MIGRATIONS:
-                if name in done:
-                    continue
-                for statement in sql.split(";\n"):
-                    if statement.strip():
-                        tx.execute(statement)
-                tx.execute("INSERT INTO migrations VALUES (?, now())", [name])
-                applied.append(name)
-        return applied
+            return apply(tx, MIGRATIONS)
 
     def compact(self) -> None:
         """Rewrite the file from its live rows, so nothing deleted or overwritten lingers in free blocks.

@@ -5,6 +5,22 @@
 no UNIQUE constraints on the file (DuckDB's are slow to keep). `PG_MIGRATIONS` follow on PostgreSQL.
 """
 
+def apply(tx, migrations: list[tuple[str, str]]) -> list[str]:
+    """In a transaction holding the store alone: apply the migrations not yet recorded, in order; return their names."""
+    tx.execute("CREATE TABLE IF NOT EXISTS migrations (name VARCHAR, applied_at TIMESTAMP)")
+    done = {r["name"] for r in tx.rows("SELECT name FROM migrations")}
+    applied = []
+    for name, sql in migrations:
+        if name in done:
+            continue
+        for statement in sql.split(";\n"):
+            if statement.strip():
+                tx.execute(statement)
+        tx.execute("INSERT INTO migrations VALUES (?, now())", [name])
+        applied.append(name)
+    return applied
+
+
 MIGRATIONS = [
     (
         "001_capture",

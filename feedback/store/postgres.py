@@ -31,7 +31,9 @@ from psycopg.types.numeric import FloatLoader
 from psycopg.types.string import TextLoader
 
 from ..errors import StoreBusy, StoreError
-from .migrations import MIGRATIONS, PG_MIGRATIONS
+from .embedded import quote
+from .migrations import MIGRATIONS, PG_MIGRATIONS, apply
+from .reads import Reads
 
 _LITERAL = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
 _DOUBLE = re.compile(r"\bDOUBLE\b(?!\s+PRECISION)", re.I)
@@ -199,10 +201,6 @@ class PgTx:
             raise StoreError(str(exc).strip()) from exc
 
 
-def quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def _params(params):
     if params is None:
         return None
@@ -241,7 +239,7 @@ _LOCAL = _Connections()
 os.register_at_fork(after_in_child=_LOCAL.forget)
 
 
-class PgStore:
+class PgStore(Reads):
     """A PostgreSQL database (or a schema of one, through `options=-csearch_path=...` in the URL)."""
 
     dialect = "postgres"
@@ -338,20 +336,8 @@ class PgStore:
         """The embedded store's memory cap; PostgreSQL's memory is the server's to set."""
         yield
 
-    def rows(self, sql: str, params=None) -> list[dict]:
-        with self.connect() as tx:
-            return tx.rows(sql, params)
-
-    def value(self, sql: str, params=None):
-        with self.connect() as tx:
-            return tx.value(sql, params)
-
-    def arrow(self, sql: str, params=None) -> pa.Table:
-        with self.connect() as tx:
-            return tx.arrow(sql, params)
-
     def migrate(self) -> list[str]:
-        """Apply the migrations not yet recorded, in order, under a lock of their own; return their names.
+        """Apply the migrations not yet recorded, in order, holding the store alone; return their names.
 
         A store that has them all is only read, so roles that may not change the schema open it too.
         """
@@ -361,19 +347,7 @@ class PgStore:
                     names <= {r["name"] for r in tx.rows("SELECT name FROM migrations")}:
                 return []
         with self.atomic() as tx:
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext('feedback.migrate.' || current_schema()))")
-            tx.execute("CREATE TABLE IF NOT EXISTS migrations (name VARCHAR, applied_at TIMESTAMP)")
-            done = {r["name"] for r in tx.rows("SELECT name FROM migrations")}
-            applied = []
-            for name, sql in [*MIGRATIONS, *PG_MIGRATIONS]:
-                if name in done:
-                    continue
-                for statement in sql.split(";\n"):
-                    if statement.strip():
-                        tx.execute(statement)
-                tx.execute("INSERT INTO migrations VALUES (?, now())", [name])
-                applied.append(name)
-        return applied
+            return apply(tx, [*MIGRATIONS, *PG_MIGRATIONS])
 
     def compact(self) -> None:
         """Rewrite every table from its live rows (VACUUM FULL), so nothing deleted lingers in free space."""
