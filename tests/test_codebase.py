@@ -52,9 +52,13 @@ def graph() -> dict[str, set[str]]:
     return {module_name(p): imports_of(p) for p in python_files()}
 
 
-def test_only_the_store_imports_duckdb():
-    importers = {module_name(p) for p in python_files() if re.search(r"^\s*(import|from)\s+duckdb", p.read_text(), re.M)}
-    assert importers == {"feedback.store.embedded"}
+def importers(library: str) -> set[str]:
+    return {module_name(p) for p in python_files() if re.search(rf"^\s*(import|from)\s+{library}\b", p.read_text(), re.M)}
+
+
+def test_only_the_store_imports_a_database_driver():
+    assert importers("duckdb") == {"feedback.store.embedded"}
+    assert importers("psycopg") == {"feedback.store.postgres", "feedback.store.local_server"}
 
 
 def allowed(module: str, target: str) -> bool:
