@@ -21,6 +21,8 @@ from feedback.capture import MAX_DEPTH, list_quarantine
 from conftest import LABELS, prediction
 from test_server import AUTH, server  # noqa: F401  (fixture)
 
+pytestmark = pytest.mark.backends
+
 
 def nested(depth: int):
     """A value whose objects nest `depth` levels."""
@@ -251,3 +253,16 @@ def test_every_csv_row_is_stored_or_quarantined_exactly_once(tmp_path_factory, k
     ingest_files(ws, [path], default_type="prediction")
     assert stored_ids(ws) == good
     assert quarantined(ws) == bad
+
+
+def test_a_nul_character_is_refused_by_field_and_the_rest_goes_in(ws, tmp_path):
+    """No database keeps U+0000 in text (PostgreSQL refuses it): the event names the field, its line is kept."""
+    path = tmp_path / "nul.csv"
+    path.write_text("type,item_id,text,label\nprediction,a,x\x00y,card_arrival\nprediction,b,C:\\u0000,card_arrival\n")
+    jsonl = tmp_path / "nul.jsonl"
+    jsonl.write_text(json.dumps(prediction("c", meta={"k\x00": 1})) + "\n" + json.dumps(prediction("d\x00")) + "\n")
+    assert ingest_files(ws, [path, jsonl]).events == 1
+    assert {(r["reason"], r["field"], r["line"]) for r in list_quarantine(ws)} == {
+        ("invalid_value", "input.text", 2), ("invalid_value", "meta", 1), ("invalid_value", "item_id", 2)}
+    assert ws.store().value("SELECT input_text FROM events") == "C:\\u0000"  # a backslash, then "u0000"
+    assert Client(ws).capture(prediction("e", text="x\x00")) is False

@@ -55,7 +55,7 @@ REASONS = {
     "not_an_object": "the event is not a JSON object",
     "missing_field": "a required field is absent",
     "wrong_type": "a field has the wrong JSON type",
-    "invalid_value": "a field's value is not allowed (empty, out of range, not finite)",
+    "invalid_value": "a field's value is not allowed (empty, out of range, not finite, a NUL character in text)",
     "invalid_time": "a timestamp is not ISO 8601 with a time zone, nor epoch seconds",
     "unknown_field": "a field the contract does not define (is the producer on a newer schema?)",
     "unsupported_schema_version": "the event was written for a schema version this store does not know",
@@ -146,8 +146,8 @@ def encoder(max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
                 body = to_json(checked)
             except UnicodeEncodeError:  # an unpaired surrogate, which `_checked` reports
                 pass
-            if body is not None and len(body) > max_event_bytes:
-                body = None  # `_checked` reports the size
+            if body is not None and (len(body) > max_event_bytes or _NUL in body or "\x00" in (event_id or "")):
+                body = None  # `_checked` reports the size, or a NUL character if it is one (not an escaped "\u0000")
         if body is None:
             content, body, event_id = _checked(event, max_text_chars, max_event_bytes)
             item_id = content["item_id"]
@@ -225,7 +225,28 @@ def _checked(event, max_text_chars: int, max_event_bytes: int) -> tuple[dict, by
     if len(body) > max_event_bytes:
         raise InvalidEvent("too_large", f"the event has {len(body):,} bytes of JSON; the limit is {max_event_bytes:,} "
                                         "(capture.max_event_bytes): keep large payloads out of events")
+    if _NUL in body:
+        _refuse_nul(content, "")
     return content, body, event_id
+
+
+_NUL = b"\\u0000"  # how JSON writes a NUL character (or a backslash before "u0000": `_refuse_nul` tells them apart)
+
+
+def _refuse_nul(value, where: str) -> None:
+    """Refuse a NUL character (U+0000) in any text or key: a database's text cannot hold it (PostgreSQL refuses it)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            if "\x00" in str(key):
+                raise InvalidEvent("invalid_value", "has a key with a NUL character (U+0000), which text may not hold",
+                                   where or None)
+            _refuse_nul(item, path)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_nul(item, f"{where}[{i}]")
+    elif isinstance(value, str) and "\x00" in value:
+        raise InvalidEvent("invalid_value", "contains a NUL character (U+0000), which text may not hold", where or None)
 
 
 def to_line(normalised: dict) -> bytes:
@@ -344,6 +365,7 @@ def _check_id(value, where: str) -> None:
         raise InvalidEvent("wrong_type", f"must be a string, got {_json_type(value)}", where)
     if not value or len(value) > MAX_ID_CHARS:
         raise InvalidEvent("invalid_value", f"must have 1 to {MAX_ID_CHARS} characters", where)
+    _refuse_nul(value, where)
 
 
 def _check_time(value) -> str | float:

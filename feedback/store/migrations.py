@@ -346,6 +346,6 @@ CREATE INDEX quarantine_resolutions_qid ON quarantine_resolutions (qid);
 CREATE UNIQUE INDEX sampler_runs_run_id ON sampler_runs (run_id);
 CREATE INDEX sampler_picks_item_id ON sampler_picks (item_id);
 CREATE UNIQUE INDEX releases_number ON releases (dataset, number);
-CREATE UNIQUE INDEX releases_release_id ON releases (release_id)
+CREATE INDEX releases_release_id ON releases (release_id)
 """),
 ]

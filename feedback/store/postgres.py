@@ -9,7 +9,9 @@ see the serial order the embedded store gives, on any number of machines, and wa
 in arrival order by PostgreSQL's lock queue; reads in `connect()` take no lock (MVCC). Each
 thread keeps one connection per store; a forked child opens its own.
 
-The password is never in the URL: libpq reads it from $PGPASSWORD or ~/.pgpass.
+PostgreSQL's text cannot hold a NUL character: the contract refuses events with one, and any other text
+written here (a quarantined line, a note) keeps U+FFFD in its place. The password is never in the URL:
+libpq reads it from $PGPASSWORD or ~/.pgpass.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import orjson
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from psycopg.types.numeric import FloatLoader
 from psycopg.types.string import TextLoader
@@ -35,6 +38,7 @@ from .embedded import quote
 from .migrations import MIGRATIONS, PG_MIGRATIONS, apply
 from .reads import Reads
 
+NUL_STAND_IN = "\ufffd"  # what a NUL character in written text becomes (events with one are refused before)
 _LITERAL = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
 _DOUBLE = re.compile(r"\bDOUBLE\b(?!\s+PRECISION)", re.I)
 _EMPTY_LIST = re.compile(r"(?<![\w\]'])\[\]::")
@@ -90,14 +94,27 @@ def _array_literal(values) -> str | None:
 
 
 def _copyable(data: pa.Table) -> pa.Table:
-    """The table with list columns as array text and dictionaries decoded, as CSV for COPY can carry."""
+    """The table with list columns as array text, dictionaries decoded and NULs replaced, as CSV for COPY
+    can carry."""
     for i, field in enumerate(data.schema):
         column = data.column(i)
         if pa.types.is_dictionary(field.type):
-            data = data.set_column(i, field.name, column.cast(field.type.value_type))
+            column = column.cast(field.type.value_type)
         elif pa.types.is_list(field.type) or pa.types.is_large_list(field.type):
-            data = data.set_column(i, field.name, pa.array([_array_literal(v) for v in column.to_pylist()], pa.string()))
+            column = pa.array([_array_literal(_text(v)) for v in column.to_pylist()], pa.string())
+        if pa.types.is_string(column.type) and pc.any(pc.match_substring(column, "\x00")).as_py():
+            column = pc.replace_substring(column, "\x00", NUL_STAND_IN)
+        data = data.set_column(i, field.name, column)
     return data
+
+
+def _text(value):
+    """A value to write, with any NUL character in its text as `NUL_STAND_IN` (PostgreSQL's text cannot hold one)."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_STAND_IN) if "\x00" in value else value
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    return value
 
 
 class PgTx:
@@ -204,7 +221,7 @@ class PgTx:
 def _params(params):
     if params is None:
         return None
-    return [p.item() if hasattr(p, "item") and not isinstance(p, (list, str, bytes)) else p for p in params]
+    return [p.item() if hasattr(p, "item") and not isinstance(p, (list, str, bytes)) else _text(p) for p in params]
 
 
 class _Connections(threading.local):
