@@ -152,11 +152,11 @@ def _ingest_segments(ws: Workspace, segments: list[Path]) -> IngestReport:
     """Fast path: DuckDB reads the segments (in memory, the store not held); an unreadable one takes the
     line-by-line path."""
     try:
-        with scratch() as reader:
-            batch = reader.arrow(
-                f"SELECT * EXCLUDE (filename), 'spool:' || parse_filename(filename) AS source, NULL::BIGINT AS line "
-                f"FROM read_json(?, format = 'newline_delimited', columns = {_SPOOL_COLUMNS}, filename = true)",
-                [[str(s) for s in segments]])
+        with scratch() as memory:
+            candidates = _shape(ws, memory, f"SELECT * EXCLUDE (filename), 'spool:' || parse_filename(filename) "
+                                            f"AS source, NULL::BIGINT AS line FROM read_json(?, format = "
+                                            f"'newline_delimited', columns = {_SPOOL_COLUMNS}, filename = true)",
+                                [[str(s) for s in segments]])
     except StoreError:
         if len(segments) > 1:
             report = IngestReport()
@@ -167,7 +167,6 @@ def _ingest_segments(ws: Workspace, segments: list[Path]) -> IngestReport:
         report = _ingest_records(ws, _spool_records(segment), source=f"spool:{segment.name}", id_prefix=None)
         _record_source(ws, f"spool:{segment.name}", "spool", None, report)
         return report
-    candidates = _shape(ws, batch)
     with ws.store().atomic() as tx:
         taken = _recorded(tx, segments)  # by a run that overlapped this one
         if taken:
@@ -227,7 +226,7 @@ def _ingest_records(ws: Workspace, records: Iterable[Record], *, source: str, id
 
 
 def _absorb_batch(ws: Workspace, good: list[dict], bad: list[dict], quarantine: bool) -> IngestReport:
-    candidates = _shape(ws, _to_arrow(good))
+    candidates = _shape_records(ws, good)
     with ws.store().atomic() as tx:
         return absorb(tx, ws, good, bad, quarantine=quarantine, candidates=candidates)
 
@@ -238,7 +237,7 @@ def absorb(tx, ws: Workspace, good: list[dict], bad: list[dict], *, quarantine: 
     `bad` rejections (`rejection` rows) and the events the store refuses (conflicts, unknown labels).
     `candidates`: `good` as `_shape` made them, when the caller shaped them before opening `tx`."""
     if candidates is None:
-        candidates = _shape(ws, _to_arrow(good))
+        candidates = _shape_records(ws, good)
     report, rejected = _absorb(tx, ws, candidates)
     raw = {(g["source"], g["line"]): g for g in good}
     for row in rejected:
@@ -250,54 +249,87 @@ def absorb(tx, ws: Workspace, good: list[dict], bad: list[dict], *, quarantine: 
     return report
 
 
-def _shape(ws: Workspace, batch: pa.Table) -> pa.Table:
-    """Events as the store keeps them, from a batch of spool lines or validated events (payloads as JSON), with what the batch alone tells: each event's rank among the batch's events of
-    its id (`nth`, `first_hash`) and a label outside a fixed taxonomy (`verdict`). Computed in memory, before
-    the store is held."""
+def _shape_records(ws: Workspace, good: list[dict]) -> pa.Table:
+    """`_shape` of validated events."""
+    with scratch() as memory, memory.registered(_to_arrow(good)) as name:
+        return _shape(ws, memory, f"SELECT * FROM {name}")
+
+
+def _shape(ws: Workspace, memory, batch: str, params=()) -> pa.Table:
+    """Events as the store keeps them, from a query (`batch`, run in the scratch database `memory`) of spool
+    lines or validated events (payloads as JSON), with what the batch alone tells: each event's rank among the
+    batch's events of its id (`nth`, `first_hash`) and a label outside a fixed taxonomy (`verdict`). Computed
+    in memory, before the store is held."""
     taxonomy = ws.taxonomy
     labels = sorted(taxonomy.names) if taxonomy.mode == "fixed" else None
-    with scratch() as tx, tx.registered(batch) as name:
-        return tx.arrow(
-            f"""
-            WITH b AS (
-                SELECT * REPLACE (ts::JSON AS ts, input::JSON AS input, prediction::JSON AS prediction,
-                                  correction::JSON AS correction, error::JSON AS error, meta::JSON AS meta),
-                       prediction::JSON->>'label' AS pred_label, correction::JSON->>'label' AS corr_label
-                FROM {name}
-            )
-            SELECT event_id, type, item_id,
-                   coalesce(CASE WHEN json_type(ts) = 'VARCHAR' THEN (ts->>'$')::TIMESTAMPTZ ELSE to_timestamp(ts::DOUBLE) END,
-                            to_timestamp(received_at))::TIMESTAMP AS ts,
-                   to_timestamp(received_at)::TIMESTAMP AS received_at, input->>'text' AS input_text,
-                   input::VARCHAR AS input, pred_label, (prediction->>'score')::DOUBLE AS pred_score,
-                   (prediction->'probs')::VARCHAR AS pred_probs, prediction->>'model' AS model,
-                   prediction->>'model_version' AS model_version, corr_label, correction->>'by' AS corr_by,
-                   correction->>'note' AS corr_note, error->>'kind' AS error_kind, error->>'message' AS error_message,
-                   meta::VARCHAR AS meta, source, content_hash, schema_version, line,
-                   first_value(content_hash) OVER w AS first_hash, row_number() OVER w AS nth,
-                   CASE WHEN ?::VARCHAR[] IS NOT NULL AND pred_label IS NOT NULL AND NOT list_contains(?::VARCHAR[], pred_label)
-                            THEN 'unknown_label:prediction.label'
-                        WHEN ?::VARCHAR[] IS NOT NULL AND corr_label IS NOT NULL AND NOT list_contains(?::VARCHAR[], corr_label)
-                            THEN 'unknown_label:correction.label' END AS verdict
-            FROM b WINDOW w AS (PARTITION BY event_id ORDER BY received_at, line)
-            """,
-            [labels] * 4)
+    return memory.arrow(
+        f"""
+        WITH b AS (
+            SELECT * REPLACE (ts::JSON AS ts, input::JSON AS input, prediction::JSON AS prediction,
+                              correction::JSON AS correction, error::JSON AS error, meta::JSON AS meta),
+                   prediction::JSON->>'label' AS pred_label, correction::JSON->>'label' AS corr_label
+            FROM ({batch}) AS lines
+        )
+        SELECT event_id, type, item_id,
+               coalesce(CASE WHEN json_type(ts) = 'VARCHAR' THEN (ts->>'$')::TIMESTAMPTZ ELSE to_timestamp(ts::DOUBLE) END,
+                        to_timestamp(received_at))::TIMESTAMP AS ts,
+               to_timestamp(received_at)::TIMESTAMP AS received_at, input->>'text' AS input_text,
+               input::VARCHAR AS input, pred_label, (prediction->>'score')::DOUBLE AS pred_score,
+               (prediction->'probs')::VARCHAR AS pred_probs, prediction->>'model' AS model,
+               prediction->>'model_version' AS model_version, corr_label, correction->>'by' AS corr_by,
+               correction->>'note' AS corr_note, error->>'kind' AS error_kind, error->>'message' AS error_message,
+               meta::VARCHAR AS meta, source, content_hash, schema_version, line,
+               first_value(content_hash) OVER w AS first_hash, row_number() OVER w AS nth,
+               CASE WHEN ?::VARCHAR[] IS NOT NULL AND pred_label IS NOT NULL AND NOT list_contains(?::VARCHAR[], pred_label)
+                        THEN 'unknown_label:prediction.label'
+                    WHEN ?::VARCHAR[] IS NOT NULL AND corr_label IS NOT NULL AND NOT list_contains(?::VARCHAR[], corr_label)
+                        THEN 'unknown_label:correction.label' END AS verdict
+        FROM b WINDOW w AS (PARTITION BY event_id ORDER BY received_at, line)
+        """,
+        [*params, *[labels] * 4])
 
 
-_EVENT_COLUMNS = ("event_id, type, item_id, ts, received_at, input_text, input, pred_label, pred_score, pred_probs, "
-                  "model, model_version, corr_label, corr_by, corr_note, error_kind, error_message, meta, source, "
-                  "content_hash, schema_version")
-_EVENT_VALUES = _EVENT_COLUMNS.replace("input,", "input::JSON,").replace("pred_probs,", "pred_probs::JSON,").replace(
-    "meta,", "meta::JSON,")
+_EVENT_COLUMNS = ["seq", "event_id", "type", "item_id", "ts", "received_at", "ingested_at", "input_text", "input",
+                  "pred_label", "pred_score", "pred_probs", "model", "model_version", "corr_label", "corr_by",
+                  "corr_note", "error_kind", "error_message", "meta", "source", "content_hash", "schema_version"]
 
 
 def _absorb(tx, ws: Workspace, candidates: pa.Table) -> tuple[IngestReport, list[dict]]:
     """Append the shaped `candidates` to `events` (skip retries, hold back conflicts and unknown labels), and
-    bring the derived item state up to date with them."""
-    with tx.registered(candidates) as name:
-        tx.execute(
-            f"""
-            CREATE TEMP TABLE judged AS
+    bring the derived item state up to date with them.
+
+    On the file, the store judges them against its events itself. On PostgreSQL only the stored hashes of the
+    batch's ids come from the server; they are judged in memory, and the events go in with one COPY.
+    """
+    base = tx.value("SELECT coalesce(max(seq), 0) FROM events")
+    columns = ", ".join(_EVENT_COLUMNS)
+    with tx.registered(candidates if tx.dialect == "duckdb" else candidates.select(["event_id"])) as batch:
+        stored = (f"SELECT event_id, min(content_hash) AS stored_hash FROM events "
+                  f"WHERE event_id IN (SELECT event_id FROM {batch}) GROUP BY event_id")
+        if tx.dialect == "duckdb":
+            counts, rejected = _judge(tx, batch, f"({stored})", base)
+            tx.execute(f"INSERT INTO events ({columns}) SELECT {columns} FROM judged WHERE judged = 'ok'")
+            tx.execute("DROP TABLE judged")
+        else:
+            known = tx.arrow(stored)
+    if tx.dialect != "duckdb":
+        with scratch() as memory, memory.registered(candidates) as batch, memory.registered(known) as known:
+            counts, rejected = _judge(memory, batch, known, base)
+            tx.insert("events", memory.arrow(f"SELECT {columns} FROM judged WHERE judged = 'ok'"))
+            memory.execute("DROP TABLE judged")
+    sync_items(tx, ws)
+    report = IngestReport(events=counts.get("ok", 0), duplicates=counts.get("duplicate", 0), quarantined=len(rejected))
+    return report, [_verdictrejection(row, taxonomy=ws.taxonomy) for row in rejected]
+
+
+def _judge(db, batch: str, known: str, base: int) -> tuple[dict, list[dict]]:
+    """In `db`, the temp table `judged`: the batch's events, each with its verdict against the stored hashes of
+    their ids (`known`), and the good ones numbered after `base`; returns the counts by verdict and the rows
+    to quarantine."""
+    db.execute(
+        f"""
+        CREATE TEMP TABLE judged AS
+        WITH j AS (
             SELECT c.*, CASE
                 WHEN c.verdict IS NOT NULL THEN c.verdict
                 WHEN stored_hash IS NOT NULL AND stored_hash <> content_hash THEN 'duplicate_event_conflict:event_id'
@@ -305,33 +337,20 @@ def _absorb(tx, ws: Workspace, candidates: pa.Table) -> tuple[IngestReport, list
                 WHEN first_hash <> content_hash THEN 'duplicate_event_conflict:event_id'
                 WHEN nth > 1 THEN 'duplicate'
                 ELSE 'ok' END AS judged
-            FROM {name} c LEFT JOIN (
-                SELECT event_id, min(content_hash) AS stored_hash FROM events
-                WHERE event_id IN (SELECT event_id FROM {name}) GROUP BY event_id
-            ) known USING (event_id)
-            """)
-    base = tx.value("SELECT coalesce(max(seq), 0) FROM events")
-    tx.execute(
-        f"""
-        INSERT INTO events (seq, ingested_at, {_EVENT_COLUMNS})
-        SELECT ? + row_number() OVER (ORDER BY received_at, source, line, event_id), now()::TIMESTAMP, {_EVENT_VALUES}
-        FROM judged WHERE judged = 'ok'
-        """,
-        [base],
-    )
-    counts = {r["judged"]: r["n"] for r in tx.rows("SELECT judged, count(*) AS n FROM judged GROUP BY judged")}
-    rejected = tx.rows(
-        "SELECT source, line, event_id, content_hash, judged AS verdict, pred_label, corr_label FROM judged "
-        "WHERE judged NOT IN ('ok', 'duplicate')"
-    )
-    tx.execute("DROP TABLE judged")
-    sync_items(tx, ws)
-    report = IngestReport(events=counts.get("ok", 0), duplicates=counts.get("duplicate", 0), quarantined=len(rejected))
-    return report, [_verdictrejection(row, taxonomy=ws.taxonomy) for row in rejected]
+            FROM {batch} c LEFT JOIN {known} k USING (event_id)
+        )
+        SELECT *, ? + row_number() OVER (PARTITION BY judged = 'ok' ORDER BY received_at, source, line, event_id)
+               AS seq, now()::TIMESTAMP AS ingested_at
+        FROM j
+        """, [base])
+    counts = {r["judged"]: r["n"] for r in db.rows("SELECT judged, count(*) AS n FROM judged GROUP BY judged")}
+    rejected = db.rows("SELECT source, line, event_id, content_hash, judged, pred_label, corr_label FROM judged "
+                       "WHERE judged NOT IN ('ok', 'duplicate')")
+    return counts, rejected
 
 
 def _verdictrejection(row: dict, *, taxonomy) -> dict:
-    reason, _, where = row["verdict"].partition(":")
+    reason, _, where = row["judged"].partition(":")
     if reason == "unknown_label":
         label = row["pred_label"] if where == "prediction.label" else row["corr_label"]
         message = f"{label!r} is not in the taxonomy{taxonomy.hint(label)}"

@@ -94,9 +94,20 @@ def _low_confidence(ws: Workspace) -> tuple[str, list]:
     return "pred_score < ?", [float(setting)]
 
 
+def _extreme(tx, which: str, value: str, key: str, where: str = "true") -> str:
+    """The aggregate of `value` at the row with the largest (`max`) or smallest (`min`) `key` among the rows
+    `where` holds, NULL values and keys left out: DuckDB's `arg_max`, PostgreSQL's first of an ordered array."""
+    if tx.dialect == "duckdb":
+        return f"arg_{which}({value}, {key}) FILTER (WHERE {where})"
+    order = "DESC" if which == "max" else "ASC"
+    return (f"(array_agg({value} ORDER BY {key} {order}) FILTER (WHERE ({where}) AND ({value}) IS NOT NULL "
+            f"AND {key} IS NOT NULL))[1]")
+
+
 def _rebuild_touched(tx, ws: Workspace) -> None:
     w = weights(ws)
     low, low_params = _low_confidence(ws)
+    source = "coalesce(meta->>'source', meta->>'channel', split_part(source, ':', 1))"
     tx.execute("DELETE FROM items WHERE item_id IN (SELECT item_id FROM touched)")
     tx.execute(
         f"""
@@ -104,13 +115,13 @@ def _rebuild_touched(tx, ws: Workspace) -> None:
         WITH e AS (SELECT * FROM events WHERE item_id IN (SELECT item_id FROM touched)),
         agg AS (
             SELECT item_id,
-                   arg_min(input_text, seq) FILTER (WHERE input_text IS NOT NULL) AS text,
-                   arg_max(pred_label, seq) FILTER (WHERE type = 'prediction') AS pred_label,
-                   arg_max(pred_score, seq) FILTER (WHERE type = 'prediction') AS pred_score,
-                   arg_max(model_version, seq) FILTER (WHERE type = 'prediction') AS model_version,
-                   arg_max(corr_label, ts) FILTER (WHERE type = 'correction') AS corr_label,
+                   {_extreme(tx, "min", "input_text", "seq", "input_text IS NOT NULL")} AS text,
+                   {_extreme(tx, "max", "pred_label", "seq", "type = 'prediction'")} AS pred_label,
+                   {_extreme(tx, "max", "pred_score", "seq", "type = 'prediction'")} AS pred_score,
+                   {_extreme(tx, "max", "model_version", "seq", "type = 'prediction'")} AS model_version,
+                   {_extreme(tx, "max", "corr_label", "ts", "type = 'correction'")} AS corr_label,
                    bool_or(type = 'error') AS has_error,
-                   arg_min(coalesce(meta->>'source', meta->>'channel', split_part(source, ':', 1)), seq) AS source,
+                   {_extreme(tx, "min", source, "seq")} AS source,
                    min(ts) AS first_ts, max(ts) AS last_ts
             FROM e GROUP BY item_id
         ),
@@ -124,7 +135,7 @@ def _rebuild_touched(tx, ws: Workspace) -> None:
         ),
         weights AS (SELECT unnest(?::VARCHAR[]) AS reason, unnest(?::DOUBLE[]) AS weight),
         ranked AS (
-            SELECT item_id, list(DISTINCT reason ORDER BY reason) AS reasons,
+            SELECT item_id, array_agg(DISTINCT reason ORDER BY reason) AS reasons,
                    sum(score * coalesce(weight, 1.0)) AS priority
             FROM reasons LEFT JOIN weights USING (reason) GROUP BY item_id
         ),
