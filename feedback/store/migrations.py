@@ -328,7 +328,7 @@ CREATE INDEX items_recent ON items (last_ts DESC, item_id);
 CREATE UNIQUE INDEX reviews_item_id ON reviews (item_id);
 CREATE INDEX reviews_claimed_by ON reviews (claimed_by) WHERE claimed_by IS NOT NULL;
 CREATE UNIQUE INDEX events_event_id ON events (event_id);
-CREATE INDEX events_seq ON events USING brin (seq);  -- seq only grows: a range index costs ingest nothing
+CREATE INDEX events_seq ON events (seq);
 CREATE INDEX events_item_id ON events (item_id);
 CREATE UNIQUE INDEX decisions_decision_id ON decisions (decision_id);
 CREATE INDEX decisions_item_id ON decisions (item_id);

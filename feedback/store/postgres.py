@@ -4,9 +4,10 @@
 `tx.rows`, `tx.value`, `tx.arrow`, `tx.insert`, `tx.registered`), so capability code runs on
 either. The capabilities' SQL is DuckDB's; the few spellings PostgreSQL lacks are translated here
 (`?` parameters, `DOUBLE`, `[]::T[]`) or defined as functions by the `pg_*` migrations
-(`arg_max`, `list_contains`, `len`, ...). Transactions take the store's advisory lock, so they
-see the serial order the embedded store gives, on any number of machines, and waiters are served
-in arrival order by PostgreSQL's lock queue; reads in `connect()` take no lock (MVCC). Each
+(`arg_max`, `list_contains`, `len`, ...). A transaction takes the store's advisory lock: alone, so
+writers see the serial order the embedded store gives, on any number of machines; or, for reviewers'
+units of work (`atomic(shared=True)`), shared, beside each other, kept apart by row locks. Waiters are
+served in arrival order by PostgreSQL's lock queue; reads in `connect()` take no lock (MVCC). Each
 thread keeps one connection per store; a forked child opens its own.
 
 PostgreSQL's text cannot hold a NUL character: the contract refuses events with one, and any other text
@@ -17,6 +18,7 @@ libpq reads it from $PGPASSWORD or ~/.pgpass.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 import threading
@@ -26,10 +28,10 @@ from typing import Iterator
 
 import orjson
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.numeric import FloatLoader
 from psycopg.types.string import TextLoader
 
@@ -38,6 +40,7 @@ from .embedded import quote
 from .migrations import MIGRATIONS, PG_MIGRATIONS, apply
 from .reads import Reads
 
+_NAMES = itertools.count(1)
 NUL_STAND_IN = "\ufffd"  # what a NUL character in written text becomes (events with one are refused before)
 _LITERAL = re.compile(r"('(?:[^']|'')*'|\"(?:[^\"]|\"\")*\")")
 _DOUBLE = re.compile(r"\bDOUBLE\b(?!\s+PRECISION)", re.I)
@@ -124,7 +127,6 @@ class PgTx:
 
     def __init__(self, con: psycopg.Connection):
         self._con = con
-        self._registered = 0
 
     def execute(self, sql: str, params=None) -> None:
         self._run(sql, params)
@@ -190,8 +192,7 @@ class PgTx:
     @contextmanager
     def registered(self, table: pa.Table) -> Iterator[str]:
         """Make an Arrow table queryable under a temporary name for the duration of the block."""
-        self._registered += 1
-        name = f"_arrow_{self._registered}"
+        name = f"_arrow_{next(_NAMES)}"  # units of work nested on one connection register side by side
         columns = ", ".join(f"{quote(f.name)} {_pg_type(f.type)}" for f in table.schema)
         self._run(f"CREATE TEMP TABLE {name} ({columns})", None)
         self._copy(name, table)
