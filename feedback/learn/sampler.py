@@ -67,7 +67,7 @@ WHERE {_ELIGIBLE}
 ORDER BY i.item_id
 """
 _PROBS = "CAST(json_extract({}, '$.*') AS DOUBLE[])"  # the stored probabilities' values, in the JSON's order
-_TRUSTED = ("SELECT i.text, r.current_label AS label, d.decided_at > (SELECT min(ts) FROM events WHERE "
+_TRUSTED = ("SELECT i.item_id, i.text, r.current_label AS label, d.decided_at > (SELECT min(ts) FROM events WHERE "
             f"type = 'prediction' AND model_version = {_CURRENT}) AS since_model "
             "FROM reviews r JOIN items i USING (item_id) LEFT JOIN decisions d ON d.decision_id = r.label_decision_id "
             "WHERE r.status = 'labeled' AND i.text IS NOT NULL")
@@ -152,8 +152,8 @@ def _plan(ws: Workspace, strategy: str, params: dict, job: Steps) -> dict:
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         pool = _pool(tx, params["recent_runs"])
-        # DuckDB reads them in the items' stored order; PostgreSQL's heap has none to keep, so by id
-        trusted = tx.rows(_TRUSTED if tx.dialect == "duckdb" else _TRUSTED + ' ORDER BY i.item_id COLLATE "C"')
+        # by id, in code point order whatever the store and its collation: the same labels fit the same model
+        trusted = sorted(tx.rows(_TRUSTED), key=lambda row: row["item_id"])
     plan = {"strategy": strategy, "params": params, "pool": pool.num_rows, "scored": 0, "model": None, "picks": []}
     job.advance(stage="scoring the pool")
     try:

@@ -325,6 +325,7 @@ DROP INDEX items_item_id;
 CREATE UNIQUE INDEX items_item_id ON items (item_id);
 CREATE INDEX items_queue ON items (priority DESC, item_id);
 CREATE INDEX items_recent ON items (last_ts DESC, item_id);
+CREATE INDEX items_by_prediction ON items (pred_label, priority DESC, item_id);
 CREATE UNIQUE INDEX reviews_item_id ON reviews (item_id);
 CREATE INDEX reviews_claimed_by ON reviews (claimed_by) WHERE claimed_by IS NOT NULL;
 CREATE UNIQUE INDEX events_event_id ON events (event_id);
