@@ -91,8 +91,9 @@ class Workspace:
         """The team store's PostgreSQL URL (`[store] url`), or None for the embedded file."""
         return self.config["store"].get("url") or None
 
-    def store(self):
-        """The workspace's store, migrated to the current schema on first use in this process."""
+    def store(self, *, migrate: bool = False):
+        """The workspace's store, migrated to the current schema on first use in this process (with `migrate`,
+        checked again: a new store in the place of one this process saw)."""
         busy_timeout = float(self.config["store"]["busy_timeout"])
         if self.store_url:
             from .store.postgres import PgStore
@@ -103,7 +104,7 @@ class Workspace:
 
             store = Store(self.path("store"), busy_timeout=busy_timeout)
             identity = _identity(store.path)
-        if identity not in _MIGRATED:
+        if migrate or identity not in _MIGRATED:
             store.migrate()
             _MIGRATED.add(identity)
         return store
@@ -206,7 +207,7 @@ def init_workspace(root: str | Path, *, dataset: str = "default", labels: list |
     (root / CONFIG_NAME).write_text(_render_config(dataset, entries, store), encoding="utf-8")
     workspace = Workspace(root)
     workspace.path("spool").mkdir(exist_ok=True)
-    workspace.store()
+    workspace.store(migrate=True)  # a file made anew may take the inode of one this process saw removed
     return workspace
 
 
