@@ -112,7 +112,9 @@ def _rebuild_touched(tx, ws: Workspace) -> None:
     tx.execute(
         f"""
         INSERT INTO items
-        WITH e AS (SELECT * FROM events WHERE item_id IN (SELECT item_id FROM touched)),
+        WITH e AS (SELECT item_id, seq, ts, type, input_text, pred_label, pred_score, model_version, corr_label,
+                          {source} AS origin
+                   FROM events WHERE item_id IN (SELECT item_id FROM touched)),
         agg AS (
             SELECT item_id,
                    {_extreme(tx, "min", "input_text", "seq", "input_text IS NOT NULL")} AS text,
@@ -121,7 +123,7 @@ def _rebuild_touched(tx, ws: Workspace) -> None:
                    {_extreme(tx, "max", "model_version", "seq", "type = 'prediction'")} AS model_version,
                    {_extreme(tx, "max", "corr_label", "ts", "type = 'correction'")} AS corr_label,
                    bool_or(type = 'error') AS has_error,
-                   {_extreme(tx, "min", source, "seq")} AS source,
+                   {_extreme(tx, "min", "origin", "seq")} AS source,
                    min(ts) AS first_ts, max(ts) AS last_ts
             FROM e GROUP BY item_id
         ),
