@@ -204,19 +204,19 @@ def after_ingest(ws, n: int) -> list[dict]:
 
 
 @contextmanager
-def recorded():
-    """Record the (sql, params) of every `Tx.rows` call made inside the block."""
-    statements, original = [], Tx.rows
+def recorded(unit=Tx):
+    """Record the (sql, params) of every `rows` call of a unit of work (`Tx`, or `PgTx`) made inside the block."""
+    statements, original = [], unit.rows
 
     def rows(self, sql, params=None):
         statements.append((sql, params))
         return original(self, sql, params)
 
-    Tx.rows = rows
+    unit.rows = rows
     try:
         yield statements
     finally:
-        Tx.rows = original
+        unit.rows = original
 
 
 @contextmanager

@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from itertools import cycle, islice
 from pathlib import Path
 
@@ -280,32 +279,16 @@ def migrate_and_page(tmp: Path, server, labels: list[str], n: int) -> list[dict]
 
 
 def page(ws, n: int, what: str, flt, kwargs: dict) -> dict:
+    from bench.review import recorded
     from feedback.review import queue_page
+    from feedback.store.postgres import PgTx
 
-    with recorded() as statements:
+    with recorded(PgTx) as statements:
         queue_page(ws, flt, limit=50, **kwargs)  # warm-up, and the SELECT the library runs
     ours = median_ms(lambda: queue_page(ws, flt, limit=50, **kwargs))
     return result("team store", f"postgres: queue page of 50, {what}, {n:,} items", ours, "ms",
                   baseline=raw_select_ms(ws.store_url, *statements[-1]), target=f"< {PAGE_TARGET_MS} ms",
                   ok=ours < PAGE_TARGET_MS)
-
-
-@contextmanager
-def recorded():
-    """Record the (sql, params) of every `PgTx.rows` call made inside the block."""
-    from feedback.store.postgres import PgTx
-
-    statements, original = [], PgTx.rows
-
-    def rows(self, sql, params=None):
-        statements.append((sql, params))
-        return original(self, sql, params)
-
-    PgTx.rows = rows
-    try:
-        yield statements
-    finally:
-        PgTx.rows = original
 
 
 def raw_select_ms(url: str, sql: str, params: list) -> float:
