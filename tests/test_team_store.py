@@ -117,14 +117,20 @@ def test_run_locks_hold_across_machines_and_go_with_their_process(tmp_path, pg_u
 
 
 REVIEWER = textwrap.dedent("""
-    import json, sys
+    import json, pathlib, sys, time
     from feedback import Workspace
-    from feedback.review import StaleDecision, decide, next_item
+    from feedback.review import decide, next_item
     from feedback.roles import Actor
-    ws, me = Workspace(sys.argv[1]), Actor(sys.argv[2], "reviewer")
+    ws, me, stop = Workspace(sys.argv[1]), Actor(sys.argv[2], "reviewer"), pathlib.Path(sys.argv[3])
     labels = sorted(ws.taxonomy.names)
     decided = []
-    while (item := next_item(ws, me)) is not None:
+    while True:  # until the queue is empty once the other workers are done
+        item = next_item(ws, me)
+        if item is None:
+            if stop.exists():
+                break
+            time.sleep(0.2)
+            continue
         decide(ws, me, item["item_id"], labels[len(decided) % 4], based_on=item["last_decision_id"], check_stale=True)
         decided.append(item["item_id"])
     print(json.dumps(decided))
@@ -152,11 +158,14 @@ def test_four_reviewer_machines_decide_every_item_once_beside_an_ingest_worker_a
     and the sampler adding items meanwhile: every queued item decided once, by the one reviewer who claimed it."""
     first = machine(tmp_path, "ingest", pg_url)
     ingest_files(first, [events_file(tmp_path / "e.jsonl", 2000)])
+    stop = tmp_path / "workers-done"
     reviewers = [subprocess.Popen([sys.executable, "-c", REVIEWER, str(machine(tmp_path, f"m{k}", pg_url).root),
-                                   f"rev{k}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   f"rev{k}", str(stop)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
                  for k in range(4)]
     worker = subprocess.run([sys.executable, "-c", WORKER, str(first.root), str(tmp_path), "4"], cwd=REPO,
                             capture_output=True, text=True, timeout=600)
+    stop.touch()
     assert worker.returncode == 0, worker.stderr
     outputs = [r.communicate(timeout=600) for r in reviewers]
     assert all(r.returncode == 0 for r in reviewers), [err for _, err in outputs]
