@@ -318,7 +318,7 @@ def _session_claims(ws: Workspace, token: str) -> dict:
     with _session_state(ws) as state:
         key, ended = state.get("key"), state.get("ended", {})
     try:
-        good = key is not None and hmac.compare_digest(_unb64(signature), _sign(key, payload))
+        good = key is not None and hmac.compare_digest(signature, _b64(_sign(key, payload)))
         claims = json.loads(_unb64(payload)) if good else None
     except (ValueError, TypeError):
         claims = None

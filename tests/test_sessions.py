@@ -55,8 +55,13 @@ def test_forged_tampered_and_foreign_tokens_are_refused(team, tmp_path):
     payload, signature = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     forged = base64.urlsafe_b64encode(json.dumps({**claims, "user": "ann"}).encode()).decode().rstrip("=")
-    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
-    for bad in (f"{forged}.{signature}", f"{payload}.{flipped}", "", "garbage", "a.b.c", None):
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    same_bytes = signature[:-1] + alphabet[alphabet.index(signature[-1]) + 1]  # sets a padding bit
+    assert base64.urlsafe_b64decode(same_bytes + "=") == base64.urlsafe_b64decode(signature + "=")
+    flipped = signature[:5] + ("A" if signature[5] != "A" else "B") + signature[6:]
+    bad_tokens = (f"{forged}.{signature}", f"{payload}.{same_bytes}", f"{payload}.{flipped}", "", "garbage", "a.b.c",
+                  f"{payload}.{signature}\u00e9", None)
+    for bad in bad_tokens:
         with pytest.raises(PermissionDenied, match="not a session of this workspace"):
             resume_session(team, bad)
     foreign = init_workspace(tmp_path / "foreign", dataset="x")
