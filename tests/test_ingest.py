@@ -246,6 +246,25 @@ def test_a_segment_with_a_torn_last_line_is_ingested_line_by_line(ws):
     assert quarantined(ws) == {("invalid_json", None, 6)}
 
 
+def test_groups_are_read_ahead_and_stored_in_order_a_torn_segment_among_them(ws, monkeypatch):
+    monkeypatch.setattr("feedback.capture.ingest.GROUP_BYTES", 1)  # a group per segment: the next read ahead
+    for segment in range(4):
+        client = Client(ws)
+        for i in range(3):
+            client.capture(prediction(f"s{segment}-r{i}"))
+        client.flush()
+    sealed = sorted((ws.path("spool") / "sealed").iterdir())
+    assert len(sealed) == 4
+    with open(sealed[2], "ab") as f:
+        f.write(b'{"type": "predic')
+    report = ingest_spool(ws)
+    assert (report.events, report.quarantined, report.sources) == (12, 1, 4)
+    rows = ws.store().rows("SELECT item_id, source FROM events ORDER BY seq")
+    assert [r["item_id"] for r in rows] == [f"s{s}-r{i}" for s in range(4) for i in range(3)]
+    assert [r["source"] for r in rows] == [f"spool:{p.name}" for p in sealed for _ in range(3)]
+    assert not list((ws.path("spool") / "sealed").iterdir())
+
+
 def test_open_taxonomy_accepts_any_label(open_ws):
     client = Client(open_ws)
     client.capture(prediction(label="anything_goes"))

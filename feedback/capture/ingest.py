@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -84,11 +85,12 @@ def ingest_spool(ws: Workspace, *, progress: Progress | None = None) -> IngestRe
         return report
     done = _recorded(ws.store(), list(sizes))
     job = Steps(progress, sum(sizes.values()), "bytes ingested")
-    for group in _groups([s for s in sizes if s not in done], sizes):
-        report.add(_ingest_segments(ws, group))
-        job.advance(sum(sizes[s] for s in group))
-        for segment in group:
-            spool.archive(segment)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedback-ingest-reader") as reader:
+        for group, shaped in _read_ahead(ws, reader, _groups([s for s in sizes if s not in done], sizes)):
+            report.add(_ingest_segments(ws, group, shaped))
+            job.advance(sum(sizes[s] for s in group))
+            for segment in group:
+                spool.archive(segment)
     for segment in done:
         spool.archive(segment)
     job.finish()
@@ -148,15 +150,33 @@ def _groups(segments: list[Path], sizes: dict[Path, int]) -> Iterable[list[Path]
         yield group
 
 
-def _ingest_segments(ws: Workspace, segments: list[Path]) -> IngestReport:
-    """Fast path: DuckDB reads the segments (in memory, the store not held); an unreadable one takes the
-    line-by-line path."""
+def _read_ahead(ws: Workspace, reader: ThreadPoolExecutor, groups: Iterable[list[Path]]):
+    """Each group with the future of its shaped events, the next group's shaping already under way in `reader`
+    (so the store's work on one group and the reading of the next overlap)."""
+    ahead = None
+    for group in groups:
+        shaped = reader.submit(_shape_segments, ws, group)
+        if ahead:
+            yield ahead
+        ahead = group, shaped
+    if ahead:
+        yield ahead
+
+
+def _shape_segments(ws: Workspace, segments: list[Path]) -> pa.Table:
+    """The segments' events, read by DuckDB and shaped in memory, the store not held."""
+    with scratch() as memory:
+        return _shape(ws, memory, f"SELECT * EXCLUDE (filename), 'spool:' || parse_filename(filename) "
+                                  f"AS source, NULL::BIGINT AS line FROM read_json(?, format = "
+                                  f"'newline_delimited', columns = {_SPOOL_COLUMNS}, filename = true)",
+                      [[str(s) for s in segments]])
+
+
+def _ingest_segments(ws: Workspace, segments: list[Path], shaped: Future | None = None) -> IngestReport:
+    """Fast path: the segments' shaped events (`shaped`, or shaped now) go in in one transaction; an
+    unreadable segment takes the line-by-line path."""
     try:
-        with scratch() as memory:
-            candidates = _shape(ws, memory, f"SELECT * EXCLUDE (filename), 'spool:' || parse_filename(filename) "
-                                            f"AS source, NULL::BIGINT AS line FROM read_json(?, format = "
-                                            f"'newline_delimited', columns = {_SPOOL_COLUMNS}, filename = true)",
-                                [[str(s) for s in segments]])
+        candidates = shaped.result() if shaped else _shape_segments(ws, segments)
     except StoreError:
         if len(segments) > 1:
             report = IngestReport()
@@ -164,6 +184,8 @@ def _ingest_segments(ws: Workspace, segments: list[Path]) -> IngestReport:
                 report.add(_ingest_segments(ws, [segment]))
             return report
         segment = segments[0]
+        if not segment.exists():  # ingested and archived by an overlapping run since it was listed
+            return IngestReport()
         report = _ingest_records(ws, _spool_records(segment), source=f"spool:{segment.name}", id_prefix=None)
         _record_source(ws, f"spool:{segment.name}", "spool", None, report)
         return report
