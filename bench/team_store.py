@@ -13,7 +13,8 @@ reviewers: a queue of about 20,000 items (BANKING77 sample events spooled with f
 queue page: `review.queue_page` on a PostgreSQL store of 1,000,000 items (the migrated workspace below), with
            the reviewer filters of bench/review.py, median of several calls, against the same SELECT run with
            psycopg on an open connection. Target under 100 ms.
-ingest:    `ingest_spool` of 1,000,000 spooled events into a PostgreSQL workspace, against COPY of the same
+ingest:    `ingest_spool` of 1,000,000 spooled events (sample events, fresh item ids per pass) into a PostgreSQL
+           workspace, against COPY of the same
            rows (as CSV, exported from the stored events) into a plain table with the events table's columns.
            Target at least 0.5x COPY's rate. Beside it, the floor: COPY into a table with the events' keys
            and indexes too (event id, item, seq), which any store that finds events by them must keep.
@@ -315,13 +316,12 @@ def median_ms(call) -> float:
 # --- ingest into PostgreSQL ---------------------------------------------------------------------------------
 
 def ingest(tmp: Path, server, events: list[dict], labels: list[str], n: int) -> list[dict]:
-    from bench.capture_ingest import spool_events
     from feedback import ingest_spool, init_workspace
 
     url = server.create_database("ingest")
     ws = init_workspace(tmp / "ingest", dataset="bench", labels=labels, store=url)
     start = time.perf_counter()
-    spool_events(ws, events, n)
+    spool_items(ws, events, n)  # a production log: each request its own item, corrections and errors on it
     spooled = time.perf_counter() - start
     start = time.perf_counter()
     report = ingest_spool(ws)
