@@ -14,8 +14,8 @@ queue page: `review.queue_page` on a PostgreSQL store of 1,000,000 items (the mi
            the reviewer filters of bench/review.py, median of several calls, against the same SELECT run with
            psycopg on an open connection. Target under 100 ms.
 ingest:    `ingest_spool` of 1,000,000 spooled events (sample events, fresh item ids per pass) into a PostgreSQL
-           workspace, against COPY of the same
-           rows (as CSV, exported from the stored events) into a plain table with the events table's columns.
+           workspace, against COPY of the same rows (as CSV, exported from the stored events) into a plain
+           table with the events table's columns.
            Target at least 0.5x COPY's rate. Beside it, the floor: COPY into a table with the events' keys
            and indexes too (event id, item, seq), which any store that finds events by them must keep.
 migrate:   `workspace.move_store` (what `feedback store migrate --to URL` runs) of a file workspace of 1,000,000

@@ -76,8 +76,10 @@ class IngestReport:
 def ingest_spool(ws: Workspace, *, progress: Progress | None = None) -> IngestReport:
     """Absorb every sealed spool segment into the store.
 
-    Runs may overlap (two ingest loops, a cron run beside a loop): each group's transaction skips the
-    segments another run recorded meanwhile, and a segment another run archived is simply gone.
+    Segments go in by groups, one transaction each, in order; the next group is read and shaped in a thread
+    while the store takes the current one. Runs may overlap (two ingest loops, a cron run beside a loop): each
+    group's transaction skips the segments another run recorded meanwhile, and a segment another run archived
+    is simply gone.
     """
     report = IngestReport()
     sizes = spool.sizes(spool.sealed_segments(ws.path("spool")))
