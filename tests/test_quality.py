@@ -64,7 +64,7 @@ def labeled(open_ws, tmp_path):
     rng = np.random.default_rng(7)
     label = {e["item_id"]: e["prediction"]["label"] for e in chosen}
     flipped = set(rng.choice(sorted(label), 24, replace=False).tolist())
-    for item_id in flipped:
+    for item_id in sorted(flipped):  # set order follows the hash seed: one planting per run, whatever the seed
         label[item_id] = rng.choice([x for x in intents if x != label[item_id]])
     groups = defaultdict(list)
     for item_id, name in label.items():
