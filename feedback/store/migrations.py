@@ -277,6 +277,29 @@ CREATE TABLE hook_runs (
 )
 """,
     ),
+    (
+        # A change is one row; its undo appends a copy of that row with undone_at and undone_by set.
+        "012_taxonomy_changes",
+        """
+CREATE TABLE taxonomy_changes (
+    change_id VARCHAR,
+    kind VARCHAR,
+    labels_from VARCHAR[],
+    labels_to VARCHAR[],
+    actor VARCHAR,
+    changed_at TIMESTAMP,
+    note VARCHAR,
+    undone_at TIMESTAMP,
+    undone_by VARCHAR
+);
+CREATE TABLE taxonomy_items (
+    change_id VARCHAR,
+    item_id VARCHAR,
+    label_before VARCHAR,
+    label_after VARCHAR
+)
+""",
+    ),
 ]
 
 
@@ -348,5 +371,10 @@ CREATE UNIQUE INDEX sampler_runs_run_id ON sampler_runs (run_id);
 CREATE INDEX sampler_picks_item_id ON sampler_picks (item_id);
 CREATE UNIQUE INDEX releases_number ON releases (dataset, number);
 CREATE INDEX releases_release_id ON releases (release_id)
+"""),
+    ("pg_003_taxonomy_indexes", """
+CREATE INDEX taxonomy_changes_change_id ON taxonomy_changes (change_id);
+CREATE INDEX taxonomy_items_item_id ON taxonomy_items (item_id);
+CREATE INDEX taxonomy_items_change_id ON taxonomy_items (change_id)
 """),
 ]
