@@ -1,6 +1,6 @@
 """Who may do what, and who is acting. Reviewers decide; leads also adjudicate, set gold, undo
-others' work, publish releases and let one through a failing quality gate; admins also change
-the taxonomy, manage users and purge data.
+others' work, change the taxonomy, publish releases and let one through a failing quality gate;
+admins also manage users and purge data.
 
 Users live in `users.json` beside feedback.toml, readable by its owner only (mode 0600): each
 with a role, a salted scrypt password hash and personal API tokens (stored as SHA-256 hashes,
@@ -53,7 +53,7 @@ PERMISSIONS = {
     "undo_others": "lead",
     "release": "lead",
     "override_gates": "lead",
-    "change_taxonomy": "admin",
+    "change_taxonomy": "lead",  # leads own what labels mean: every change is logged and undoable
     "manage_users": "admin",
     "purge": "admin",
 }
@@ -279,7 +279,7 @@ def revoke_token(ws: Workspace, by: Actor, token_id: str) -> None:
 
 
 def add_label(ws: Workspace, by: Actor, name: str, *, description: str = "", hotkey: str = "") -> Workspace:
-    """Add a label to the taxonomy (admins); a fixed taxonomy accepts it from then on."""
+    """Add a label to the taxonomy (leads); a fixed taxonomy accepts it from then on."""
     by.require(ws, "change_taxonomy")
     if not name or name in ("skip", "junk", "unsure"):
         raise FeedbackError(f"{name!r} cannot be a label: it is empty or names a decision (skip, junk, unsure)")

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from .errors import WorkspaceError
 
 CONFIG_NAME = "feedback.toml"
+LABEL_STATUSES = ("active", "deprecated", "retired")
 _MIGRATED: set[tuple] = set()
 ENV_VAR = "FEEDBACK_WORKSPACE"
 DEFAULT_SPLITS = {"train": 0.8, "validation": 0.1, "test": 0.1}  # `[release] splits`: name -> share
@@ -34,9 +35,18 @@ DEFAULTS = {
 
 @dataclass(frozen=True)
 class Label:
+    """A label of the list; its class id is its position. `status`: active, deprecated (no new labels) or
+    retired (by taxonomy change `change`; `replaced_by` the labels that took it over); `renamed_from` its
+    former names, `added` the change that appended it (both kept by `feedback.review.taxonomy`)."""
+
     name: str
     description: str = ""
     hotkey: str = ""
+    status: str = "active"
+    change: str = ""
+    replaced_by: tuple[str, ...] = ()
+    renamed_from: tuple[str, ...] = ()
+    added: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,14 +58,43 @@ class Taxonomy:
 
     @property
     def names(self) -> frozenset[str]:
+        """Every label of the list, retired and deprecated ones too."""
         return frozenset(label.name for label in self.labels)
 
+    @property
+    def offered(self) -> tuple[str, ...]:
+        """The labels a reviewer may give now, in the list's order (what the app offers)."""
+        return tuple(label.name for label in self.labels if label.status == "active")
+
+    @property
+    def retired(self) -> frozenset[str]:
+        return frozenset(label.name for label in self.labels if label.status == "retired")
+
     def accepts(self, name: str) -> bool:
-        return self.mode == "open" or name in self.names
+        """Whether capture takes an event with this label: in a fixed taxonomy, every name ever in the list."""
+        return self.mode == "open" or name in self.names or any(name in label.renamed_from for label in self.labels)
+
+    def refusal(self, name: str) -> str | None:
+        """Why a reviewer may not give this label now, or None when they may."""
+        found = {label.name: label for label in self.labels}.get(name)
+        if found is None:
+            renamed = [label.name for label in self.labels if name in label.renamed_from]
+            if renamed:
+                return f"label {name!r} was renamed to {renamed[0]!r}; use {renamed[0]!r}"
+            if self.mode == "open":
+                return None
+            return f"label {name!r} is not in the taxonomy{self.hint(name) or '; see `feedback labels`'}"
+        if found.status == "retired":
+            use = " or ".join(repr(n) for n in found.replaced_by)
+            return (f"label {name!r} was retired by taxonomy change {found.change}, "
+                    + (f"use {use}" if use else "no label replaces it"))
+        if found.status == "deprecated":
+            return f"label {name!r} is deprecated (taxonomy change {found.change}): no new labels"
+        return None
 
     def hint(self, name: str) -> str:
         """A "did you mean" for a label the taxonomy refused (empty when nothing is close)."""
-        close = difflib.get_close_matches(name, sorted(self.names), n=1)
+        close = difflib.get_close_matches(name, sorted(self.offered), n=1)
         return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -164,7 +203,13 @@ def _parse_taxonomy(section: dict, path: Path) -> Taxonomy:
         entry = {"name": entry} if isinstance(entry, str) else entry
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
             raise WorkspaceError(f"{path}: taxonomy.labels[{i}] needs a non-empty 'name'")
-        labels.append(Label(entry["name"], entry.get("description", ""), entry.get("hotkey", "")))
+        if entry.get("status", "active") not in LABEL_STATUSES:
+            raise WorkspaceError(f"{path}: taxonomy.labels[{i}] status is {entry['status']!r}; use one of "
+                                 f"{', '.join(LABEL_STATUSES)}")
+        labels.append(Label(entry["name"], entry.get("description", ""), entry.get("hotkey", ""),
+                            entry.get("status", "active"), entry.get("change", ""),
+                            tuple(entry.get("replaced_by", ())), tuple(entry.get("renamed_from", ())),
+                            entry.get("added", "")))
     return Taxonomy(mode, tuple(labels))
 
 
