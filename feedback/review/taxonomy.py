@@ -92,7 +92,8 @@ def undo_change(ws: Workspace, actor: Actor, change_id: str) -> dict:
             raise FeedbackError(f"taxonomy change {change_id} cannot be undone while {', '.join(later)} builds on "
                                 f"its labels; undo {later[-1]} first")
         brought = _brought_in(ws, change)
-        used = tx.value("SELECT count(*) FROM (SELECT decided_at AS made_at FROM decisions WHERE kind != 'undo' AND label IN "
+        used = tx.value("SELECT count(*) FROM (SELECT decided_at AS made_at FROM decisions WHERE kind != 'undo' AND decision_id "
+                        "NOT IN (SELECT undoes FROM decisions WHERE undoes IS NOT NULL) AND label IN "
                         "(SELECT unnest(?::VARCHAR[])) UNION ALL SELECT set_at FROM gold WHERE label IN "
                         "(SELECT unnest(?::VARCHAR[]))) AS d WHERE made_at >= ?", [brought, brought, change["changed_at"]])
         if used:
