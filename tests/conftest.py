@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from feedback import init_workspace, Workspace
 from feedback.cli import main
+from feedback.config_file import toml_value
 
 LABELS = ["card_arrival", "card_linking", "refund_not_showing_up", "lost_or_stolen_card"]
 
@@ -39,6 +40,24 @@ def set_config(ws: Workspace, key: str, value) -> Workspace:
     text, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", path.read_text(), flags=re.M)
     assert n == 1, key
     path.write_text(text)
+    return Workspace(ws.root)
+
+
+def configure(ws: Workspace, section: str, **values) -> Workspace:
+    """Set keys in one section of feedback.toml (adding a missing key or section) and reload the workspace."""
+    path = ws.root / "feedback.toml"
+    text = path.read_text()
+    if not re.search(rf"^\[{re.escape(section)}\]$", text, flags=re.M):
+        text = text.rstrip("\n") + f"\n\n[{section}]\n"
+    start = re.search(rf"^\[{re.escape(section)}\]$", text, flags=re.M).end()
+    end = next(re.compile(r"^\[", flags=re.M).finditer(text, start), None)
+    end = end.start() if end else len(text)
+    body = text[start:end]
+    for key, value in values.items():
+        line = f"{key} = {toml_value(value)}"
+        body, n = re.subn(rf"^{re.escape(key)} = .*$", lambda _: line, body, flags=re.M)
+        body = body if n else "\n" + line + body
+    path.write_text(text[:start] + body + text[end:])
     return Workspace(ws.root)
 
 
