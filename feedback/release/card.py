@@ -55,6 +55,7 @@ def render_card(manifest: dict) -> str:
         _gates(m),
         _caveats(m),
         _changes(m),
+        _taxonomy_changes(m),
         f"## License and credit\n\nLicense: {m['license']['license']}\n\n{m['license']['credit'] or 'No credit recorded.'}",
     ]
     return "\n\n".join(sections) + "\n"
@@ -156,6 +157,25 @@ def _changes(m: dict) -> str:
     matrix = ", ".join(f"{r['from']} -> {r['to']} ({r['count']})" for r in d["relabel_matrix"][:10])
     return (f"## Changes from the parent\n\n{d['added']:,} added, {d['removed']:,} removed, {d['relabeled']:,} "
             f"relabeled{': ' + matrix if matrix else ''}; {d['split_moves']} split moves. Details in `diff.json`.")
+
+
+def _taxonomy_changes(m: dict) -> str:
+    names = m.get("class_names", [])
+    retired = [f"{names.index(n)} {n}" for n in m.get("retired_classes", [])]
+    lines = [f"- `{c['change_id']}` {_describe(c)} by {c['by']} on {c['changed_at'][:10]}: {c['examples']:,} examples "
+             f"of this release touched{' (undone ' + c['undone_at'][:10] + ')' if c['undone_at'] else ''}"
+             f"{'; ' + c['note'] if c['note'] else ''}" for c in m.get("taxonomy_changes", [])]
+    text = "\n".join(lines) or "None since the parent release."
+    if retired:
+        text += (f"\n\nRetired classes (ids kept, no examples): {', '.join(retired)}. A retired id is never given to "
+                 "another label; a model trained on an earlier release may still predict it.")
+    return f"## Taxonomy changes\n\n{text}"
+
+
+def _describe(c: dict) -> str:
+    old, new = ", ".join(c["labels_from"]), ", ".join(c["labels_to"])
+    return {"rename": f"rename {old} -> {new}", "merge": f"merge {old} into {new}", "split": f"split {old} into {new}",
+            "remove": f"remove {old}", "deprecate": f"deprecate {old}"}[c["kind"]]
 
 
 def _credit_section(readme) -> str:

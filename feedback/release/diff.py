@@ -2,7 +2,8 @@
 
 Examples added and removed, relabeled (with a from -> to matrix), split moves (a release
 never makes any; a non-zero count means the two are not parent and child), and the
-change of each label's count and each split's size. Up to `SAMPLE` ids of each kind.
+change of each label's count and each split's size. Up to `SAMPLE` ids of each kind. And the
+taxonomy changes made since the parent, each with the examples of the new release it touched.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import pyarrow.compute as pc
 
 SAMPLE = 20
 COLUMNS = ["id", "split", "label"]
+
+
 def diff_indexes(old: pa.Table | None, new: pa.Table) -> dict:
     """The difference from index `old` (None for a first release) to index `new`, as plain data."""
     new = new.select(COLUMNS)
@@ -63,3 +66,14 @@ def _change(before: pa.ChunkedArray, after: pa.ChunkedArray, name: str) -> list[
 def _counts(column: pa.ChunkedArray) -> dict[str, int]:
     counted = pc.value_counts(column)
     return dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
+
+
+def taxonomy_changes(changes: list[dict], touched: pa.Table, index: pa.Table) -> list[dict]:
+    """Each taxonomy change (`review.taxonomy.changes`) with `examples`: how many of the release's examples
+    (`index`) it touched; `touched` holds (change_id, item_id) of every item each change touched."""
+    mine = touched.filter(pc.is_in(touched["item_id"], value_set=index["id"].combine_chunks()))
+    counts = _counts(mine["change_id"]) if mine.num_rows else {}
+    return [{"change_id": c["change_id"], "kind": c["kind"], "labels_from": c["labels_from"],
+             "labels_to": c["labels_to"], "by": c["actor"], "changed_at": c["changed_at"].isoformat(),
+             "note": c["note"], "undone_at": c["undone_at"] and c["undone_at"].isoformat(),
+             "examples": counts.get(c["change_id"], 0)} for c in changes]

@@ -4,7 +4,8 @@ Each gate gives `pass`, `fail`, `warn` (never stops a build) or `skip` (does not
 a detail that says what to fix, and up to `SAMPLE` example ids. Thresholds come from
 `[release.gates]` in feedback.toml:
 - schema: ids unique, text and label present and not blank, columns of the declared types;
-- taxonomy: with a fixed taxonomy, every label is in it;
+- taxonomy: no label was retired or renamed away by a taxonomy change (either taxonomy), and with a fixed
+  taxonomy every label is in it;
 - conflicts: copies of one text (the same once normalised) carry one label, else `fail`; near-duplicates
   with different labels only `warn` (near-copies may differ in a word that matters; mark them "not
   duplicates", or relabel them);
@@ -13,7 +14,9 @@ a detail that says what to fix, and up to `SAMPLE` example ids. Thresholds come 
   at least `min_overlap` items have label decisions by two or more reviewers;
 - min_per_label: every label present has >= `min_per_label` examples;
 - label_shift: the label distribution moved less than `max_label_shift` (total variation
-  distance) from the parent release, else `warn`.
+  distance) from the parent release, else `warn`;
+- second_review: `warn` when examples wait for a second reviewer (review status `second_review`): they ship
+  the label the rule trusted before the disagreement.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..review.renames import label_map
 from ..workspace import Workspace
 from .files import DATA_SCHEMA
 from .split import spanning
@@ -53,6 +57,7 @@ def run_gates(ws: Workspace, examples: pa.Table, *, same_text: np.ndarray, dupli
         _agreement(agreement, config["min_agreement"], config["min_overlap"]),
         _min_per_label(counts, config["min_per_label"]),
         _label_shift(counts, parent_counts, config["max_label_shift"]),
+        _second_review(examples),
     ]
 
 
@@ -86,9 +91,18 @@ def _schema(examples: pa.Table) -> dict:
 
 
 def _taxonomy(ws: Workspace, examples: pa.Table) -> dict:
+    labels = examples["label"]
+    with ws.store().connect() as tx:
+        gone = label_map(tx)
+    retired = sorted(set(gone) | ws.taxonomy.retired)
+    held = _rows_with(labels, retired)
+    if len(held):
+        found = Counter(labels.take(pa.array(held, pa.int64())).to_pylist())
+        names = ", ".join(f"{k} ({v})" + (f" -> {gone[k]}" if gone.get(k) else "") for k, v in sorted(found.items()))
+        return _result("taxonomy", "fail", f"labels retired by taxonomy changes: {names}; relabel those items "
+                       "(feedback queue --reason taxonomy) or undo the change (feedback taxonomy log)", _ids(examples, held))
     if ws.taxonomy.mode == "open":
         return _result("taxonomy", "skip", "open taxonomy: any label is accepted")
-    labels = examples["label"]
     outside = np.flatnonzero(np.asarray(pc.invert(pc.is_in(labels, pa.array(sorted(ws.taxonomy.names), pa.string())))))
     if len(outside):
         found = Counter(labels.take(pa.array(outside, pa.int64())).to_pylist())
@@ -96,6 +110,23 @@ def _taxonomy(ws: Workspace, examples: pa.Table) -> dict:
         return _result("taxonomy", "fail", f"labels not in the taxonomy: {names}; add them to [taxonomy] in "
                        "feedback.toml or relabel the examples", _ids(examples, outside))
     return _result("taxonomy", "pass", f"every label is in the fixed taxonomy of {len(ws.taxonomy.names)}")
+
+
+def _rows_with(column: pa.ChunkedArray, values: list) -> np.ndarray:
+    return np.flatnonzero(np.asarray(pc.is_in(column, pa.array(values, column.type)).fill_null(False)))
+
+
+def _second_review(examples: pa.Table) -> dict:
+    """Examples waiting for a second reviewer (none when the selection carries no `review_status`)."""
+    if "review_status" not in examples.column_names:
+        return _result("second_review", "pass", "no example waits for a second review")
+    waiting = _rows_with(examples["review_status"], ["second_review"])
+    if not len(waiting):
+        return _result("second_review", "pass", "no example waits for a second review")
+    sample = ", ".join(_ids(examples, waiting)[:5])
+    return _result("second_review", "warn", f"{_count(len(waiting), 'example waits', 'examples wait')} for a second "
+                   f"reviewer and ship the label trusted before the disagreement (e.g. {sample}); see "
+                   "`feedback queue --reason second_review`", _ids(examples, waiting))
 
 
 def _spanning(gate: str, examples: pa.Table, groups: np.ndarray, codes: np.ndarray, show, what: tuple[str, str],

@@ -33,13 +33,14 @@ from .. import hooks
 from ..errors import FeedbackError, NotFound
 from ..learn.jobs import job_lock
 from ..progress import Progress, Steps
+from ..review import taxonomy
 from ..review.agreement import reviewer_agreement
 from ..roles import Actor, local_actor, users
 from ..workspace import DEFAULT_SPLITS, Workspace, find_workspace
 from .build import build, to_json, write_release
 from .card import license_and_credit
 from .choices import FORMATS, GATES, GROUP_BY
-from .diff import diff_indexes
+from .diff import diff_indexes, taxonomy_changes
 from .files import CARD, INDEX, MANIFEST, SUMS, Destination, anchor, check_files, read_splits
 from .fitness import fitness_gate
 from .gates import DEFAULTS as GATE_DEFAULTS
@@ -127,7 +128,8 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
             "created_at": _now().isoformat(), "created_by": by.name,
             "examples": built["examples"].num_rows, "schema": built["schema"], "split_policy": built["split_policy"],
             "splits": built["splits"], "labels": built["labels"], "missing_labels": _missing(ws, built["labels"]),
-            "class_names": built["class_names"],
+            "class_names": built["class_names"], "retired_classes": built["retired_classes"],
+            "taxonomy_changes": built["taxonomy_changes"],
             "provenance": _provenance(built["examples"]), "agreement": measured and {
                 "alpha": measured["alpha"], "items_with_overlap": measured["items_with_overlap"]},
             "gates": gates,
@@ -139,7 +141,7 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
                        "code_version": package_version("feedback-workbench"), "destination": dest.location},
         }
         diff = {"from": parent and parent["version"], "to": f"v{number}",
-                **diff_indexes(parent_index, built["index"])}
+                **diff_indexes(parent_index, built["index"]), "taxonomy_changes": built["taxonomy_changes"]}
         manifest["diff"] = {k: diff[k] for k in ("added", "removed", "relabeled", "split_moves", "relabel_matrix")}
         job.advance(stage="writing the files")
         recorded, outcome = _publish(ws, dest, number, built, manifest, diff, cfg)
@@ -166,6 +168,7 @@ def _candidate(ws: Workspace, cfg: dict, selection: Selection, records: list[dic
     """The next release's examples read, built and gated: (read, built, agreement, gates, parent index)."""
     parent = records[-1] if records else None
     parent_index = _read_index(parent) if parent else None
+    taxonomy.sync(ws)  # class names come from feedback.toml: bring it up to the store's log of taxonomy changes
     read = read_examples(ws, selection, salt=salt, memory_limit=cfg["memory_limit"],
                          parent_ids=None if parent is None else parent_index.select(["id"]),
                          parent_decided=parent and _decided(parent))
@@ -175,6 +178,7 @@ def _candidate(ws: Workspace, cfg: dict, selection: Selection, records: list[dic
     job.advance(stage="splitting")
     built = build(cfg, read["examples"], _known_splits(records), salt=salt, apart=read["apart"],
                   class_names=_class_names(ws, read["examples"]["label"], parent))
+    built.update(_taxonomy_parts(ws, built, parent))
     job.advance(stage="running the gates")
     measured = reviewer_agreement(ws) if read["overlap_items"] else None
     gates = run_gates(ws, built["examples"], same_text=built["same_text"], duplicates=built["duplicates"],
@@ -280,7 +284,10 @@ def verify_release(ws: Workspace | None, ref: str, *, progress: Progress | None 
 def diff_releases(ws: Workspace, a: str, b: str) -> dict:
     """What changed from release `a` to release `b`."""
     old, new = resolve(ws, a), resolve(ws, b)
-    return {"from": _ref(old), "to": _ref(new), **diff_indexes(_read_index(old), _read_index(new))}
+    index = _read_index(new)
+    log, touched = taxonomy.changes_since(ws, old["created_at"], new["created_at"])
+    return {"from": _ref(old), "to": _ref(new), **diff_indexes(_read_index(old), index),
+            "taxonomy_changes": taxonomy_changes(log, touched, index)}
 
 
 def lineage(ws: Workspace, ref: str, item_id: str) -> dict:
@@ -506,18 +513,30 @@ def _label_totals(release: dict) -> dict[str, int]:
 
 
 def _missing(ws: Workspace, labels: dict) -> list[str]:
-    return sorted(ws.taxonomy.names - set(labels)) if ws.taxonomy.mode == "fixed" else []
+    return sorted(ws.taxonomy.names - ws.taxonomy.retired - set(labels)) if ws.taxonomy.mode == "fixed" else []
 
 
 def _class_names(ws: Workspace, labels: pa.ChunkedArray, parent: dict | None) -> list[str]:
-    """The labels as classes, numbered stably across releases: the taxonomy's order (fixed), else the parent's
-    classes and then the new labels, sorted; a trainer's class ids keep their meaning from release to release."""
+    """The labels as classes, numbered stably across releases: the taxonomy's order (fixed; retired labels keep
+    their place), else the parent's classes (renamed in place by taxonomy renames) and then the new labels,
+    sorted; a trainer's class ids keep their meaning from release to release."""
     if ws.taxonomy.mode == "fixed":
         known = [label.name for label in ws.taxonomy.labels]
     else:
-        known = list(parent["manifest"].get("class_names", [])) if parent else []
+        renamed = taxonomy.renamed(ws)
+        known = [renamed.get(n, n) for n in parent["manifest"].get("class_names", [])] if parent else []
     seen = set(known)
     return known + sorted(set(pc.unique(labels).to_pylist()) - seen)
+
+
+def _taxonomy_parts(ws: Workspace, built: dict, parent: dict | None) -> dict:
+    """The classes that taxonomy changes retired, and the changes made (or undone) since the parent release,
+    each with the examples of this release it touched."""
+    since = parent and datetime.fromisoformat(parent["manifest"]["created_at"])
+    log, touched = taxonomy.changes_since(ws, since)
+    retired = set(taxonomy.label_mapping(ws)) | ws.taxonomy.retired
+    return {"retired_classes": [n for n in built["class_names"] if n in retired],
+            "taxonomy_changes": taxonomy_changes(log, touched, built["index"])}
 
 
 def _provenance(examples: pa.Table) -> dict:

@@ -32,8 +32,8 @@ from .queue import log_reasons
 from .renames import label_map
 from .state import sync_items, write_reviews
 
-__all__ = ["KINDS", "changes", "deprecate", "label_overview", "merge", "preview", "remove", "rename", "split",
-           "sync", "undo_change"]
+__all__ = ["KINDS", "changes", "changes_since", "deprecate", "label_mapping", "label_overview", "merge", "preview",
+           "remove", "rename", "renamed", "split", "sync", "undo_change"]
 
 KINDS = ("rename", "merge", "split", "remove", "deprecate")
 _RETIRING = ("merge", "split", "remove")
@@ -126,6 +126,38 @@ def changes(ws: Workspace) -> list[dict]:
             for r in rows if r["undone_at"] is None]
 
 
+def changes_since(ws: Workspace, since: datetime | None, until: datetime | None = None) -> tuple[list[dict], pa.Table]:
+    """The changes made or undone after `since` and up to `until` (None: no bound), as `changes` gives them (an
+    undo after `until` not shown), and their items as a table (change_id, item_id): what a release records of
+    the taxonomy since its parent."""
+    def within(at):
+        return at is not None and (since is None or at > since) and (until is None or at <= until)
+
+    fresh = [{**c, **({} if within(c["undone_at"]) else {"undone_at": None, "undone_by": None})}
+             for c in changes(ws) if within(c["changed_at"]) or within(c["undone_at"])]
+    with ws.store().connect() as tx:
+        touched = tx.arrow("SELECT change_id, item_id FROM taxonomy_items WHERE change_id IN "
+                           "(SELECT unnest(?::VARCHAR[]))", [[c["change_id"] for c in fresh]])
+    return fresh, touched
+
+
+def label_mapping(ws: Workspace) -> dict[str, str | None]:
+    """`renames.label_map` of the workspace's store: each label the changes in force replaced, and by what."""
+    with ws.store().connect() as tx:
+        return label_map(tx)
+
+
+def renamed(ws: Workspace) -> dict[str, str]:
+    """Each former name of a label renamed by the changes in force, and its name now."""
+    former: dict[str, str] = {}
+    with ws.store().connect() as tx:
+        for c in tx.rows(_LIVE):
+            if c["kind"] == "rename":
+                old, new = c["labels_from"][0], c["labels_to"][0]
+                former = {k: (new if v == old else v) for k, v in former.items()} | {old: new}
+    return former
+
+
 def label_overview(ws: Workspace) -> list[dict]:
     """The labels with class id, status and the items currently labeled with each (the Taxonomy page's table);
     in an open taxonomy, the labels items carry, without ids."""
@@ -197,7 +229,7 @@ def _checked(ws: Workspace, kind: str, labels: list[str], into: list[str]) -> tu
     """The change's labels, or every problem with them in one error."""
     if kind not in KINDS:
         raise FeedbackError(f"taxonomy change {kind!r}: use one of {', '.join(KINDS)}")
-    tx_map = _map(ws)
+    tx_map = label_mapping(ws)
     known = _known(ws, tx_map)
     problems = []
     for name in dict.fromkeys(labels):
@@ -289,11 +321,6 @@ _CHANGE_SCHEMA = pa.schema([
     ("labels_to", pa.list_(pa.string())), ("actor", pa.string()), ("changed_at", pa.timestamp("us")),
     ("note", pa.string()), ("undone_at", pa.timestamp("us")), ("undone_by", pa.string()),
 ])
-
-
-def _map(ws: Workspace) -> dict[str, str | None]:
-    with ws.store().connect() as tx:
-        return label_map(tx)
 
 
 def _known(ws: Workspace, mapping: dict) -> list[str]:
