@@ -11,7 +11,7 @@ from feedback import ingest_files
 from feedback.monitor import check_release_folder, check_workspace, drift, junit_xml
 from feedback.release import create_release
 from feedback.review import import_labels, item
-from conftest import LABELS
+from conftest import LABELS, configure
 
 pytestmark = pytest.mark.backends
 
@@ -60,8 +60,7 @@ def test_same_distribution_passes_and_a_shift_with_a_new_term_fails_with_the_ter
 
     production(ws, tmp_path, {"card_arrival": 8.0, "card_linking": 1.0, "refund_not_showing_up": 0.5,
                               "lost_or_stolen_card": 0.5}, day="2026-11-28", new_term="zorbapay", seed=2)
-    with open(ws.root / "feedback.toml", "a") as f:
-        f.write("\n[drift]\nwindow_days = 3\nmax_novel_terms = 0\n")
+    configure(ws, "drift", window_days=3, max_novel_terms=0)
     shifted = drift(ws.__class__(ws.root), queue=1)
     status = {c["name"]: c["status"] for c in shifted["checks"]}
     assert status["label mix"] == "fail" and status["novel vocabulary"] == "fail"
@@ -153,8 +152,7 @@ def test_a_release_fires_its_command_and_a_signed_webhook_retried_after_a_500(ws
 
     url, got = receiver
     seen = tmp_path / "seen.env"
-    with open(ws.root / "feedback.toml", "a") as f:
-        f.write(f'\n[hooks]\non_release = "env | grep ^FEEDBACK_RELEASE > {seen}"\nwebhooks = ["{url}"]\n')
+    configure(ws, "hooks", on_release=f"env | grep ^FEEDBACK_RELEASE > {seen}", webhooks=[url])
     monkeypatch.setenv("FEEDBACK_WEBHOOK_SECRET", "s3cret")
     made = create_release(released_items(ws.__class__(ws.root), tmp_path))
     assert [(h["hook"], h["attempt"], h["status"]) for h in made["hooks"]] == [
@@ -172,8 +170,7 @@ def test_a_release_fires_its_command_and_a_signed_webhook_retried_after_a_500(ws
 def test_a_failing_hook_never_undoes_the_release(ws, tmp_path):
     from feedback.release import list_releases
 
-    with open(ws.root / "feedback.toml", "a") as f:
-        f.write('\n[hooks]\non_release = "exit 3"\nwebhooks = ["http://127.0.0.1:9/nothing"]\nattempts = 2\n')
+    configure(ws, "hooks", on_release="exit 3", webhooks=["http://127.0.0.1:9/nothing"], attempts=2)
     made = create_release(released_items(ws.__class__(ws.root), tmp_path))
     assert [h["status"] for h in made["hooks"]] == ["failed", "failed", "failed"] and made["hooks"][0]["detail"] == "exit 3"
     assert [r["version"] for r in list_releases(ws)] == ["v1"]

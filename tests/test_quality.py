@@ -15,7 +15,7 @@ from feedback.learn import confident_joint, disagreement, find_suspects, label_i
 from feedback.errors import FeedbackError
 from feedback.review import decide, import_labels, relabel_group
 from feedback.roles import Actor
-from conftest import REPO
+from conftest import REPO, configure
 
 pytestmark = pytest.mark.backends
 
@@ -122,8 +122,7 @@ def test_labels_with_too_few_examples_are_not_judged(labeled):
     found = find_suspects(ws, dry_run=True)
     assert (found["judged"], found["too_few"], found["suspects"]) == (0, 12, [])
     assert "240 in 12 labels with fewer than 30 examples are not judged" in found["message"]
-    with open(ws.root / "feedback.toml", "a") as f:
-        f.write("\n[learn]\nsuspects_min_examples = 10\n")
+    configure(ws, "learn", suspects_min_examples=10)
     assert find_suspects(Workspace(ws.root), dry_run=True)["judged"] == 240
     text = (ws.root / "feedback.toml").read_text().replace("suspects_min_examples = 10", 'suspects_min_examples = "ten"')
     (ws.root / "feedback.toml").write_text(text)

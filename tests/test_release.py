@@ -25,7 +25,7 @@ from feedback.review import (decide, forget, mark_distinct, near_duplicate_group
 from feedback.release import (GateFailed, Selection, create_release, diff_releases, item_releases, lineage,
                               list_releases, row_hash, show_release, verify_release)
 from feedback.roles import Actor, PermissionDenied, add_user, authenticate
-from conftest import LABELS, free_port, prediction
+from conftest import LABELS, configure, free_port, prediction
 
 pytestmark = pytest.mark.backends
 
@@ -40,12 +40,6 @@ DATA_FILES = ["data/test-00000-of-00001.parquet", "data/train-00000-of-00001.par
 def text(n: int) -> str:
     """A text far from every other text(m): seven words picked by a hash of n."""
     return " ".join(WORDS[b % len(WORDS)] for b in hashlib.md5(str(n).encode()).digest()[:7])
-
-
-def configure(ws: Workspace, toml: str) -> Workspace:
-    path = ws.root / "feedback.toml"
-    path.write_text(path.read_text() + "\n" + toml + "\n")
-    return Workspace(ws.root)
 
 
 def add(ws: Workspace, texts: dict[str, str], source: str = "test") -> None:
@@ -72,7 +66,7 @@ def labels_for(ids, names=LABELS):
 @pytest.fixture
 def rws(ws) -> Workspace:
     """A workspace with 40 labeled items (10 per label, one text with non-ASCII characters)."""
-    ws = configure(ws, "[release.gates]\nmin_per_label = 1")
+    ws = configure(ws, "release.gates", min_per_label=1)
     texts = items(0, 40)
     texts["req-039"] = "Où est ma carte? 카드 💳 still not here"
     add(ws, texts)
@@ -181,7 +175,7 @@ def test_the_same_examples_make_the_same_release_on_either_store(tmp_path, pg_ur
     made = []
     for name, url in (("file", None), ("team", pg_url)):
         ws = configure(init_workspace(tmp_path / name, dataset="test", labels=LABELS, store=url),
-                       "[release.gates]\nmin_per_label = 1")
+                       "release.gates", min_per_label=1)
         texts = {**items(0, 60), "req-039": "Où est ma carte? 카드 💳 still not here", "req-040": text(44)}
         add(ws, texts)
         label(ws, labels_for(texts))
@@ -203,7 +197,7 @@ def test_the_release_memory_limit_holds_for_the_read_only(rws, store_backend):
 
 
 def test_large_splits_span_files_of_whole_row_groups(rws):
-    rws = configure(rws, "[release]\nrows_per_file = 7\nrow_group_size = 3")
+    rws = configure(rws, "release", rows_per_file=7, row_group_size=3)
     made = create_release(rws)
     manifest = show_release(rws, "v1")
     train = manifest["splits"]["train"]
@@ -219,7 +213,7 @@ def test_large_splits_span_files_of_whole_row_groups(rws):
 
 
 def test_splits_stay_put_over_three_releases_with_additions_and_relabels(rws):
-    rws = configure(rws, "[release.splits]\ntrain = 0.5\nvalidation = 0.25\ntest = 0.25")
+    rws = configure(rws, "release", splits={"train": 0.5, "validation": 0.25, "test": 0.25})
     create_release(rws)
     v1 = index(rws, "v1")
     test_item = min(i for i, r in v1.items() if r["split"] == "test")
@@ -245,7 +239,7 @@ def test_splits_stay_put_over_three_releases_with_additions_and_relabels(rws):
 def test_a_near_copy_that_bridges_two_splits_fails_the_leakage_gate(rws):
     # a and b end in words too far apart to be one word misspelled; the bridge's last word is a typo of each
     bases = [text(n) for n in range(200, 260) if 23 <= len(text(n)) <= 52][:12]
-    rws = configure(rws, "[release.splits]\ntrain = 0.5\ntest = 0.5")
+    rws = configure(rws, "release", splits={"train": 0.5, "test": 0.5})
     add(rws, {f"pair-{n}-{side}": f"{base} {tail}" for n, base in enumerate(bases)
               for side, tail in (("a", "abcdefgh"), ("b", "abcdwxyz"))})
     label(rws, {f"pair-{n}-{side}": "card_arrival" for n in range(len(bases)) for side in "ab"})
@@ -263,7 +257,7 @@ def test_a_near_copy_that_bridges_two_splits_fails_the_leakage_gate(rws):
 
 
 def test_exact_grouping_keeps_identical_texts_in_one_split(rws):
-    rws = configure(rws, '[release]\ngroup_by = "exact"\n[release.splits]\ntrain = 0.34\nvalidation = 0.33\ntest = 0.33')
+    rws = configure(rws, "release", group_by="exact", splits={"train": 0.34, "validation": 0.33, "test": 0.33})
     add(rws, {f"same-{n}": "where is my card" for n in range(6)} | {"case": "Where is my card"})
     label(rws, {**{f"same-{n}": "card_arrival" for n in range(6)}, "case": "card_arrival"})
     create_release(rws)
@@ -326,7 +320,7 @@ def test_taxonomy_gate_fails_when_a_label_left_the_taxonomy(rws):
 
 
 def test_agreement_gate_fails_below_the_minimum_and_an_override_is_recorded(rws):
-    rws = configure(rws, "[review]\noverlap = 2\noverlap_share = 1.0")
+    rws = configure(rws, "review", overlap=2, overlap_share=1.0)
     add(rws, items(100, 110))
     label(rws, {i: "card_arrival" for i in items(100, 110)})
     label(rws, {i: "card_arrival" if n < 2 else "card_linking" for n, i in enumerate(sorted(items(100, 110)))}, who=BOB)
@@ -633,7 +627,7 @@ def test_the_data_card_credits_banking77_or_the_configured_license(rws):
     card = (folder(rws, "v1") / "README.md").read_text()
     assert card.startswith("---\nlicense: cc-by-4.0\n")
     assert "Credit: Casanueva, Temčinas, Gerz, Henderson, Vulić." in card
-    rws = configure(rws, '[release]\nlicense = "cc-by-sa-4.0"\ncredit = "Support logs of Acme Bank, used with consent."')
+    rws = configure(rws, "release", license="cc-by-sa-4.0", credit="Support logs of Acme Bank, used with consent.")
     create_release(rws)
     card = (folder(rws, "v2") / "README.md").read_text()
     assert card.startswith("---\nlicense: cc-by-sa-4.0\n") and "Support logs of Acme Bank, used with consent." in card
@@ -773,7 +767,7 @@ def test_load_release_gives_a_trainer_its_examples_after_checking_them(rws, tmp_
 def test_the_fitness_gate_compares_models_trained_on_the_candidate_and_the_parent(ws, tmp_path):
     from feedback.review import decide_many, import_labels
 
-    ws = configure(ws, "[release.gates]\nmin_per_label = 1\nfitness = true\nfitness_margin = 0.05")
+    ws = configure(ws, "release.gates", min_per_label=1, fitness=True, fitness_margin=0.05)
     phrases = {"card_arrival": "where is my card {} it has not arrived", "card_linking": "link card {} to the app",
                "refund_not_showing_up": "refund {} missing from balance", "lost_or_stolen_card": "card {} stolen help"}
     rows = [(f"{k}-{n}", phrase.format(text(1000 * k + n)), label, "test" if n < 6 else "")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from feedback import ingest_files, Workspace
+from feedback import ingest_files
 from feedback.errors import FeedbackError, NotFound
 from feedback.review import (StaleDecision, adjudicate, decide, history, preview_group, relabel_group, set_gold,
                              undo, undo_batch, undo_last)
@@ -15,7 +15,7 @@ from feedback.roles import (Actor, PermissionDenied, actor, add_user, authentica
                             create_token, list_tokens, revoke_token)
 from feedback.review.state import derive_review
 from feedback.review import QueueFilter, add_to_queue, dashboard_figures, item, next_item, queue_counts, queue_page
-from conftest import prediction
+from conftest import configure, prediction
 
 pytestmark = pytest.mark.backends
 
@@ -46,9 +46,7 @@ def queued(ws, tmp_path):
 
     Low confidence is absolute here (scores under 0.5), so the arithmetic of priorities is easy to follow.
     """
-    with open(ws.root / "feedback.toml", "a") as f:
-        f.write("\n[review]\nlow_confidence = 0.5\n")
-    ws = Workspace(ws.root)
+    ws = configure(ws, "review", low_confidence=0.5)
     events = [
         prediction("c1", text="my card has not come", **{"meta": {"channel": "app"}}),
         correction("c1", "card_linking"),
@@ -84,9 +82,7 @@ def test_correction_before_its_prediction_still_queues_the_item(ws, tmp_path):
 
 
 def test_config_weights_change_the_priority(queued):
-    path = queued.root / "feedback.toml"
-    path.write_text(path.read_text() + "\n[queue.weights]\nerror = 5.0\n")
-    ws = Workspace(queued.root)
+    ws = configure(queued, "queue.weights", error=5.0)
     from feedback.review.state import refresh_items
 
     with ws.store().atomic() as tx:
@@ -139,9 +135,7 @@ def test_claims_from_threads_at_once_are_all_different(queued):
 
 
 def test_an_expired_lease_returns_the_item_to_the_queue(queued):
-    path = queued.root / "feedback.toml"
-    path.write_text(path.read_text().replace("[review]\n", "[review]\nlease_seconds = 0\n"))
-    ws = Workspace(queued.root)
+    ws = configure(queued, "review", lease_seconds=0)
     assert next_item(ws, ALICE)["item_id"] == "c1"
     assert next_item(ws, BOB)["item_id"] == "c1"
 
@@ -214,9 +208,7 @@ def test_history_is_one_ordered_list(queued):
 
 
 def test_overlap_items_collect_independent_decisions_and_disagreement_goes_to_adjudication(queued):
-    path = queued.root / "feedback.toml"
-    path.write_text(path.read_text().replace("[review]\n", "[review]\noverlap = 2\noverlap_share = 1.0\n"))
-    ws = Workspace(queued.root)
+    ws = configure(queued, "review", overlap=2, overlap_share=1.0)
     decide(ws, ALICE, "c1", "card_linking")
     assert item(ws, "c1")["status"] == "new"
     assert next_item(ws, ALICE)["item_id"] != "c1"
@@ -364,7 +356,5 @@ def test_a_150_class_log_queues_a_reviewable_share_for_low_confidence(tmp_path):
     assert [r["pred_score"] for r in rows] == sorted(r["pred_score"] for r in rows)  # the least confident first
 
     absolute = init_workspace(tmp_path / "absolute")  # the fixed threshold, for a model that calibrates
-    with open(absolute.root / "feedback.toml", "a") as f:
-        f.write("\n[review]\nlow_confidence = 0.5\n")
-    absolute = load(Workspace(absolute.root), tmp_path, events)
+    absolute = load(configure(absolute, "review", low_confidence=0.5), tmp_path, events)
     assert queue_counts(absolute)["reason"]["low_confidence"] > 0.9 * len(events)

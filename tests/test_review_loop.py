@@ -5,9 +5,9 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from conftest import prediction
+from conftest import configure, prediction
 
-from feedback import Workspace, ingest_files
+from feedback import ingest_files
 from feedback.app.screens import (
     adjudication_queue,
     dashboard_screen,
@@ -34,9 +34,7 @@ ALICE, BOB = Actor("alice", "reviewer"), Actor("bob", "reviewer")
 @pytest.fixture
 def queued(ws, tmp_path):
     """Four low-confidence predictions, in priority order a, b, c, d."""
-    with open(ws.root / "feedback.toml", "a") as f:
-        f.write("\n[review]\nlow_confidence = 0.5\n")
-    ws = Workspace(ws.root)
+    ws = configure(ws, "review", low_confidence=0.5)
     events = [{**prediction(i, text=f"text of {i}"), "prediction": {"label": "card_arrival", "score": s}}
               for i, s in (("a", 0.1), ("b", 0.2), ("c", 0.3), ("d", 0.4))]
     path = tmp_path / "events.jsonl"
@@ -150,9 +148,7 @@ def test_similar_items_kept_between_calls_see_new_and_purged_texts(ws, tmp_path)
 
 def test_the_other_pages_gather_their_data(queued):
     """What the queue, groups, adjudication, dashboard and releases pages show, from one call each."""
-    with open(queued.root / "feedback.toml", "a") as f:
-        f.write("overlap_share = 1.0\n")  # in [review]: every item takes two reviewers
-    ws, lead = Workspace(queued.root), Actor("lee", "lead")
+    ws, lead = configure(queued, "review", overlap_share=1.0), Actor("lee", "lead")  # every item takes two reviewers
 
     def both(item_id, label, other=None):
         decide(ws, ALICE, item_id, label)

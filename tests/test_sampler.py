@@ -19,7 +19,7 @@ from feedback.learn import sampler
 from feedback.errors import FeedbackError
 from feedback.learn.jobs import job_lock
 from feedback.review import decide, item, queue_page, relabel_group
-from conftest import REPO
+from conftest import REPO, configure
 
 pytestmark = pytest.mark.backends
 
@@ -198,8 +198,7 @@ def test_stale_probabilities_are_not_used_and_a_fitted_model_takes_over(open_ws,
 
 
 def test_a_flooded_queue_does_not_starve_the_sampler(open_ws, tmp_path):
-    with open(open_ws.root / "feedback.toml", "a") as f:
-        f.write("\n[review]\nlow_confidence = 0.99\n")  # every prediction is queued for low confidence
+    configure(open_ws, "review", low_confidence=0.99)  # every prediction is queued for low confidence
     ws = load(open_ws.__class__(open_ws.root), tmp_path,
               [predicted(f"i{n}", CASES["pqra"[n % 4]], text=f"request number {n}") for n in range(40)])
     assert all("low_confidence" in r["reasons"] for r in queue_page(ws, limit=100)) and len(queue_page(ws, limit=100)) == 40
@@ -332,8 +331,7 @@ def test_the_text_model_is_configurable_and_a_bad_one_is_named(open_ws, tmp_path
                                   for label, text in texts.items() for i in range(14)])
     for label in texts:
         relabel_group(ws, ALICE, [f"{label}-{i}" for i in range(11)], label)
-    with open(ws.root / "feedback.toml", "a") as f:
-        f.write('\n[learn]\nmodel = "team_models:bayes"\n')
+    configure(ws, "learn", model="team_models:bayes")
     ws = ws.__class__(ws.root)
     assert sample(ws, budget=3, dry_run=True)["model"] == "team_models:bayes fitted on 22 trusted labels"
     path = ws.root / "feedback.toml"

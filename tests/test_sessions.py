@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from conftest import configure
 
 from feedback import Workspace, init_workspace
 from feedback.roles import (
@@ -33,9 +34,7 @@ def team(ws):
 
 
 def with_sign_in(ws, **settings) -> Workspace:
-    with open(ws.root / "feedback.toml", "a", encoding="utf-8") as f:
-        f.write("\n[sign_in]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
-    return Workspace(ws.root)
+    return configure(ws, "sign_in", **settings)
 
 
 def test_a_session_token_signs_the_user_in_again(team):
