@@ -125,7 +125,7 @@ def log(ws, as_json, quiet):
 
     taxonomy.sync(ws)
     emit(taxonomy.changes(ws), as_json=as_json, quiet=quiet, text=lambda rows: "\n".join(
-        f"{c['change_id']}  {c['changed_at']:%Y-%m-%d %H:%M}  {c['actor']:<12} {_describe(c)}  "
+        f"{c['change_id']}  {c['changed_at']:%Y-%m-%d %H:%M}  {c['actor']:<12} {taxonomy.describe(c)}  "
         f"{c['items']} items{', ' + str(c['queued']) + ' queued' if c['queued'] else ''}"
         f"{'  undone by ' + c['undone_by'] if c['undone_by'] else ''}{'  - ' + c['note'] if c['note'] else ''}"
         for c in rows) or "No taxonomy changes.")
@@ -153,21 +153,15 @@ def _run(ws, kind, labels, into, preview, note, reviewer, as_json, quiet):
 
     if preview:
         counts = taxonomy.preview(ws, kind, labels, into)
-        return emit(counts, as_json=as_json, quiet=quiet, text=lambda d: f"Preview, nothing applied: {_describe(d)}\n"
+        return emit(counts, as_json=as_json, quiet=quiet, text=lambda d: f"Preview, nothing applied: {taxonomy.describe(d)}\n"
                     + _counts(d))
     made = getattr(taxonomy, kind)(ws, signed_in(ws, reviewer), *_arguments(kind, labels, into), note=note)
-    emit(made, as_json=as_json, quiet=quiet, text=lambda d: f"{d['change_id']}: {_describe(d)}\n{_counts(d)}\n"
+    emit(made, as_json=as_json, quiet=quiet, text=lambda d: f"{d['change_id']}: {taxonomy.describe(d)}\n{_counts(d)}\n"
          f"Undo with `feedback taxonomy undo {d['change_id']}`.")
 
 
 def _arguments(kind, labels, into) -> tuple:
     return {"rename": (labels[0], into[0]), "merge": (labels, into[0]), "split": (labels[0], into)}.get(kind, (labels[0],))
-
-
-def _describe(c: dict) -> str:
-    old, new = ", ".join(c["labels_from"]), ", ".join(c["labels_to"])
-    return {"rename": f"rename {old} -> {new}", "merge": f"merge {old} into {new}", "split": f"split {old} into {new}",
-            "remove": f"remove {old}", "deprecate": f"deprecate {old}"}[c["kind"]]
 
 
 def _counts(d: dict) -> str:

@@ -13,6 +13,8 @@ import json
 import re
 from pathlib import Path
 
+from ..review.taxonomy import describe
+
 SAMPLE_README = Path(__file__).resolve().parents[2] / "sample_data" / "README.md"  # in a source checkout
 
 KNOWN_SOURCES = {
@@ -162,7 +164,7 @@ def _changes(m: dict) -> str:
 def _taxonomy_changes(m: dict) -> str:
     names = m.get("class_names", [])
     retired = [f"{names.index(n)} {n}" for n in m.get("retired_classes", [])]
-    lines = [f"- `{c['change_id']}` {_describe(c)} by {c['by']} on {c['changed_at'][:10]}: {c['examples']:,} examples "
+    lines = [f"- `{c['change_id']}` {describe(c)} by {c['by']} on {c['changed_at'][:10]}: {c['examples']:,} examples "
              f"of this release touched{' (undone ' + c['undone_at'][:10] + ')' if c['undone_at'] else ''}"
              f"{'; ' + c['note'] if c['note'] else ''}" for c in m.get("taxonomy_changes", [])]
     text = "\n".join(lines) or "None since the parent release."
@@ -170,12 +172,6 @@ def _taxonomy_changes(m: dict) -> str:
         text += (f"\n\nRetired classes (ids kept, no examples): {', '.join(retired)}. A retired id is never given to "
                  "another label; a model trained on an earlier release may still predict it.")
     return f"## Taxonomy changes\n\n{text}"
-
-
-def _describe(c: dict) -> str:
-    old, new = ", ".join(c["labels_from"]), ", ".join(c["labels_to"])
-    return {"rename": f"rename {old} -> {new}", "merge": f"merge {old} into {new}", "split": f"split {old} into {new}",
-            "remove": f"remove {old}", "deprecate": f"deprecate {old}"}[c["kind"]]
 
 
 def _credit_section(readme) -> str:

@@ -32,7 +32,7 @@ from .queue import log_reasons
 from .renames import label_map
 from .state import sync_items, write_reviews
 
-__all__ = ["KINDS", "changes", "changes_since", "deprecate", "label_mapping", "label_overview", "merge", "preview",
+__all__ = ["KINDS", "changes", "changes_since", "deprecate", "describe", "label_mapping", "label_overview", "merge", "preview",
            "remove", "rename", "renamed", "split", "sync", "undo_change"]
 
 KINDS = ("rename", "merge", "split", "remove", "deprecate")
@@ -126,6 +126,13 @@ def changes(ws: Workspace) -> list[dict]:
             for r in rows if r["undone_at"] is None]
 
 
+def describe(change: dict) -> str:
+    """A change in words: "merge card_linking, card_activation into card_setup"."""
+    old, new = ", ".join(change["labels_from"]), ", ".join(change["labels_to"])
+    return {"rename": f"rename {old} -> {new}", "merge": f"merge {old} into {new}", "split": f"split {old} into {new}",
+            "remove": f"remove {old}", "deprecate": f"deprecate {old}"}[change["kind"]]
+
+
 def changes_since(ws: Workspace, since: datetime | None, until: datetime | None = None) -> tuple[list[dict], pa.Table]:
     """The changes made or undone after `since` and up to `until` (None: no bound), as `changes` gives them (an
     undo after `until` not shown), and their items as a table (change_id, item_id): what a release records of
@@ -149,12 +156,17 @@ def label_mapping(ws: Workspace) -> dict[str, str | None]:
 
 def renamed(ws: Workspace) -> dict[str, str]:
     """Each former name of a label renamed by the changes in force, and its name now."""
-    former: dict[str, str] = {}
     with ws.store().connect() as tx:
-        for c in tx.rows(_LIVE):
-            if c["kind"] == "rename":
-                old, new = c["labels_from"][0], c["labels_to"][0]
-                former = {k: (new if v == old else v) for k, v in former.items()} | {old: new}
+        return _renames(tx.rows(_LIVE))
+
+
+def _renames(live: list[dict]) -> dict[str, str]:
+    """Former name -> name now, composed over the renames among these changes."""
+    former: dict[str, str] = {}
+    for c in live:
+        if c["kind"] == "rename":
+            old, new = c["labels_from"][0], c["labels_to"][0]
+            former = {k: (new if v == old else v) for k, v in former.items()} | {old: new}
     return former
 
 
@@ -372,11 +384,10 @@ def _derive(entries: list[dict], live: list[dict]) -> list[dict]:
     """Each entry's status, the change that set it, what replaced it and its former names, from the changes in
     force; an entry a change added that was undone since stays retired."""
     status: dict[str, tuple] = {}
-    former: dict[str, str] = {}
+    former = _renames(live)
     for c in live:
         old, new = list(c["labels_from"]), list(c["labels_to"] or [])
         if c["kind"] == "rename":
-            former = {k: (new[0] if v == old[0] else v) for k, v in former.items()} | {old[0]: new[0]}
             if old[0] in status:
                 status[new[0]] = status.pop(old[0])
         elif c["kind"] == "deprecate":
