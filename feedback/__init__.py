@@ -37,10 +37,11 @@ if TYPE_CHECKING:
     from .monitor.checks import check_release_folder, check_workspace, drift
     from .progress import Progress
     from .release.releases import GateFailed, create_release, list_releases, load_release, verify_release
-    from .review.decisions import StaleDecision, decide, decide_many, history, undo, undo_last
+    from .review.decisions import ClaimHeld, StaleDecision, decide, decide_many, history, undo, undo_last
     from .review.imports import import_labels
     from .review.queue import QueueFilter, item, next_item, release_claim
     from .roles import Actor, PermissionDenied, authenticate, local_actor
-    from .workspace import Workspace, find_workspace, init_workspace
+    from .config_file import init_workspace
+    from .workspace import Workspace, find_workspace
 
 __getattr__, __dir__, __all__ = exports(__name__, __file__)

@@ -1,4 +1,5 @@
-"""A whole `feedback.toml` (`render`): every section, every key at its default, each with a comment.
+"""A new workspace (`init_workspace`) and its whole `feedback.toml` (`render`): every section, every key at its
+default, each with a comment.
 
 The defaults come from the modules that read them (imported only when a file is rendered, so importing
 this module stays light): a default changed in code changes the file. A key whose default is None is
@@ -9,8 +10,10 @@ still written, without a comment (a test names it).
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from .workspace import DEFAULTS, toml_string
+from .errors import WorkspaceError
+from .workspace import CONFIG_NAME, DEFAULTS, Workspace, check_store_url, toml_string
 
 #: What each section is for, written above its header.
 SECTIONS = {
@@ -99,6 +102,7 @@ COMMENTS = {
     "learn": {
         "model": "\"package.module:function\" returning an unfitted scikit-learn pipeline (default: tf-idf + logistic regression)",
         "suspects_min_examples": "the fewest trusted labels a label needs for `feedback suspects` to judge its examples",
+        "suspects_confirmed_days": "days suspects leave a label alone that a person set or confirmed (new events end it)",
     },
     "drift": {
         "window_days": "days of recent production, up to the newest event",
@@ -141,11 +145,29 @@ EXAMPLES = {
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
+def init_workspace(root: str | Path, *, dataset: str = "default", labels: list | None = None,
+                   store: str | None = None) -> Workspace:
+    """Create a workspace: config, store (migrated) and spool. A fixed taxonomy when `labels` are given;
+    the store in PostgreSQL when `store` is a postgresql:// URL, else in the embedded file."""
+    root = Path(root)
+    if store is not None:
+        check_store_url(store)
+    if (root / CONFIG_NAME).exists():
+        raise WorkspaceError(f"{root} is already a workspace; use it, or choose another folder")
+    root.mkdir(parents=True, exist_ok=True)
+    entries = [{"name": e} if isinstance(e, str) else dict(e) for e in labels or []]
+    (root / CONFIG_NAME).write_text(render(dataset, entries, store), encoding="utf-8")
+    workspace = Workspace(root)
+    workspace.path("spool").mkdir(exist_ok=True)
+    workspace.store(migrate=True)  # a file made anew may take the inode of one this process saw removed
+    return workspace
+
+
 def defaults() -> dict[str, dict]:
     """Every section of feedback.toml with its defaults, in the file's order (sub-tables as "release.gates")."""
     from .capture.items import DEFAULT_WEIGHTS
     from .hooks import DEFAULTS as HOOKS
-    from .learn.choices import SUSPECTS_MIN_EXAMPLES
+    from .learn.choices import SUSPECTS_CONFIRMED_DAYS, SUSPECTS_MIN_EXAMPLES
     from .learn.drift import DEFAULTS as DRIFT
     from .release.gates import DEFAULTS as GATES
     from .release.releases import DEFAULTS as RELEASE
@@ -155,7 +177,8 @@ def defaults() -> dict[str, dict]:
     return {**{name: DEFAULTS[name] for name in ("dataset", "taxonomy", "paths", "capture", "server")},
             "store": {**DEFAULTS["store"], "url": None}, "review": REVIEW_DEFAULTS, "queue.weights": DEFAULT_WEIGHTS,
             "release": RELEASE, "release.gates": GATES,
-            "learn": {"model": None, "suspects_min_examples": SUSPECTS_MIN_EXAMPLES},
+            "learn": {"model": None, "suspects_min_examples": SUSPECTS_MIN_EXAMPLES,
+                      "suspects_confirmed_days": SUSPECTS_CONFIRMED_DAYS},
             "drift": DRIFT, "hooks": HOOKS, "sign_in": SIGN_IN_DEFAULTS}
 
 

@@ -7,7 +7,7 @@ The story, in the order a team lives it (each step is a library call a user coul
 4. a month of production traffic is ingested (predictions, corrections, errors);
 5. the sampler queues the items a model would learn most from; the label-error finder queues
    labels that look wrong;
-6. two reviewers decide a few items, and disagree on a gold item, which waits for a lead.
+6. reviewers decide a few items and answer a gold one; two disagree on one, which waits for a lead.
 Running it again reuses the workspace and adds nothing twice (files already taken are skipped;
 the story's decisions are made once); `fresh=True` builds it anew.
 """
@@ -38,7 +38,8 @@ from .review.decisions import decide, decide_many, set_gold
 from .review.imports import import_labels
 from .review.queue import QueueFilter, queue_page
 from .roles import Actor
-from .workspace import CONFIG_NAME, Workspace, init_workspace
+from .config_file import init_workspace
+from .workspace import CONFIG_NAME, Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO / "sample_data"
@@ -91,14 +92,16 @@ def build(directory: str | Path, *, fresh: bool = False) -> tuple[Workspace, dic
 
 
 def _week_of_review(ws: Workspace) -> None:
-    """The sampler and the label-error finder run once; reviewers decide a few items; two disagree on a gold one."""
+    """The sampler and the label-error finder run once; reviewers decide a few items, answer a gold one, and
+    two disagree on one."""
     sample(ws, budget=40, key="demo-week-1")
     find_suspects(ws, limit=20)
-    corrected = queue_page(ws, QueueFilter(reason="correction"), limit=9)
+    corrected = queue_page(ws, QueueFilter(reason="correction"), limit=10)
     decide_many(ws, ALICE, [(n, {"item_id": r["item_id"], "label": r["corr_label"]})
                             for n, r in enumerate(corrected[:8], start=1)])
-    disputed = corrected[8]
-    set_gold(ws, LEAD, disputed["item_id"], disputed["corr_label"])
+    gold, disputed = corrected[8], corrected[9]
+    set_gold(ws, LEAD, gold["item_id"], gold["corr_label"])
+    decide(ws, ALICE, gold["item_id"], gold["corr_label"])
     decide(ws, ALICE, disputed["item_id"], disputed["corr_label"])
     decide(ws, BOB, disputed["item_id"], disputed["pred_label"])  # bob sides with the model: a dispute for a lead
 

@@ -238,50 +238,8 @@ def read_labels_file(path: str | Path) -> list[dict]:
     return [{"name": line.strip()} for line in text.splitlines() if line.strip()]
 
 
-def init_workspace(root: str | Path, *, dataset: str = "default", labels: list | None = None,
-                   store: str | None = None) -> Workspace:
-    """Create a workspace: config, store (migrated) and spool. A fixed taxonomy when `labels` are given;
-    the store in PostgreSQL when `store` is a postgresql:// URL, else in the embedded file."""
-    root = Path(root)
-    if store is not None:
-        check_store_url(store)
-    if (root / CONFIG_NAME).exists():
-        raise WorkspaceError(f"{root} is already a workspace; use it, or choose another folder")
-    root.mkdir(parents=True, exist_ok=True)
-    entries = [{"name": e} if isinstance(e, str) else dict(e) for e in labels or []]
-    (root / CONFIG_NAME).write_text(_render_config(dataset, entries, store), encoding="utf-8")
-    workspace = Workspace(root)
-    workspace.path("spool").mkdir(exist_ok=True)
-    workspace.store(migrate=True)  # a file made anew may take the inode of one this process saw removed
-    return workspace
-
-
 def toml_string(value) -> str:
     """A TOML value: strings as basic strings (JSON's escapes are TOML's), non-ASCII text kept as it is."""
     if isinstance(value, str) and any("\ud800" <= c <= "\udfff" for c in value):
         raise WorkspaceError(f"{value!r} is not valid text (it holds a lone surrogate): check its encoding")
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")  # TOML wants DEL escaped too
-
-
-def _render_config(dataset: str, labels: list[dict], store: str | None = None) -> str:
-    q = toml_string
-    lines = [
-        "# feedback-workbench workspace",
-        "[dataset]",
-        f"name = {q(dataset)}",
-        "",
-        "[taxonomy]",
-        "# fixed: events with other labels go to quarantine; open: any label is accepted",
-        f"mode = {q('fixed' if labels else 'open')}",
-        "",
-    ]
-    for entry in labels:
-        lines.append("[[taxonomy.labels]]")
-        lines += [f"{key} = {q(entry[key])}" for key in ("name", "description", "hotkey") if entry.get(key)]
-        lines.append("")
-    for section in ("paths", "capture", "server", "store"):
-        lines += [f"[{section}]"] + [f"{k} = {q(v)}" for k, v in DEFAULTS[section].items()] + [""]
-    if store:
-        lines.insert(-1, "# the team store (PostgreSQL); the password comes from $PGPASSWORD or ~/.pgpass")
-        lines.insert(-1, f"url = {q(store)}")
-    return "\n".join(lines)

@@ -5,6 +5,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from feedback.review import decide, krippendorff_alpha, reviewer_agreement, set_gold, undo_last
 from feedback.roles import Actor
+from conftest import configure
 from test_review import queued  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.backends
@@ -25,6 +26,7 @@ def test_krippendorff_alpha_matches_the_published_nominal_example():
 
 
 def test_agreement_of_a_constructed_store(queued):
+    queued = configure(queued, "review", overlap_share=1.0)  # independent answers on every item
     a, b, c = Actor("a", "reviewer"), Actor("b", "reviewer"), Actor("c", "reviewer")
     plan = {"c1": ("card_linking", "card_linking", "card_arrival"), "e1": ("card_arrival", "card_arrival", None),
             "low1": ("card_linking", "card_arrival", None), "low2": ("lost_or_stolen_card",) * 3}

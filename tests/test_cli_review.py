@@ -87,7 +87,7 @@ def test_roles_through_the_cli_with_passwords_and_tokens(cli, ws, tmp_path):
     assert stranger.exit_code == 1 and "unknown user or wrong password" in stranger.output
     assert cli("agreement", "-w", ws.root, "--json").exit_code == 0  # reading needs no sign-in
     taxonomy = cli("label-add", "card_swallowed", "--hotkey", "W", "-w", ws.root, "-r", "bob", env=bob)
-    assert taxonomy.exit_code == 1 and "bob is a reviewer; change taxonomy needs the admin role" in taxonomy.output
+    assert taxonomy.exit_code == 1 and "bob is a reviewer; change taxonomy needs the lead role" in taxonomy.output
     assert cli("label-add", "card_swallowed", "--hotkey", "W", "-w", ws.root, "-r", "ann", env=ann).exit_code == 0
     token = json.loads(cli("token", "create", "--name", "ci", "-w", ws.root, "-r", "bob", "--json", env=bob).output)
     with_token = {"FEEDBACK_TOKEN": token["token"], "FEEDBACK_USER": ""}

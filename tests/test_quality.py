@@ -71,7 +71,7 @@ def labeled(open_ws, tmp_path):
         groups[name].append(item_id)
     for name, ids in groups.items():
         relabel_group(open_ws, ALICE, ids, name)
-    return open_ws, flipped
+    return configure(open_ws, "learn", suspects_confirmed_days=0), flipped  # as if labeled long ago
 
 
 def test_suspects_finds_planted_flips_and_queues_them(labeled):

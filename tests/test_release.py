@@ -30,6 +30,7 @@ from conftest import LABELS, configure, free_port, prediction
 pytestmark = pytest.mark.backends
 
 ALICE, BOB, ADMIN = Actor("alice", "reviewer"), Actor("bob", "reviewer"), Actor("root", "admin")
+LEAD = Actor("lena", "lead")  # relabels what a reviewer labeled (a reviewer's would raise a dispute)
 WORDS = ("card arrived never where money account transfer fee refund cash machine pin blocked stolen lost phone app "
          "top up limit exchange rate euro pound salary rent friend shop online declined pending verify identity "
          "address statement cancel wrong charged twice balance cheque deposit virtual physical contactless").split()
@@ -219,7 +220,7 @@ def test_splits_stay_put_over_three_releases_with_additions_and_relabels(rws):
     test_item = min(i for i, r in v1.items() if r["split"] == "test")
     add(rws, {**items(40, 60), "copy-1": text(int(test_item[4:])) + "!"})
     label(rws, {**labels_for(items(40, 60)), "copy-1": v1[test_item]["label"]})
-    label(rws, {"req-001": "refund_not_showing_up", "req-005": "refund_not_showing_up"}, who=BOB)
+    label(rws, {"req-001": "refund_not_showing_up", "req-005": "refund_not_showing_up"}, who=LEAD)
     second = create_release(rws)
     add(rws, items(60, 80))
     label(rws, {**labels_for(items(60, 80)), "req-003": "card_arrival"})
@@ -551,8 +552,8 @@ def test_diff_of_a_constructed_case(rws):
     create_release(rws)
     add(rws, items(40, 42))
     label(rws, labels_for(items(40, 42), names=("refund_not_showing_up",)))
-    label(rws, {"req-000": "card_linking", "req-004": "card_linking", "req-002": "lost_or_stolen_card"}, who=BOB)
-    decide(rws, BOB, "req-001", "junk")
+    label(rws, {"req-000": "card_linking", "req-004": "card_linking", "req-002": "lost_or_stolen_card"}, who=LEAD)
+    decide(rws, LEAD, "req-001", "junk")
     made = create_release(rws)
     diff = diff_releases(rws, "v1", "test/v2")
     assert json.loads((folder(rws, "v2") / "diff.json").read_text()) == {**diff, "from": "v1", "to": "v2"}
@@ -599,13 +600,13 @@ def test_lineage_from_an_example_and_the_releases_of_an_item(rws):
     path = rws.root / "late.jsonl"
     path.write_text(json.dumps({"type": "correction", "item_id": "req-000", "correction": {"label": "card_linking"}}))
     assert ingest_files(rws, [path]).quarantined == 0
-    label(rws, {"req-000": "card_linking"}, who=BOB)
+    label(rws, {"req-000": "card_linking"}, who=LEAD)
     create_release(rws)
     trace = lineage(rws, "v2", "req-000")
     assert (trace["release"], trace["example"]["label"], trace["example"]["label_reviewer"]) == (
-        "test/v2", "card_linking", "bob")
+        "test/v2", "card_linking", "lena")
     assert [(d["kind"], d["label"], d["reviewer"]) for d in trace["decisions"]] == [
-        ("label", "card_arrival", "alice"), ("label", "card_linking", "bob")]
+        ("label", "card_arrival", "alice"), ("label", "card_linking", "lena")]
     assert trace["decisions"][-1]["decision_id"] == trace["example"]["label_decision_id"]
     assert [(e["type"], e["input_text"], e["corr_label"]) for e in trace["events"]] == [
         ("prediction", text(0), None), ("correction", None, "card_linking")]

@@ -44,11 +44,11 @@ def test_two_machines_share_one_store_and_a_stale_write_is_refused(tmp_path, pg_
     assert [r["item_id"] for r in queue_page(two)] == [r["item_id"] for r in queue_page(one)]
     first, second = next_item(one, ANN), next_item(two, BOB)
     assert first["item_id"] != second["item_id"]
-    seen = second["last_decision_id"]
-    decide(one, ANN, second["item_id"], LABELS[0])
+    seen = first["last_decision_id"]  # bob read ann's item as she claimed it
+    decide(one, ANN, first["item_id"], LABELS[0])
     with pytest.raises(StaleDecision, match="ann"):
-        decide(two, BOB, second["item_id"], LABELS[1], based_on=seen, check_stale=True)
-    assert [h["label"] for h in history(two, second["item_id"]) if h["kind"] == "decision:label"] == [LABELS[0]]
+        decide(two, BOB, first["item_id"], LABELS[1], based_on=seen, check_stale=True)
+    assert [h["label"] for h in history(two, first["item_id"]) if h["kind"] == "decision:label"] == [LABELS[0]]
 
 
 def test_init_takes_a_store_url_and_refuses_a_password_in_it(tmp_path, cli, pg_url):

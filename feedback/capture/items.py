@@ -17,7 +17,9 @@ classes gives most predictions a score a 4-class model would call hopeless; with
 `review.low_confidence` set to a number, the predictions scored under it. Other reasons
 (`suspected_label_error`, `active_learning`, `manual`) are logged in `queue_reasons` by
 `review.queue` with their own score; a reason logged after an item's last decision puts a
-decided item (say, a suspected label error) in front of reviewers again.
+decided item (say, a suspected label error) in front of reviewers again. A decision resolves the
+reasons before it: an item decided (any status but `new` and `skipped` in `reviews`) keeps them in
+its list, but only reasons logged since add to its priority.
 
 The queue itself, decisions and the `reviews` table belong to `review`; this module sits
 below it, in capture, so that ingest can keep the table current without importing review.
@@ -29,7 +31,7 @@ from ..errors import FeedbackError
 from ..workspace import Workspace
 
 DEFAULT_WEIGHTS = {"correction": 1.0, "error": 0.8, "suspected_label_error": 0.9, "low_confidence": 0.6,
-                   "active_learning": 0.7, "novelty": 0.5, "manual": 1.0}
+                   "active_learning": 0.7, "novelty": 0.5, "manual": 1.0, "second_review": 1.0, "taxonomy": 0.9}
 ITEM_DEFAULTS = {"low_confidence": "relative", "low_confidence_share": 0.10}  # of `[review]`
 _EXACT_BELOW = 2_000  # a model version with fewer scored predictions gets its threshold computed at every sync
 
@@ -128,18 +130,26 @@ def _rebuild_touched(tx, ws: Workspace) -> None:
             FROM e GROUP BY item_id
         ),
         reasons AS (
-            SELECT item_id, 'correction' AS reason, 1.0 AS score FROM agg
+            SELECT item_id, 'correction' AS reason, 1.0 AS score, NULL::TIMESTAMP AS queued_at FROM agg
              WHERE corr_label IS NOT NULL AND corr_label IS DISTINCT FROM pred_label
-            UNION ALL SELECT item_id, 'error', 1.0 FROM agg WHERE has_error
-            UNION ALL SELECT item_id, 'low_confidence', 1.0 - pred_score FROM agg WHERE {low}
-            UNION ALL SELECT item_id, reason, max(score) FROM queue_reasons
-             WHERE item_id IN (SELECT item_id FROM touched) GROUP BY item_id, reason
+            UNION ALL SELECT item_id, 'error', 1.0, NULL FROM agg WHERE has_error
+            UNION ALL SELECT item_id, 'low_confidence', 1.0 - pred_score, NULL FROM agg WHERE {low}
+            UNION ALL SELECT item_id, reason, score, queued_at FROM queue_reasons
+             WHERE item_id IN (SELECT item_id FROM touched)
+        ),
+        decided AS (
+            SELECT item_id, last_decided_at FROM reviews
+            WHERE item_id IN (SELECT item_id FROM touched) AND status NOT IN ('new', 'skipped')
+        ),
+        scored AS (  -- a decision resolves the reasons before it: only those queued since still add priority
+            SELECT item_id, reason, max(score) FILTER (WHERE d.item_id IS NULL OR queued_at > d.last_decided_at) AS score
+            FROM reasons LEFT JOIN decided d USING (item_id) GROUP BY item_id, reason
         ),
         weights AS (SELECT unnest(?::VARCHAR[]) AS reason, unnest(?::DOUBLE[]) AS weight),
         ranked AS (
             SELECT item_id, array_agg(DISTINCT reason ORDER BY reason) AS reasons,
                    sum(score * coalesce(weight, 1.0)) AS priority
-            FROM reasons LEFT JOIN weights USING (reason) GROUP BY item_id
+            FROM scored LEFT JOIN weights USING (reason) GROUP BY item_id
         ),
         queued AS (
             SELECT item_id, max(queued_at) AS last_queued_at FROM queue_reasons

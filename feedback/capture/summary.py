@@ -19,6 +19,8 @@ def status(ws: Workspace) -> dict:
             "SELECT coalesce(model_version, '(none)') AS v, count(*) AS n FROM events "
             "WHERE type = 'prediction' GROUP BY 1 ORDER BY 1")}
         quarantine = tx.rows(f"SELECT q.reason, ({OPEN}) AS open, count(*) AS n FROM quarantine q GROUP BY 1, 2")
+        reviews = {r["status"]: r["n"] for r in tx.rows(
+            "SELECT status, count(*) AS n FROM reviews GROUP BY 1 ORDER BY 2 DESC, 1")}
     return {
         "workspace": str(ws.root),
         "dataset": ws.dataset,
@@ -31,6 +33,8 @@ def status(ws: Workspace) -> dict:
         "last_event": summary["last"].isoformat() if summary["last"] else None,
         "watermark": summary["watermark"] or 0,
         "spool_pending": spool.pending_events(ws.path("spool")),
+        "reviews": reviews,
+        "second_review": reviews.get("second_review", 0),
         "quarantined": sum(r["n"] for r in quarantine if r["open"]),
         "quarantine_resolved": sum(r["n"] for r in quarantine if not r["open"]),
         "quarantine_by_reason": dict(sorted(((r["reason"], r["n"]) for r in quarantine if r["open"]),

@@ -7,7 +7,8 @@ import sys
 import click
 
 from .. import capture, roles
-from ..workspace import init_workspace, read_labels_file
+from ..config_file import init_workspace
+from ..workspace import read_labels_file
 from .shell import Shell, emit, output_options, reviewer_option, signed_in, workspace_option
 
 
@@ -207,6 +208,8 @@ def _status_text(s: dict) -> str:
         f"Models      {counts(s['by_model_version'])}",
         f"Time range  {s['first_event'] or '-'} .. {s['last_event'] or '-'}",
         f"Labels      {len(s['labels'])}",
+        f"Reviews     {counts(s['reviews'])}"
+        + (f" ({s['second_review']:,} waiting for a second review)" if s["second_review"] else ""),
         f"Spool       {s['spool_pending']:,} events waiting (run `feedback ingest`)",
         f"Quarantine  {s['quarantined']:,} open rows: {counts(s['quarantine_by_reason'])} "
         f"({s['quarantine_resolved']:,} resolved)",

@@ -19,3 +19,6 @@ DEFAULT_SUSPECT_METHOD = "ranked"
 #: Below it the out-of-fold model is too weak to tell a wrong label from its own mistake: on clean
 #: BANKING77 labels the default flags 22% at 10 examples per label, 10% at 20 and 5% at 30.
 SUSPECTS_MIN_EXAMPLES = 30
+#: Days a label a person set or confirmed is left alone by suspects, unless new production events about the
+#: item arrived since (`[learn] suspects_confirmed_days`); adjudicated labels are never flagged again.
+SUSPECTS_CONFIRMED_DAYS = 30

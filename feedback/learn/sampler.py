@@ -51,7 +51,8 @@ SAMPLER = system_actor("sampler")
 MIN_TRUSTED = 20  # trusted labels (of two labels or more) needed to fit a model
 
 _ELIGIBLE = """i.text IS NOT NULL AND NOT list_contains(i.reasons, 'active_learning')
-    AND i.item_id NOT IN (SELECT item_id FROM reviews WHERE status IN ('labeled', 'junk', 'disputed'))
+    AND i.item_id NOT IN (SELECT item_id FROM reviews WHERE current_label IS NOT NULL
+                          OR status IN ('junk', 'disputed', 'second_review'))
     AND i.item_id NOT IN (SELECT item_id FROM sampler_picks WHERE run_id IN (
         SELECT run_id FROM sampler_runs WHERE picked > 0 ORDER BY started_at DESC LIMIT ?))"""
 _CURRENT = """(SELECT model_version FROM events WHERE type = 'prediction' AND model_version IS NOT NULL
@@ -70,7 +71,7 @@ _PROBS = "CAST(json_extract({}, '$.*') AS DOUBLE[])"  # the stored probabilities
 _TRUSTED = ("SELECT i.item_id, i.text, r.current_label AS label, d.decided_at > (SELECT min(ts) FROM events WHERE "
             f"type = 'prediction' AND model_version = {_CURRENT}) AS since_model "
             "FROM reviews r JOIN items i USING (item_id) LEFT JOIN decisions d ON d.decision_id = r.label_decision_id "
-            "WHERE r.status = 'labeled' AND i.text IS NOT NULL")
+            "WHERE r.current_label IS NOT NULL AND i.text IS NOT NULL")
 
 
 def sample(ws: Workspace, *, budget: int = 100, strategy: str = DEFAULT_STRATEGY,

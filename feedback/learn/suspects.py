@@ -26,6 +26,8 @@ Methods (`SUSPECT_METHODS`), measured in `bench/active_learning.py`:
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 
 from ..errors import FeedbackError
@@ -34,16 +36,24 @@ from ..review.queue import log_reasons
 from ..review.state import sync_items
 from ..roles import Actor, system_actor
 from ..workspace import Workspace
-from .choices import DEFAULT_SUSPECT_METHOD, SUSPECT_METHODS, SUSPECTS_MIN_EXAMPLES
+from .choices import DEFAULT_SUSPECT_METHOD, SUSPECT_METHODS, SUSPECTS_CONFIRMED_DAYS, SUSPECTS_MIN_EXAMPLES
 from .jobs import JobBusy, job_lock
 from .model import model_factory, out_of_fold_proba
 
 FINDER = system_actor("label-error-finder")
 
+# Trusted labels, with `settled`: adjudicated, or set or confirmed by a person (a live label decision or gold
+# answer giving the current label) since the cutoff (the parameter) with no production event since
 _TRUSTED = """
-SELECT i.item_id, i.text, r.current_label AS label, r.label_decision_id
-FROM reviews r JOIN items i USING (item_id)
-WHERE r.status = 'labeled' AND i.text IS NOT NULL
+WITH live AS (SELECT item_id, kind, label, decided_at FROM decisions WHERE kind IN ('label', 'adjudicate')
+              AND decision_id NOT IN (SELECT undoes FROM decisions WHERE kind = 'undo' AND undoes IS NOT NULL)
+              UNION ALL SELECT item_id, 'gold', label, set_at FROM gold),
+confirmed AS (SELECT l.item_id, max(l.decided_at) AS at, bool_or(l.kind = 'adjudicate') AS adjudicated
+              FROM live l JOIN reviews r ON r.item_id = l.item_id AND r.current_label = l.label GROUP BY l.item_id)
+SELECT i.item_id, i.text, r.current_label AS label, r.label_decision_id,
+       coalesce(c.adjudicated OR (c.at >= ? AND (i.last_ts IS NULL OR i.last_ts <= c.at)), false) AS settled
+FROM reviews r JOIN items i USING (item_id) LEFT JOIN confirmed c USING (item_id)
+WHERE r.current_label IS NOT NULL AND i.text IS NOT NULL
 ORDER BY i.item_id
 """
 _FLAGGED = "SELECT DISTINCT item_id FROM queue_reasons WHERE reason = 'suspected_label_error'"
@@ -126,7 +136,9 @@ def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds:
                   actor: Actor = FINDER, progress: Progress | None = None) -> dict:
     """Find trusted labels that look wrong and queue them (`suspected_label_error`), most suspicious first.
 
-    Items flagged before are not queued again. A label with fewer than `min_examples` trusted
+    Items flagged before are not queued again, nor are labels people settled: adjudicated, or set or
+    confirmed within `[learn] suspects_confirmed_days` (30) with no production event about the item since
+    (they still train the judging model). A label with fewer than `min_examples` trusted
     examples (`[learn] suspects_min_examples`, 30; at least `folds`) is too small to judge: its
     items are left out, and counted in the result's `too_few`. A suspect suggests the likeliest other
     label, never the one it has. With `scores`, the result also holds `scores`: every judged
@@ -171,7 +183,7 @@ def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, min_exam
     store = ws.store()
     with store.atomic() as tx:
         sync_items(tx, ws)
-        rows = tx.rows(_TRUSTED)
+        rows = tx.rows(_TRUSTED, [_now() - timedelta(days=_confirmed_days(ws))])
         flagged_before = {r["item_id"] for r in tx.rows(_FLAGGED)}
     if store.dialect != "duckdb":  # by code point, as DuckDB orders, whatever the server's collation
         rows.sort(key=lambda r: r["item_id"])
@@ -192,7 +204,7 @@ def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, min_exam
     labels = np.searchsorted(classes, [r["label"] for r in judged])
     positions, score = label_issues(labels, probs, method=method)
     suggested = classes[best_other(labels, probs)]
-    fresh = [i for i in positions if judged[i]["item_id"] not in flagged_before][:limit]
+    fresh = [i for i in positions if judged[i]["item_id"] not in flagged_before and not judged[i]["settled"]][:limit]
     found = [{"item_id": judged[i]["item_id"], "text": judged[i]["text"], "label": judged[i]["label"],
               "suggested": str(suggested[i]), "score": float(score[i]),
               "label_decision_id": judged[i]["label_decision_id"]} for i in fresh]
@@ -201,7 +213,7 @@ def _find(ws: Workspace, *, method: str, folds: int, limit: int | None, min_exam
         result["scores"] = [{"item_id": r["item_id"], "label": r["label"], "suggested": str(suggested[i]),
                              "score": float(score[i]), "flagged": i in flagged} for i, r in enumerate(judged)]
     message = (f"{len(positions)} of {len(judged)} judged labels look wrong; {len(positions) - len(fresh)} of them "
-               f"flagged before or over the limit{left_out}")
+               f"flagged before, settled by people, or over the limit{left_out}")
     return {**result, "flagged": len(positions), "suspects": found,
             "message": message if found else f"nothing to do: {message}"}
 
@@ -211,7 +223,7 @@ def _queue(ws: Workspace, found: dict, actor: Actor) -> dict:
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         current = {r["item_id"]: r["label_decision_id"] for r in tx.rows(
-            f"SELECT item_id, label_decision_id FROM reviews WHERE status = 'labeled' AND item_id NOT IN ({_FLAGGED}) "
+            f"SELECT item_id, label_decision_id FROM reviews WHERE current_label IS NOT NULL AND item_id NOT IN ({_FLAGGED}) "
             "AND item_id IN (SELECT unnest(?::VARCHAR[]))", [[s["item_id"] for s in found["suspects"]]])}
         still = [s for s in found["suspects"] if current.get(s["item_id"]) == s["label_decision_id"]]
         if still:
@@ -224,3 +236,14 @@ def _queue(ws: Workspace, found: dict, actor: Actor) -> dict:
                 "message": "nothing to do: the suspects were relabeled or flagged meanwhile"}
     return {**found, "status": "done", "queued": len(still), "suspects": still,
             "message": f"queued {len(still)} suspected label errors; {found['message']}"}
+
+
+def _confirmed_days(ws: Workspace) -> float:
+    days = ws.config.get("learn", {}).get("suspects_confirmed_days", SUSPECTS_CONFIRMED_DAYS)
+    if isinstance(days, bool) or not isinstance(days, (int, float)) or days < 0:
+        raise FeedbackError(f"[learn] suspects_confirmed_days = {days!r}: give a number of days, 0 or more")
+    return float(days)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

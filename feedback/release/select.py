@@ -1,6 +1,7 @@
 """Which examples a release holds, read from the store in one short transaction.
 
-An example is an item with a trusted current label (review status `labeled`). By default
+An example is an item with a trusted current label (see the rule in `review.state`: items waiting
+for a second review ship the label they had, and a gate counts them). By default
 every such item is selected; a `Selection` narrows it by label, source, decision time, a
 group-relabel batch or a saved list of item ids, or (`from_parent`) takes the parent
 release's examples plus the items decided since the parent was made. Items without text
@@ -31,7 +32,7 @@ from ..workspace import Workspace
 
 ROW_HASH = pa.binary(16)
 _MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?\s*[KMGT]i?B$")
-_LABELED = "FROM reviews r JOIN items i USING (item_id) WHERE r.status = 'labeled' AND ({where})"
+_LABELED = "FROM reviews r JOIN items i USING (item_id) WHERE r.current_label IS NOT NULL AND ({where})"
 
 
 def _row_md5(item_id: str, label: str, text: str) -> str:
@@ -48,10 +49,10 @@ WITH special AS (SELECT decision_id, kind FROM decisions WHERE kind IN ('adjudic
 pins AS (SELECT item_id, arg_max(split, pinned_at) AS pinned_split FROM pinned_splits GROUP BY item_id)
 SELECT i.item_id AS id, i.text, r.current_label AS label, i.source, r.label_decision_id, r.label_reviewer,
        coalesce(s.kind = 'adjudicate', false) AS adjudicated, coalesce(s.kind = 'import', false) AS imported,
-       pins.pinned_split, len(r.reviewers) AS reviewers
+       pins.pinned_split, len(r.reviewers) AS reviewers, r.status AS review_status
 FROM reviews r JOIN items i USING (item_id) LEFT JOIN special s ON s.decision_id = r.label_decision_id
      LEFT JOIN pins ON pins.item_id = i.item_id
-WHERE r.status = 'labeled' AND i.text IS NOT NULL AND ({where})
+WHERE r.current_label IS NOT NULL AND i.text IS NOT NULL AND ({where})
 """
 # md5_number is the digest read as a little-endian 128-bit number: its low half holds bytes 0-7
 _HASHED = f"""

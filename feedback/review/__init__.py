@@ -12,8 +12,8 @@ if TYPE_CHECKING:
     from .agreement import krippendorff_alpha, reviewer_agreement
     from .choices import DECISION_KINDS, REASONS, STATUSES
     from .dashboard import dashboard_figures
-    from .decisions import (StaleDecision, adjudicate, decide, decide_many, history, preview_group, relabel_group,
-                            set_gold, undo, undo_batch, undo_last)
+    from .decisions import (ClaimHeld, StaleDecision, adjudicate, decide, decide_many, history, preview_group,
+                            relabel_group, set_gold, undo, undo_batch, undo_last)
     from .groups import mark_distinct, more_like_this, near_duplicate_groups, undo_distinct
     from .imports import ImportReport, import_labels
     from .purge import PurgeReport, forget

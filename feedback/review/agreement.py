@@ -1,12 +1,14 @@
 """How far reviewers agree, and how right they are on gold items.
 
-Each reviewer's latest live label decision per item counts once (skips, junk, unsure,
-undone decisions and adjudications do not). Measures:
+Each reviewer's latest live label decision per item counts once, on the items that take independent
+decisions (gold items and the `review.overlap_share`, see `state`): elsewhere a second person's label
+is a relabel made after seeing the first (a suspect's review, a lead's override), not an independent
+answer. Skips, junk, unsure, undone decisions and adjudications do not count. Measures:
 - per reviewer pair: items both labeled, observed agreement, Cohen's kappa;
 - per label: specific agreement 2a / (2a + b), where a counts within-item reviewer
   pairs that both chose the label and b the pairs where only one did;
 - overall: Krippendorff's alpha (nominal), for any number of reviewers per item;
-- per reviewer: accuracy on gold items.
+- per reviewer: accuracy on gold items, except those the reviewer set.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections import Counter, defaultdict
 from itertools import combinations
 
 from ..workspace import Workspace
+from .state import needs_overlap
 
 
 def krippendorff_alpha(units: list[list[str]]) -> float | None:
@@ -48,11 +51,13 @@ def reviewer_agreement(ws: Workspace) -> dict:
             GROUP BY item_id, reviewer
             """
         )
-        gold = {r["item_id"]: r["label"] for r in tx.rows(
-            "SELECT item_id, arg_max(label, set_at) AS label FROM gold GROUP BY item_id")}
+        gold = {r["item_id"]: r for r in tx.rows(
+            "SELECT item_id, arg_max(label, set_at) AS label, arg_max(set_by, set_at) AS set_by FROM gold "
+            "GROUP BY item_id")}
     by_item: dict[str, dict[str, str]] = defaultdict(dict)
     for v in votes:
-        by_item[v["item_id"]][v["reviewer"]] = v["label"]
+        if needs_overlap(ws, v["item_id"], gold=v["item_id"] in gold):
+            by_item[v["item_id"]][v["reviewer"]] = v["label"]
     shared = {i: r for i, r in by_item.items() if len(r) >= 2}
     return {
         "items_with_overlap": len(shared),
@@ -101,9 +106,10 @@ def _per_label(shared: dict[str, dict[str, str]]) -> list[dict]:
              "pairs": both[label] + one[label]} for label in sorted(set(both) | set(one))]
 
 
-def _gold_accuracy(by_item: dict[str, dict[str, str]], gold: dict[str, str]) -> list[dict]:
+def _gold_accuracy(by_item: dict[str, dict[str, str]], gold: dict[str, dict]) -> list[dict]:
     scores: dict[str, list[bool]] = defaultdict(list)
     for item_id, answer in gold.items():
         for reviewer, label in by_item.get(item_id, {}).items():
-            scores[reviewer].append(label == answer)
+            if reviewer != answer["set_by"]:
+                scores[reviewer].append(label == answer["label"])
     return [{"reviewer": r, "items": len(s), "accuracy": sum(s) / len(s)} for r, s in sorted(scores.items())]

@@ -26,6 +26,10 @@ class StaleDecision(FeedbackError):
     """Someone decided the item after the acting reviewer loaded it."""
 
 
+class ClaimHeld(FeedbackError):
+    """Another reviewer holds the item."""
+
+
 DECISION_SCHEMA = pa.schema([
     ("decision_id", pa.string()), ("item_id", pa.string()), ("kind", pa.string()), ("label", pa.string()),
     ("reviewer", pa.string()), ("role", pa.string()), ("decided_at", pa.timestamp("us")), ("note", pa.string()),
@@ -34,11 +38,14 @@ DECISION_SCHEMA = pa.schema([
 
 
 def decide(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str | None = None,
-           based_on: str | None = None, check_stale: bool = False) -> dict:
-    """Record one decision: a taxonomy label, or 'skip', 'junk', 'unsure'. Returns the decision.
+           based_on: str | None = None, check_stale: bool = False, override_claim: str | None = None) -> dict:
+    """Record one decision: a taxonomy label, or 'skip', 'junk', 'unsure'. Returns the decision, with the
+    item's `status` and `current_label` after it (the rule in `state` says how a decision counts).
 
     With `check_stale`, `based_on` is the item's last decision id the reviewer saw
-    (None for none); a different one now means someone decided meanwhile: refused.
+    (None for none); a different one now means someone decided meanwhile: refused. A decision on an
+    adjudicated item, or on one another reviewer holds, is refused; a lead may take over a held item
+    by giving the reason in `override_claim`, which the decision's note records.
     """
     actor.require(ws, "decide")
     kind, label = _kind_and_label(ws, label)
@@ -49,9 +56,11 @@ def decide(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str |
                 f"item {item_id!r} was decided by {current['last_reviewer']} after you loaded it "
                 f"(now: {current['current_label'] or current['status']}); reload it before deciding"
             )
+        note = _open_to(ws, actor, current, note=note, override_claim=override_claim)
         rows = [_decision(item_id, kind, label, actor, note=note, based_on=based_on)]
         _append(tx, ws, rows)
-    return rows[0]
+        after = tx.rows("SELECT status, current_label FROM reviews WHERE item_id = ?", [item_id])[0]
+    return {**rows[0], **after}
 
 
 def decide_many(ws: Workspace, actor: Actor, rows: Iterable[tuple[int, dict]], *, chunk: int = 5_000,
@@ -91,19 +100,22 @@ def _decide_chunk(ws: Workspace, actor: Actor, batch: list[tuple[int, dict]], er
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         ids = [d["item_id"] for _, _, d in planned]
-        last = {r["item_id"]: r["last"] for r in tx.rows(
-            "SELECT i.item_id, r.last_decision_id AS last FROM items i LEFT JOIN reviews r USING (item_id) "
-            "WHERE i.item_id IN (SELECT unnest(?::VARCHAR[]))", [ids])}
+        current = {r["item_id"]: r for r in tx.rows(f"SELECT {_REVIEW_COLUMNS} FROM {_REVIEW_FROM} "
+                                                     "WHERE i.item_id IN (SELECT unnest(?::VARCHAR[]))", [ids])}
         rows = []
         for number, row, decision in planned:
             item_id = decision["item_id"]
-            if item_id not in last:
-                errors.append({"row": number, "item_id": item_id, "message": f"item {item_id!r} is not in the store"})
-            elif "expect" in row and last[item_id] != decision["based_on"]:
-                errors.append({"row": number, "item_id": item_id, "message": f"item {item_id!r} was decided after "
-                               f"you read it (now {last[item_id]}); read it again before deciding"})
-            else:
-                rows.append(decision)
+            try:
+                if item_id not in current:
+                    raise NotFound(f"item {item_id!r} is not in the store")
+                if "expect" in row and current[item_id]["last_decision_id"] != decision["based_on"]:
+                    raise StaleDecision(f"item {item_id!r} was decided after you read it (now "
+                                        f"{current[item_id]['last_decision_id']}); read it again before deciding")
+                _open_to(ws, actor, current[item_id])
+            except FeedbackError as exc:
+                errors.append({"row": number, "item_id": item_id, "message": str(exc)})
+                continue
+            rows.append(decision)
         if rows:
             _append(tx, ws, rows)
     return len(rows)
@@ -155,10 +167,19 @@ def relabel_group(ws: Workspace, actor: Actor, item_ids: list[str], label: str, 
     batch_id = "batch-" + uuid.uuid4().hex[:12]
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
-        known = tx.value("SELECT count(DISTINCT item_id) FROM items WHERE item_id IN (SELECT unnest(?::VARCHAR[]))",
-                         [item_ids])
-        if known != len(set(item_ids)):
-            raise NotFound(f"{len(set(item_ids)) - known} of the {len(set(item_ids))} items are not in the store")
+        current = tx.rows(f"SELECT {_REVIEW_COLUMNS} FROM {_REVIEW_FROM} WHERE i.item_id IN (SELECT unnest(?::VARCHAR[]))",
+                          [item_ids])
+        if len(current) != len(set(item_ids)):
+            raise NotFound(f"{len(set(item_ids)) - len(current)} of the {len(set(item_ids))} items are not in the store")
+        refused = []
+        for row in current:
+            try:
+                _open_to(ws, actor, row)
+            except FeedbackError as exc:
+                refused.append(str(exc))
+        if refused:
+            raise FeedbackError(f"{len(refused)} of the {len(current)} items cannot take this relabel; leave them out: "
+                                + "; ".join(sorted(refused)[:3]))
         rows = [_decision(i, kind, label, actor, note=note, batch_id=batch_id) for i in dict.fromkeys(item_ids)]
         _append(tx, ws, rows)
     return batch_id
@@ -223,9 +244,14 @@ def item_history(tx, item_id: str) -> list[dict]:
         UNION ALL
         SELECT decided_at, 'decision:' || kind, decision_id, label, reviewer, note, NULL, batch_id, undoes, NULL
         FROM decisions WHERE item_id = ?
+        UNION ALL
+        SELECT coalesce(c.undone_at, c.changed_at), CASE WHEN c.undone_at IS NULL THEN 'taxonomy:' ELSE 'taxonomy:undo ' END
+               || c.kind, c.change_id, t.label_after, coalesce(c.undone_by, c.actor),
+               coalesce(t.label_before, '') || ' -> ' || coalesce(t.label_after, '(to review)'), NULL, NULL, NULL, NULL
+        FROM taxonomy_items t JOIN taxonomy_changes c USING (change_id) WHERE t.item_id = ?
         ORDER BY "at", seq NULLS LAST, kind
         """,
-        [item_id] * 5,
+        [item_id] * 6,
     )
 
 
@@ -234,8 +260,9 @@ def _kind_and_label(ws: Workspace, label: str) -> tuple[str, str | None]:
         return label, None
     if not label:
         raise FeedbackError("a decision needs a label, or one of skip, junk, unsure")
-    if not ws.taxonomy.accepts(label):
-        raise FeedbackError(f"label {label!r} is not in the taxonomy{ws.taxonomy.hint(label) or '; see `feedback labels`'}")
+    refusal = ws.taxonomy.refusal(label)
+    if refusal:
+        raise FeedbackError(refusal)
     return "label", label
 
 
@@ -249,13 +276,37 @@ def _real_label(ws: Workspace, label: str, what: str) -> str:
 def _review_row(tx, ws: Workspace, item_id: str) -> dict:
     sync_items(tx, ws)
     lock_items(tx, [item_id])
-    rows = tx.rows(
-        "SELECT i.item_id, coalesce(r.status, 'new') AS status, r.current_label, r.last_decision_id, "
-        "(SELECT arg_max(reviewer, decided_at) FROM decisions d WHERE d.item_id = i.item_id) AS last_reviewer "
-        "FROM items i LEFT JOIN reviews r USING (item_id) WHERE i.item_id = ?", [item_id])
+    rows = tx.rows(f"SELECT {_REVIEW_COLUMNS}, (SELECT arg_max(reviewer, decided_at) FROM decisions d "
+                   f"WHERE d.item_id = i.item_id) AS last_reviewer FROM {_REVIEW_FROM} WHERE i.item_id = ?", [item_id])
     if not rows:
         raise NotFound(f"item {item_id!r} is not in the store")
     return rows[0]
+
+
+#: What `_open_to` needs to know of an item, over `_REVIEW_FROM`
+_REVIEW_COLUMNS = ("i.item_id, coalesce(r.status, 'new') AS status, r.current_label, r.last_decision_id, "
+                   "r.label_reviewer, r.claimed_by, r.claim_expires, l.kind AS label_kind")
+_REVIEW_FROM = ("items i LEFT JOIN reviews r USING (item_id) "
+                "LEFT JOIN decisions l ON l.decision_id = r.label_decision_id")
+
+
+def _open_to(ws: Workspace, actor: Actor, current: dict, *, note: str | None = None,
+             override_claim: str | None = None) -> str | None:
+    """Refuse a decision the rule would ignore or that takes another reviewer's claim; return the note to record
+    (with a lead's claim override in it)."""
+    item_id = current["item_id"]
+    if current["label_kind"] == "adjudicate":
+        raise FeedbackError(f"item {item_id!r} was adjudicated by {current['label_reviewer']} as "
+                            f"{current['current_label']!r}: only a lead changes it, with `feedback adjudicate` "
+                            "or by undoing the adjudication")
+    holder = current["claimed_by"]
+    if holder in (None, actor.name) or current["claim_expires"] <= _now():
+        return note
+    if override_claim is None:
+        raise ClaimHeld(f"item {item_id!r} is held by {holder} until {current['claim_expires']:%H:%M:%S} UTC; "
+                        "take another item (a lead may override with a reason)")
+    actor.require(ws, "adjudicate")
+    return f"claim override (held by {holder}): {override_claim}" + (f"; {note}" if note else "")
 
 
 def _independent(ws: Workspace, tx, item_id: str) -> bool:

@@ -22,15 +22,15 @@ from ..workspace import Workspace
 from .choices import REASONS, STATUSES
 from .state import lock_items, refresh_items, review_config, sync_items, write_reviews
 
-_STATUS = ("CASE WHEN r.claim_expires > now()::TIMESTAMP AND coalesce(r.status, 'new') IN ('new', 'skipped') "
+_STATUS = ("CASE WHEN r.claim_expires > now()::TIMESTAMP AND coalesce(r.status, 'new') IN ('new', 'skipped', 'second_review') "
            "THEN 'in review' ELSE coalesce(r.status, 'new') END")
 _COLUMNS = (f"i.item_id, i.text, i.pred_label, i.pred_score, i.model_version, i.corr_label, i.source, i.first_ts, "
             f"i.last_ts, i.reasons, i.priority, {_STATUS} AS status, r.current_label, r.label_reviewer, "
             f"r.claimed_by, r.reviewers, r.last_decision_id")
 _FROM = "items i LEFT JOIN reviews r USING (item_id)"
-#: Items a reviewer (the parameter) may be given: new or skipped ones they have not decided, and decided ones
-#: queued again since (a suspected label error, say).
-_OPEN_TO = ("((coalesce(r.status, 'new') IN ('new', 'skipped') "
+#: Items a reviewer (the parameter) may be given: new or skipped ones and those waiting for a second review that
+#: they have not decided, and decided ones queued again since (a suspected label error, say).
+_OPEN_TO = ("((coalesce(r.status, 'new') IN ('new', 'skipped', 'second_review') "
             "  AND NOT list_contains(coalesce(r.reviewers, []::VARCHAR[]), ?)) "
             " OR (r.status IN ('labeled', 'junk') AND i.last_queued_at > r.last_decided_at))")
 _NOT_UNDONE = "decision_id NOT IN (SELECT undoes FROM decisions WHERE kind = 'undo' AND undoes IS NOT NULL)"

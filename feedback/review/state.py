@@ -7,34 +7,47 @@ kept by `capture.items` (ingest refreshes it as it stores events; the priority r
 claims and gold answer by `derive_review` (the documented rules below), rewritten in
 the same transaction as the decision or claim that changes it.
 
-Current label rule (`derive_review`), after dropping undone decisions:
-1. the latest adjudication decides the label (status `labeled`);
-2. otherwise, for an item that needs overlap (gold items and a configured share),
-   each reviewer's latest decision counts once: `review.overlap` agreeing labels make
-   it `labeled`; two differing labels, or any `unsure`, make it `disputed`; fewer
-   decisions leave it `new` for the reviewers who have not seen it yet;
-3. otherwise the latest decision wins: a label makes it `labeled`, `junk` makes it
-   `junk`, `skip` makes it `skipped` (back in the queue for others), `unsure` makes
-   it `disputed` (to a lead).
+The current label rule (`derive_review`). Undone decisions are dropped, and every label (of
+decisions, imports and the gold answer) is read through the taxonomy's changes (`renames`:
+a renamed or merged label reads as its new name; a split or removed one as no label). Then:
+1. authority: the latest adjudication, or the gold answer (with `review.gold_labels`, on by
+   default), whichever is later, decides the label. Only a lead changes it (`decisions` refuses
+   other decisions on an adjudicated item). Reviewers' decisions on a gold item still count
+   as answers scored against it; it waits (`new`) until `review.overlap` of them are in.
+2. overlap items (gold items and a stable share `review.overlap_share` of the others): each
+   reviewer's latest label, junk or unsure counts once. `review.overlap` agreeing ones decide
+   it; two differing ones, or an `unsure`, make it `disputed` (to a lead). Fewer than that
+   make it `second_review`: queued with that reason for the reviewers who have not seen it,
+   keeping its imported label meanwhile (releases ship it and a gate counts them) unless every
+   answer so far agrees with the import, which they confirm.
+3. other items, decisions in order: the first label or junk decides; a later one by the same
+   reviewer, or by a lead over a reviewer, replaces it; one that agrees confirms it; one that
+   differs from another person's (a reviewer's over a lead's or another reviewer's) makes it
+   `disputed` (to a lead). `unsure` makes it `disputed`; a label or junk after an `unsure`
+   (or by a lead) settles it. `skip` passes: an undecided item is `skipped` (back in the queue
+   for others), a decided one keeps its state.
 4. an imported label (`import`, from a team's existing labeled data) stands while rules 1-3
-   leave the item `new` or `skipped`: the first reviewer who labels it, junks it or is unsure
-   of it decides again. Imports are not reviewers: they count in no overlap or agreement.
-A user's correction is a signal for review, never a current label.
+   leave the item `new` or `skipped`. Imports are not reviewers: no overlap or agreement counts them.
+A user's correction is a signal for review, never a current label. An item ships in a release
+exactly when it has a current label.
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
 from ..capture.items import ITEM_DEFAULTS, refresh_items, sync_items
 from ..workspace import Workspace
+from .renames import label_map
 
 __all__ = ["derive_review", "lock_items", "needs_overlap", "refresh_items", "review_config", "sync_items",
            "write_reviews"]
 
-REVIEW_DEFAULTS = {"overlap": 2, "overlap_share": 0.0, "lease_seconds": 600, **ITEM_DEFAULTS}
+REVIEW_DEFAULTS = {"overlap": 2, "overlap_share": 0.0, "lease_seconds": 600, "gold_labels": True, **ITEM_DEFAULTS}
+LEAD_ROLES = ("lead", "admin")
 
 
 def review_config(ws: Workspace) -> dict:
@@ -50,42 +63,93 @@ def needs_overlap(ws: Workspace, item_id: str, *, gold: bool) -> bool:
     return bucket < share
 
 
-def derive_review(decisions: list[dict], *, overlap: int | None) -> dict:
-    """Status and current label of one item from its decisions (oldest first); see the module rules."""
+def derive_review(decisions: list[dict], *, overlap: int | None, gold: dict | None = None,
+                  renames: dict[str, str | None] | None = None) -> dict:
+    """Status and current label of one item from its decisions (oldest first), its gold answer
+    ({label, set_by, set_at}, or None) and the taxonomy's renames; see the module rules."""
     undone = {d["undoes"] for d in decisions if d["kind"] == "undo"}
-    everything = [d for d in decisions if d["kind"] != "undo" and d["decision_id"] not in undone]
+    everything = [_renamed(d, renames) for d in decisions if d["kind"] != "undo" and d["decision_id"] not in undone]
+    everything = [d for d in everything if d["label"] is not None or d["kind"] in ("skip", "junk", "unsure")]
     imported = [d for d in everything if d["kind"] == "import"]
     live = [d for d in everything if d["kind"] != "import"]
     state = {"status": "new", "current_label": None, "label_decision_id": None, "label_reviewer": None,
              "reviewers": sorted({d["reviewer"] for d in live if d["kind"] != "adjudicate"}),
              "last_decision_id": decisions[-1]["decision_id"] if decisions else None,
              "last_decided_at": decisions[-1]["decided_at"] if decisions else None}
-    adjudications = [d for d in live if d["kind"] == "adjudicate"]
-    if adjudications:
-        return {**state, **_labeled(adjudications[-1])}
-    reviewed = _reviewed(state, live, overlap)
+    authority = [d for d in live if d["kind"] == "adjudicate"]
+    gold = gold and _renamed({"kind": "gold", "decision_id": None, "label": gold["label"], "reviewer": gold["set_by"],
+                              "decided_at": gold["set_at"]}, renames)
+    if gold and gold["label"] is not None and (not authority or _later(gold, authority[-1])):
+        votes = _votes(live)
+        return {**state, **_labeled(gold), "status": "labeled" if len(votes) >= (overlap or 1) else "new"}
+    if authority:
+        return {**state, **_labeled(authority[-1])}
+    reviewed = _overlapped(state, live, overlap, imported[-1] if imported else None) if overlap else _sequence(state, live)
     if imported and reviewed["status"] in ("new", "skipped"):  # an imported label stands until a reviewer decides
         return {**reviewed, **_labeled(imported[-1])}
     return reviewed
 
 
-def _reviewed(state: dict, live: list[dict], overlap: int | None) -> dict:
-    """The state that reviewers' own decisions give (rules 2 and 3)."""
-    if not live:
-        return state
-    if overlap:
-        latest = {d["reviewer"]: d for d in live}
-        votes = [d for d in latest.values() if d["kind"] in ("label", "unsure")]
-        labels = {d["label"] for d in votes if d["kind"] == "label"}
-        if any(d["kind"] == "unsure" for d in votes) or len(labels) > 1:
-            return {**state, "status": "disputed"}
-        if len(votes) >= overlap:
-            return {**state, **_labeled(votes[-1])}
-        return state
-    last = live[-1]
-    if last["kind"] == "label":
-        return {**state, **_labeled(last)}
-    return {**state, "status": {"junk": "junk", "skip": "skipped", "unsure": "disputed"}[last["kind"]]}
+def _renamed(decision: dict, renames: dict | None) -> dict:
+    if not renames or decision["label"] not in renames:
+        return decision
+    return {**decision, "label": renames[decision["label"]]}
+
+
+def _later(a: dict, b: dict) -> bool:
+    return a["decided_at"] is not None and (b["decided_at"] is None or a["decided_at"] > b["decided_at"])
+
+
+def _votes(live: list[dict]) -> list[dict]:
+    """Each reviewer's latest label, junk or unsure (their skips pass)."""
+    latest = {d["reviewer"]: d for d in live if d["kind"] in ("label", "junk", "unsure")}
+    return sorted(latest.values(), key=lambda d: (d["decided_at"], d["decision_id"]))
+
+
+def _overlapped(state: dict, live: list[dict], overlap: int, imported: dict | None) -> dict:
+    """Rule 2: independent answers, counted once per reviewer."""
+    votes = _votes(live)
+    answers = {(d["kind"], d["label"]) for d in votes}
+    if not votes:
+        return {**state, "status": "skipped"} if live else state
+    if any(d["kind"] == "unsure" for d in votes) or len(answers) > 1:
+        return {**state, "status": "disputed"}
+    if len(votes) >= overlap:
+        return {**state, **_outcome(votes[-1])}
+    if imported and answers == {("label", imported["label"])}:
+        return {**state, **_labeled(imported)}
+    if imported:
+        return {**state, **_labeled(imported), "status": "second_review"}
+    return {**state, "status": "second_review"}
+
+
+def _sequence(state: dict, live: list[dict]) -> dict:
+    """Rule 3: decisions in order, where a human's label or junk stands until its author or a lead changes it."""
+    holder, disputed, skipped = None, False, False
+    for d in live:
+        if d["kind"] == "skip":
+            skipped = True
+        elif d["kind"] == "unsure":
+            disputed = True
+        elif holder is None or holder["reviewer"] == d["reviewer"] or _outranks(d, holder):
+            holder, disputed = d, False
+        elif (d["kind"], d["label"]) != (holder["kind"], holder["label"]):
+            disputed = True
+    if disputed:
+        return {**state, "status": "disputed"}
+    if holder is not None:
+        return {**state, **_outcome(holder)}
+    return {**state, "status": "skipped"} if skipped else state
+
+
+def _outranks(decision: dict, holder: dict) -> bool:
+    return decision.get("role") in LEAD_ROLES and holder.get("role") not in LEAD_ROLES
+
+
+def _outcome(decision: dict) -> dict:
+    if decision["kind"] == "junk":
+        return {"status": "junk"}
+    return _labeled(decision)
 
 
 def _labeled(decision: dict) -> dict:
@@ -105,30 +169,53 @@ def lock_items(tx, item_ids: list[str]) -> None:
 
 
 def write_reviews(tx, ws: Workspace, item_ids: list[str]) -> None:
-    """Recompute and rewrite the `reviews` rows of these items from their decisions and claims."""
+    """Recompute and rewrite the `reviews` rows of these items from their decisions, claims and gold answers;
+    queue the items that now wait for a second review, and refresh the priority of those decided or reopened."""
     lock_items(tx, item_ids)
-    decisions = tx.rows(
-        "SELECT * FROM decisions WHERE item_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY decided_at, decision_id", [item_ids])
+    within = "WHERE item_id IN (SELECT unnest(?::VARCHAR[]))"
+    decisions = tx.rows(f"SELECT * FROM decisions {within} ORDER BY decided_at, decision_id", [item_ids])
     claims = {r["item_id"]: r for r in tx.rows(
         "SELECT item_id, arg_max(reviewer, claimed_at) AS reviewer, max(claimed_at) AS claimed_at, "
-        "arg_max(expires_at, claimed_at) AS expires "
-        "FROM claims WHERE item_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY item_id", [item_ids])}
-    gold = {r["item_id"] for r in tx.rows(
-        "SELECT DISTINCT item_id FROM gold WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", [item_ids])}
-    overlap = review_config(ws)["overlap"]
+        f"arg_max(expires_at, claimed_at) AS expires FROM claims {within} GROUP BY item_id", [item_ids])}
+    gold = {r["item_id"]: r for r in tx.rows(
+        "SELECT item_id, arg_max(label, set_at) AS label, arg_max(set_by, set_at) AS set_by, max(set_at) AS set_at "
+        f"FROM gold {within} GROUP BY item_id", [item_ids])}
+    before = {r["item_id"]: (r["status"], r["last_decided_at"]) for r in tx.rows(
+        f"SELECT item_id, status, last_decided_at FROM reviews {within}", [item_ids])}
+    config, renames = review_config(ws), label_map(tx)
     by_item: dict[str, list[dict]] = {i: [] for i in item_ids}
     for d in decisions:
         by_item[d["item_id"]].append(d)
     rows = []
     for item_id, item_decisions in by_item.items():
-        state = derive_review(item_decisions, overlap=overlap if needs_overlap(ws, item_id, gold=item_id in gold) else None)
+        overlap = config["overlap"] if needs_overlap(ws, item_id, gold=item_id in gold) else None
+        state = derive_review(item_decisions, overlap=overlap, gold=gold.get(item_id) if config["gold_labels"] else None,
+                              renames=renames)
         claim = claims.get(item_id)
         released = claim and any(d["reviewer"] == claim["reviewer"] and d["decided_at"] >= claim["claimed_at"] for d in item_decisions)
         active = claim if claim and not released else None
         rows.append({"item_id": item_id, **state, "claimed_by": active and active["reviewer"],
                      "claim_expires": active and active["expires"]})
-    tx.execute("DELETE FROM reviews WHERE item_id IN (SELECT unnest(?::VARCHAR[]))", [item_ids])
+    tx.execute(f"DELETE FROM reviews {within}", [item_ids])
     tx.insert("reviews", pa.Table.from_pylist(rows, schema=_REVIEW_SCHEMA))
+    waiting = [r["item_id"] for r in rows if r["status"] == "second_review"
+               and before.get(r["item_id"], ("new",))[0] != "second_review"]
+    if waiting:
+        _queue_second_reviews(tx, waiting)
+    changed = [r["item_id"] for r in rows if before.get(r["item_id"], ("new", None)) != (r["status"], r["last_decided_at"])]
+    if changed:
+        refresh_items(tx, ws, changed)
+
+
+def _queue_second_reviews(tx, item_ids: list[str]) -> None:
+    """Log the `second_review` reason for items whose answers so far do not yet decide them."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    tx.insert("queue_reasons", pa.table({
+        "item_id": pa.array(item_ids, pa.string()), "reason": pa.array(["second_review"] * len(item_ids), pa.string()),
+        "score": pa.array([1.0] * len(item_ids), pa.float64()),
+        "queued_at": pa.array([now] * len(item_ids), pa.timestamp("us")),
+        "actor": pa.array(["review-rule"] * len(item_ids), pa.string()), "detail": pa.array([None] * len(item_ids), pa.string()),
+    }))
 
 
 _REVIEW_SCHEMA = pa.schema([
