@@ -155,13 +155,9 @@ def _run(ws, kind, labels, into, preview, note, reviewer, as_json, quiet):
         counts = taxonomy.preview(ws, kind, labels, into)
         return emit(counts, as_json=as_json, quiet=quiet, text=lambda d: f"Preview, nothing applied: {taxonomy.describe(d)}\n"
                     + _counts(d))
-    made = getattr(taxonomy, kind)(ws, signed_in(ws, reviewer), *_arguments(kind, labels, into), note=note)
+    made = taxonomy.change(ws, signed_in(ws, reviewer), kind, labels, into, note=note)
     emit(made, as_json=as_json, quiet=quiet, text=lambda d: f"{d['change_id']}: {taxonomy.describe(d)}\n{_counts(d)}\n"
          f"Undo with `feedback taxonomy undo {d['change_id']}`.")
-
-
-def _arguments(kind, labels, into) -> tuple:
-    return {"rename": (labels[0], into[0]), "merge": (labels, into[0]), "split": (labels[0], into)}.get(kind, (labels[0],))
 
 
 def _counts(d: dict) -> str:

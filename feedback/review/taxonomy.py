@@ -32,7 +32,7 @@ from .queue import log_reasons
 from .renames import label_map
 from .state import sync_items, write_reviews
 
-__all__ = ["KINDS", "changes", "changes_since", "deprecate", "describe", "label_mapping", "label_overview", "merge", "preview",
+__all__ = ["KINDS", "change", "changes", "changes_since", "deprecate", "describe", "label_mapping", "label_overview", "merge", "preview",
            "remove", "rename", "renamed", "split", "sync", "undo_change"]
 
 KINDS = ("rename", "merge", "split", "remove", "deprecate")
@@ -43,27 +43,27 @@ _LIVE = ("SELECT * FROM taxonomy_changes WHERE undone_at IS NULL AND change_id N
 
 def rename(ws: Workspace, actor: Actor, old: str, new: str, *, note: str | None = None) -> dict:
     """Give label `old` the name `new`; its class id and every item labeled with it keep their meaning."""
-    return _change(ws, actor, "rename", [old], [new], note)
+    return change(ws, actor, "rename", [old], [new], note=note)
 
 
 def merge(ws: Workspace, actor: Actor, labels: list[str], into: str, *, note: str | None = None) -> dict:
     """Merge `labels` into `into` (an existing label keeps its id, a new one is appended); the merged are retired."""
-    return _change(ws, actor, "merge", list(labels), [into], note)
+    return change(ws, actor, "merge", list(labels), [into], note=note)
 
 
 def split(ws: Workspace, actor: Actor, label: str, into: list[str], *, note: str | None = None) -> dict:
     """Retire `label` for the labels `into`; its items go back to review with reason `taxonomy`."""
-    return _change(ws, actor, "split", [label], list(into), note)
+    return change(ws, actor, "split", [label], list(into), note=note)
 
 
 def remove(ws: Workspace, actor: Actor, label: str, *, note: str | None = None) -> dict:
     """Retire `label` (its id is never reused); its items go back to review with reason `taxonomy`."""
-    return _change(ws, actor, "remove", [label], [], note)
+    return change(ws, actor, "remove", [label], note=note)
 
 
 def deprecate(ws: Workspace, actor: Actor, label: str, *, note: str | None = None) -> dict:
     """Refuse new decisions with `label`; the items labeled with it keep it."""
-    return _change(ws, actor, "deprecate", [label], [], note)
+    return change(ws, actor, "deprecate", [label], note=note)
 
 
 def preview(ws: Workspace, kind: str, labels: list[str], into: list[str] = ()) -> dict:
@@ -204,20 +204,23 @@ def sync(ws: Workspace) -> int:
     return len(log) - applied
 
 
-# -- a change ------------------------------------------------------------------------------------
+# -- applying a change ------------------------------------------------------------------------------------
 
-def _change(ws: Workspace, actor: Actor, kind: str, labels: list[str], into: list[str], note: str | None) -> dict:
+def change(ws: Workspace, actor: Actor, kind: str, labels: list[str], into: list[str] = (), *,
+           note: str | None = None) -> dict:
+    """Apply a change of any kind (what `rename` ... `deprecate` call): the labels it changes, the labels they
+    become; returns the change with the counts `preview` gives and `items`, the items it touched."""
     actor.require(ws, "change_taxonomy")
     sync(ws)
-    labels, into = _checked(ws, kind, labels, into)
-    change = {"change_id": f"t-{uuid.uuid4().hex[:10]}", "kind": kind, "labels_from": labels, "labels_to": into,
-              "actor": actor.name, "changed_at": _now(), "note": note or None, "undone_at": None, "undone_by": None}
+    labels, into = _checked(ws, kind, list(labels), list(into))
+    made = {"change_id": f"t-{uuid.uuid4().hex[:10]}", "kind": kind, "labels_from": labels, "labels_to": into,
+            "actor": actor.name, "changed_at": _now(), "note": note or None, "undone_at": None, "undone_by": None}
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         counted = _effect(tx, ws, kind, labels, into)
         ids = _mentioning(tx, labels)
         before = _current(tx, ids)
-        tx.insert("taxonomy_changes", _change_row(change))
+        tx.insert("taxonomy_changes", _change_row(made))
         if ids:
             write_reviews(tx, ws, ids)
         after = _current(tx, ids)
@@ -226,14 +229,14 @@ def _change(ws: Workspace, actor: Actor, kind: str, labels: list[str], into: lis
                   and (after[i] is None or after[i] in live)]
         touched = [i for i in ids if before[i] in labels or before[i] != after[i]]
         tx.insert("taxonomy_items", pa.table({
-            "change_id": pa.array([change["change_id"]] * len(touched), pa.string()),
+            "change_id": pa.array([made["change_id"]] * len(touched), pa.string()),
             "item_id": pa.array(touched, pa.string()), "label_before": pa.array([before[i] for i in touched], pa.string()),
             "label_after": pa.array([None if i in queued else after[i] for i in touched], pa.string())}))
         if queued:
             log_reasons(tx, ws, actor, queued, reason="taxonomy", scores=[1.0] * len(queued), details=[
-                {"change_id": change["change_id"], "kind": kind, "label": before[i]} for i in queued])
+                {"change_id": made["change_id"], "kind": kind, "label": before[i]} for i in queued])
     sync(ws)
-    return {**{k: change[k] for k in ("change_id", "kind", "labels_from", "labels_to", "actor", "changed_at", "note")},
+    return {**{k: made[k] for k in ("change_id", "kind", "labels_from", "labels_to", "actor", "changed_at", "note")},
             **counted, "items": len(touched)}
 
 
