@@ -10,6 +10,7 @@ import feedback
 from feedback import learn, release, review, roles
 from feedback.app import screens, views
 from feedback.errors import FeedbackError, StoreBusy
+from feedback.review import taxonomy
 
 st.set_page_config(page_title="Feedback workbench", page_icon="📝", layout="wide")
 
@@ -201,7 +202,7 @@ def review_body(actor):
             st.button(views.escape(name), key=f"hot-{name}", shortcut=key,
                       on_click=decide, args=(actor, item_id, name, based_on))
     with st.container(horizontal=True, vertical_alignment="bottom"):
-        choice = st.selectbox("Any label", sorted(ws.taxonomy.names) or quick, index=None, key=f"any-label-{seq}",
+        choice = st.selectbox("Any label", sorted(ws.taxonomy.offered) or quick, index=None, key=f"any-label-{seq}",
                               placeholder="Search the taxonomy", width=300)
         st.button("Label", shortcut="L", disabled=choice is None, on_click=decide,
                   args=(actor, item_id, choice, based_on))
@@ -281,7 +282,7 @@ def queue_page():
     chosen = [rows[i] for i in event.selection.rows]
     if chosen:
         with st.container(horizontal=True, vertical_alignment="bottom", key="bulk"):
-            st.selectbox(f"Label the {len(chosen)} selected items as", sorted(ws.taxonomy.names)
+            st.selectbox(f"Label the {len(chosen)} selected items as", sorted(ws.taxonomy.offered)
                          or sorted({r["pred_label"] for r in chosen if r["pred_label"]}), index=None, key="bulk-label",
                          width=360)
             st.button(f"Label {len(chosen)} items", type="primary", key="bulk-apply",
@@ -330,7 +331,7 @@ def groups_page():
     preview = review.preview_group(ws, group["item_ids"])
     st.dataframe(preview, hide_index=True, width="stretch", key="group-preview")
     with st.container(horizontal=True, vertical_alignment="bottom"):
-        label = st.selectbox("Label for the whole group", sorted(ws.taxonomy.names) or list(group["predicted"]),
+        label = st.selectbox("Label for the whole group", sorted(ws.taxonomy.offered) or list(group["predicted"]),
                              index=None, key="group-label", width=360)
         st.button(f"Relabel {len(preview)} items", type="primary", disabled=label is None, key="relabel-group",
                   on_click=relabel, args=(actor, group["item_ids"], label))
@@ -368,7 +369,7 @@ def adjudication_page():
             st.dataframe([{"reviewer": r, "decision": d} for r, d in entry["decisions"].items()], hide_index=True)
             key = f"adj-{entry['item_id']}"
             with st.container(horizontal=True, vertical_alignment="bottom"):
-                st.selectbox("Final label", sorted(ws.taxonomy.names) or sorted(set(entry["decisions"].values())),
+                st.selectbox("Final label", sorted(ws.taxonomy.offered) or sorted(set(entry["decisions"].values())),
                              index=None, key=key, width=360)
                 st.button("Settle", key=f"settle-{entry['item_id']}", on_click=adjudicate,
                           args=(actor, entry["item_id"], key))
@@ -572,6 +573,74 @@ def sampler_page():
         st.info("No sampler runs yet; schedule `feedback sample` or run it here.")
 
 
+def apply_change(actor, plan, note_key):
+    kind, labels, into = plan
+    made = act(taxonomy.change, ws, actor, kind, list(labels), list(into), note=state.get(note_key) or None)
+    if made:
+        state.flash = ("success", f"Applied {made['change_id']}: {taxonomy.describe(made)} "
+                                  f"({made['items']} items touched).")
+        state.taxonomy_preview = None
+
+
+def undo_change(actor, change_id):
+    if act(taxonomy.undo_change, ws, actor, change_id):
+        state.flash = ("success", f"Undid {change_id}: its items have the labels they had before.")
+
+
+def taxonomy_page():
+    actor = state.current_actor
+    st.title("Taxonomy")
+    show_flash()
+    overview = taxonomy.label_overview(ws)
+    st.dataframe(overview, hide_index=True, key="taxonomy-labels",
+                 column_config={"id": "class id", "items": "items labeled now", "note": "why it takes no new labels"})
+    st.subheader("Change the taxonomy")
+    kind = st.segmented_control("Change", taxonomy.KINDS, default="rename", key="taxonomy-kind") or "rename"
+    usable = [r["label"] for r in overview if r["status"] != "retired"]
+    if kind == "merge":
+        labels = st.multiselect("Labels to merge", usable, key="taxonomy-labels-from", width=500)
+    else:
+        labels = [name] if (name := st.selectbox("Label", usable, index=None, key="taxonomy-label-from",
+                                                 width=500)) else []
+    asked = {"rename": "New name", "merge": "Into (an existing label keeps its id)",
+             "split": "Into (two or more new labels, comma-separated)"}.get(kind)
+    into = [n.strip() for n in st.text_input(asked, key=f"taxonomy-into-{kind}", width=500).split(",")] if asked else []
+    st.text_input("Note (optional)", key="taxonomy-note", width=500)
+    plan = (kind, tuple(labels), tuple(n for n in into if n))
+    if st.button("Preview", key="taxonomy-preview-button", disabled=not labels):
+        state.taxonomy_preview = None
+        try:
+            state.taxonomy_preview = (plan, taxonomy.preview(ws, kind, labels, plan[2]))
+        except FeedbackError as exc:
+            st.error(str(exc))
+    shown = state.get("taxonomy_preview")
+    if shown and shown[0] == plan:
+        counts = shown[1]
+        st.text(f"Preview, nothing applied yet: {taxonomy.describe(counts)}")
+        with st.container(horizontal=True, key="taxonomy-counts"):
+            for what, key in (("Items relabeled", "relabeled"), ("Items queued", "queued"), ("Decisions", "decisions"),
+                              ("Imports", "imports"), ("Gold answers", "gold")):
+                st.metric(what, f"{counts[key]:,}", border=True)
+        if counts["new_labels"]:
+            st.text(f"New labels, with new class ids: {', '.join(counts['new_labels'])}")
+        st.button("Apply", type="primary", key="taxonomy-apply", on_click=apply_change,
+                  args=(actor, plan, "taxonomy-note"))
+    st.subheader("Change log")
+    log = taxonomy.changes(ws)
+    if not log:
+        st.info("No taxonomy changes yet.")
+    for change in reversed(log):
+        with st.container(border=True, horizontal=True, vertical_alignment="center"):
+            st.text(f"{change['change_id']} · {taxonomy.describe(change)} · by {change['actor']} "
+                    f"{change['changed_at']:%Y-%m-%d %H:%M} · {change['items']} items"
+                    f"{' · ' + change['note'] if change['note'] else ''}")
+            if change["undone_at"]:
+                st.text(f"undone by {change['undone_by']} {change['undone_at']:%Y-%m-%d %H:%M}")
+            else:
+                st.button("Undo", key=f"taxonomy-undo-{change['change_id']}", on_click=undo_change,
+                          args=(actor, change["change_id"]))
+
+
 def main():
     actor = sign_in()
     if actor is not None:
@@ -582,6 +651,8 @@ def main():
                  (groups_page, "Groups", ":material/join_inner:", "groups")]
         if actor.can("adjudicate"):
             pages.append((adjudication_page, "Adjudication", ":material/gavel:", "adjudication"))
+        if actor.can("change_taxonomy"):
+            pages.append((taxonomy_page, "Taxonomy", ":material/category:", "taxonomy"))
         pages += [(releases_page, "Releases", ":material/deployed_code:", "releases"),
                   (sampler_page, "Sampler", ":material/science:", "sampler"),
                   (dashboard_page, "Dashboard", ":material/monitoring:", "dashboard")]

@@ -409,6 +409,29 @@ def test_the_dashboard_shows_counts_yield_and_suspects_at_1400_px(ann):
     shot(ann, "10-dashboard")
 
 
+def test_a_lead_previews_a_rename_on_the_taxonomy_page_and_applies_it(ann, workspace):
+    go(ann, "Taxonomy")
+    labeled = workspace.store().value("SELECT count(*) FROM reviews WHERE current_label = 'card_arrival'")
+    choose(ann, ann.locator(".st-key-taxonomy-label-from"), "card_arrival")
+    ann.get_by_label("New name").fill("card_delivery")
+    ann.get_by_label("New name").press("Enter")
+    settle(ann)
+    ann.get_by_role("button", name="Preview").click()
+    expect(ann.get_by_text("Preview, nothing applied yet: rename card_arrival -> card_delivery")).to_be_visible(
+        timeout=WAIT)
+    expect(ann.locator(".st-key-taxonomy-counts [data-testid=stMetricValue]").first).to_have_text(f"{labeled:,}")
+    assert not workspace.store().value("SELECT count(*) FROM taxonomy_changes")  # nothing applied yet
+    shot(ann, "11-taxonomy-preview")
+    ann.get_by_role("button", name="Apply").click()
+    expect(ann.get_by_text("Applied t-", exact=False)).to_be_visible(timeout=WAIT)
+    expect(ann.get_by_text("rename card_arrival -> card_delivery · by ann", exact=False)).to_be_visible()
+    expect(ann.get_by_role("button", name="Undo")).to_be_visible()
+    assert workspace.store().value("SELECT count(*) FROM reviews WHERE current_label = 'card_delivery'") == labeled
+    settle(ann)
+    choose(ann, ann.locator(".st-key-taxonomy-label-from"), "card_delivery")  # the new name is offered
+    shot(ann, "11-taxonomy-applied")
+
+
 def test_nothing_the_app_shows_needs_the_internet(requested):
     assert requested, "no request recorded"
     away = sorted({u for u in requested if urlsplit(u).hostname not in ("127.0.0.1", None) and

@@ -49,7 +49,7 @@ def review_screen(ws: Workspace, actor: Actor, flt: QueueFilter | None = None, *
             probs = _probabilities(tx, row["item_id"])
             quick = quick_labels(ws, row, probs)
             hotkeys = {label.name: label.hotkey for label in ws.taxonomy.labels
-                       if label.hotkey and label.name not in quick}
+                       if label.hotkey and label.status == "active" and label.name not in quick}
             keys = [(str(n), f"label {label}") for n, label in enumerate(quick, start=1)]
             keys += [(key, f"label {name}") for name, key in hotkeys.items()] + REVIEW_KEYS
             screen = {"item": row, "probs": probs, "quick": quick, "hotkeys": hotkeys, "keys": keys}
@@ -127,7 +127,7 @@ def _probabilities(tx, item_id: str) -> dict[str, float]:
 def quick_labels(ws: Workspace, item: dict, probs: dict[str, float], *, size: int = 9) -> list[str]:
     """Labels for the number keys: the user's correction, the prediction, then the likeliest alternatives."""
     picks = [item.get("corr_label"), item.get("pred_label"), *probs]
-    allowed = [p for p in dict.fromkeys(picks) if p and ws.taxonomy.accepts(p)]
+    allowed = [p for p in dict.fromkeys(picks) if p and ws.taxonomy.refusal(p) is None]
     return allowed[:size]
 
 
