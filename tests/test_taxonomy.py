@@ -290,3 +290,17 @@ def test_the_cli_refuses_bad_changes_without_a_traceback(cli, items):
         result = cli("taxonomy", *args, *w)
         assert (result.exit_code, result.output) == (1, message), args
     assert cli("taxonomy", "split", "card_linking", *w).exit_code == 2  # --into is required: misuse
+
+
+def test_an_open_taxonomy_follows_the_changes_without_a_list(open_ws):
+    ws = configure(labeled(open_ws, {"o1": "late", "o2": "late", "o3": "broken"}), "release.gates", min_per_label=1)
+    toml = (ws.root / "feedback.toml").read_text()
+    assert create_release(ws, by=LEAD)["created"]
+    taxonomy.rename(ws, LEAD, "late", "delayed")
+    assert current(ws) == {"o1": "delayed", "o2": "delayed", "o3": "broken"}
+    assert (ws.root / "feedback.toml").read_text() == toml  # no list to rewrite
+    assert show_release(ws, create_release(ws, by=LEAD)["version"])["class_names"] == ["broken", "delayed"]  # id kept
+    with pytest.raises(FeedbackError, match="'nope' is not in the taxonomy"):
+        taxonomy.remove(ws, LEAD, "nope")
+    taxonomy.remove(ws, LEAD, "broken")
+    assert current(ws)["o3"] is None
