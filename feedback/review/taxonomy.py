@@ -83,8 +83,9 @@ def undo_change(ws: Workspace, actor: Actor, change_id: str) -> dict:
     made since use a label the change brought in (undo or relabel them first).
     """
     actor.require(ws, "change_taxonomy")
-    sync(ws)
+    seen = _settled(ws)
     with ws.store().atomic() as tx:
+        _unchanged(tx, seen)
         change = _live_change(tx, change_id)
         later = [c["change_id"] for c in tx.rows(_LIVE) if c["changed_at"] > change["changed_at"]
                  and set(c["labels_from"] + (c["labels_to"] or [])) & set(change["labels_from"] + change["labels_to"])]
@@ -211,11 +212,12 @@ def change(ws: Workspace, actor: Actor, kind: str, labels: list[str], into: list
     """Apply a change of any kind (what `rename` ... `deprecate` call): the labels it changes, the labels they
     become; returns the change with the counts `preview` gives and `items`, the items it touched."""
     actor.require(ws, "change_taxonomy")
-    sync(ws)
+    seen = _settled(ws)
     labels, into = _checked(ws, kind, list(labels), list(into))
     made = {"change_id": f"t-{uuid.uuid4().hex[:10]}", "kind": kind, "labels_from": labels, "labels_to": into,
             "actor": actor.name, "changed_at": _now(), "note": note or None, "undone_at": None, "undone_by": None}
     with ws.store().atomic() as tx:
+        _unchanged(tx, seen)
         sync_items(tx, ws)
         counted = _effect(tx, ws, kind, labels, into)
         ids = _mentioning(tx, labels)
@@ -238,6 +240,25 @@ def change(ws: Workspace, actor: Actor, kind: str, labels: list[str], into: list
     sync(ws)
     return {**{k: made[k] for k in ("change_id", "kind", "labels_from", "labels_to", "actor", "changed_at", "note")},
             **counted, "items": len(touched)}
+
+
+def _settled(ws: Workspace) -> int:
+    """Sync feedback.toml, check it can be rewritten, and return the number of log rows it reflects."""
+    sync(ws)
+    path = ws.root / CONFIG_NAME
+    if ws.taxonomy.mode == "fixed" and len(_label_blocks(path.read_text(encoding="utf-8").splitlines())) != len(
+            ws.taxonomy.labels):
+        raise WorkspaceError(f"{path} lists its labels in a form this cannot rewrite; write each as a "
+                             "[[taxonomy.labels]] table, then run the command again")
+    with ws.store().connect() as tx:
+        return tx.value("SELECT count(*) FROM taxonomy_changes")
+
+
+def _unchanged(tx, seen: int) -> None:
+    """Refuse to go on when another change was made since `_settled` (the transaction holds the store alone)."""
+    if tx.value("SELECT count(*) FROM taxonomy_changes") != seen:
+        raise FeedbackError("the taxonomy changed meanwhile (another change or undo); see `feedback taxonomy log` "
+                            "and run the command again")
 
 
 def _checked(ws: Workspace, kind: str, labels: list[str], into: list[str]) -> tuple[list[str], list[str]]:
