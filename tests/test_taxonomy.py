@@ -7,7 +7,7 @@ import pytest
 from feedback import ingest_files
 from feedback.errors import FeedbackError
 from feedback.release import GateFailed, create_release, show_release
-from feedback.review import decide, relabel_group
+from feedback.review import decide, history, relabel_group
 from feedback.review import taxonomy
 from feedback.review.renames import label_map
 from feedback.roles import Actor, PermissionDenied
@@ -142,6 +142,8 @@ def test_split_queues_the_items_with_reason_taxonomy(items):
     assert "use 'card_delivery' or 'card_delay'" in Workspace(ws.root).taxonomy.refusal("card_arrival")
     decide(ws, ALICE, "i1", "card_delay")
     assert current(ws)["i1"] == "card_delay"
+    steps = [(h["kind"], h["note"]) for h in history(ws, "i2") if h["kind"].startswith("taxonomy")]
+    assert steps == [("taxonomy:split", "card_arrival -> (to review)")]  # in the item's history
 
 
 def test_remove_retires_the_id_and_queues_its_items(items):
