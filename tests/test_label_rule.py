@@ -12,7 +12,7 @@ from feedback.review import (ClaimHeld, adjudicate, add_to_queue, decide, decide
                              relabel_group, reviewer_agreement, set_gold, undo)
 from feedback.review.imports import import_labels
 from feedback.roles import Actor, PermissionDenied
-from conftest import configure, prediction
+from conftest import configure
 
 pytestmark = pytest.mark.backends
 
