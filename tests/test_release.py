@@ -112,8 +112,8 @@ def test_a_release_is_a_complete_folder_that_sha256sum_checks(rws):
     assert manifest["provenance"] == {"one_reviewer": 40, "several_reviewers": 0, "adjudicated": 0, "imported": 0,
                                       "reviewers": 1}
     assert [g["gate"] for g in manifest["gates"]] == ["schema", "taxonomy", "conflicts", "leakage", "agreement",
-                                                      "min_per_label", "label_shift"]
-    assert [g["status"] for g in manifest["gates"]] == ["pass", "pass", "pass", "pass", "skip", "pass", "skip"]
+                                                      "min_per_label", "label_shift", "second_review"]
+    assert [g["status"] for g in manifest["gates"]] == ["pass", "pass", "pass", "pass", "skip", "pass", "skip", "pass"]
 
     rows = index(rws, "v1")
     assert len(rows) == 40 and rows["req-000"]["label"] == "card_arrival"
