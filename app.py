@@ -242,7 +242,9 @@ def label_selected(actor, rows, key):
     if done:
         problems = "; ".join(f"{e['item_id']}: {e['message']}" for e in done["errors"])
         state.flash = ("warning" if problems else "success",
-                       f"Labeled {done['decided']} items as {label}." + (f" Not labeled: {problems}" if problems else ""))
+                       f"Labeled {done['decided']} items as {label}."
+                       + (f" {done['waiting']} of them wait for a second review or a lead." if done["waiting"] else "")
+                       + (f" Not labeled: {problems}" if problems else ""))
 
 
 def queue_page():

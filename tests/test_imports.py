@@ -68,7 +68,7 @@ def test_a_reviewer_decision_overrides_an_import_and_an_undo_brings_it_back(labe
     from feedback.review import undo
 
     decided = decide_many(labeled, ALICE, [(2, {"item_id": "t05", "label": LABELS[3]})])
-    assert decided == {"decided": 1, "errors": []} and item(labeled, "t05")["current_label"] == LABELS[3]
+    assert decided == {"decided": 1, "waiting": 0, "errors": []} and item(labeled, "t05")["current_label"] == LABELS[3]
     last = labeled.store().value("SELECT decision_id FROM decisions WHERE reviewer = 'alice'")
     undo(labeled, ALICE, last)
     assert item(labeled, "t05")["current_label"] == LABELS[1]

@@ -48,7 +48,7 @@ def test_the_notebook_example_runs_the_whole_loop(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "91 events stored"
-    assert lines[1] == "{'decided': 60, 'errors': []}"
+    assert lines[1] == "{'decided': 60, 'waiting': 0, 'errors': []}"
     assert lines[2].startswith("queued 10 of ")
     assert re.match(r"v1 60 examples; \d+ in train: \['id', 'text', 'label'\]", lines[-1])
 

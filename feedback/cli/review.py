@@ -67,10 +67,12 @@ def next_command(ws, reviewer, as_json, quiet):
               help="Refuse if the item's last decision is no longer this one ('none' for an undecided item).")
 @click.option("--file", "decisions_file", type=click.Path(exists=True, dir_okay=False),
               help="Decide many items: a CSV, JSONL or Parquet file with item_id, label and optionally note, expect.")
+@click.option("--override-claim", metavar="REASON",
+              help="Leads: decide an item another reviewer holds, saying why (kept in the decision's note).")
 @reviewer_option
 @workspace_option
 @output_options
-def label(ws, item_id, label, note, based_on, decisions_file, reviewer, as_json, quiet):
+def label(ws, item_id, label, note, based_on, decisions_file, override_claim, reviewer, as_json, quiet):
     """Decide an item: a label of the taxonomy, or skip, junk, unsure; or many items from a file.
 
     A file is decided in chunks, each row checked like one decision; bad rows are listed with their
@@ -90,9 +92,23 @@ def label(ws, item_id, label, note, based_on, decisions_file, reviewer, as_json,
         raise click.UsageError("give ITEM_ID and LABEL (or --file)")
     check = based_on is not None
     decision = review.decide(ws, signed_in(ws, reviewer), item_id, label, note=note,
-                             based_on=None if based_on == "none" else based_on, check_stale=check)
-    emit(decision, as_json=as_json, quiet=quiet,
-         text=lambda d: f"{d['decision_id']}: {d['item_id']} -> {d['label'] or d['kind']} by {d['reviewer']}")
+                             based_on=None if based_on == "none" else based_on, check_stale=check,
+                             override_claim=override_claim)
+    emit(decision, as_json=as_json, quiet=quiet, text=_decided_text)
+
+
+#: What a decision that did not set the item's label left it waiting for
+_WAITING = {"disputed": "disputed: it waits for a lead (`feedback adjudicate`)",
+            "second_review": "it waits for a second review (its answers so far do not decide it)"}
+
+
+def _decided_text(d: dict) -> str:
+    said = f"{d['decision_id']}: {d['item_id']} -> {d['label'] or d['kind']} by {d['reviewer']}"
+    if d["status"] in _WAITING:
+        return f"{said}; {_WAITING[d['status']]}"
+    if d["kind"] == "label" and d["current_label"] != d["label"]:
+        return f"{said}; the item's label stays {d['current_label']!r} (its gold answer)"
+    return said
 
 
 @click.command("import-labels")
@@ -331,7 +347,8 @@ def _decide_file(ws, who, path, *, as_json: bool, quiet: bool) -> None:
     result["errors"] = sorted(result["errors"] + [{"row": n, "item_id": None, "message": str(e)} for n, e in unreadable],
                               key=lambda e: e["row"])
     emit(result, as_json=as_json, quiet=quiet, text=lambda r: "\n".join(
-        [f"Decided {r['decided']:,} items; {len(r['errors']):,} rows failed."]
+        [f"Decided {r['decided']:,} items ({r['waiting']:,} of them wait for a second review or a lead); "
+         f"{len(r['errors']):,} rows failed."]
         + [f"  row {e['row']}: {e['item_id'] or '-'}: {e['message']}" for e in r["errors"][:50]]))
     if result["errors"]:
         raise click.exceptions.Exit(1)

@@ -69,22 +69,25 @@ def decide_many(ws: Workspace, actor: Actor, rows: Iterable[tuple[int, dict]], *
 
     `rows` are (row number, {"item_id", "label", "note"?, "expect"?}), where `expect` is the decision id
     the row was based on ("" or "none" for an undecided item) and makes a stale row an error.
-    Returns {"decided": n, "errors": [{"row", "item_id", "message"}]}: a bad row costs only itself.
+    Returns {"decided": n, "waiting": w, "errors": [{"row", "item_id", "message"}]}: `waiting` counts the
+    decided items the rule left disputed or waiting for a second review; a bad row costs only itself.
 
         feedback.review.decide_many(ws, me, enumerate([{"item_id": "req-1", "label": "refund"}], start=1))
     """
     actor.require(ws, "decide")
     rows = list(rows)
-    decided, errors = 0, []
+    decided, waiting, errors = 0, 0, []
     with Steps(progress, len(rows), "rows decided") as job:
         for start in range(0, len(rows), chunk):
             batch = rows[start:start + chunk]
-            decided += _decide_chunk(ws, actor, batch, errors)
+            done, left = _decide_chunk(ws, actor, batch, errors)
+            decided, waiting = decided + done, waiting + left
             job.advance(len(batch))
-    return {"decided": decided, "errors": errors}
+    return {"decided": decided, "waiting": waiting, "errors": errors}
 
 
-def _decide_chunk(ws: Workspace, actor: Actor, batch: list[tuple[int, dict]], errors: list[dict]) -> int:
+def _decide_chunk(ws: Workspace, actor: Actor, batch: list[tuple[int, dict]], errors: list[dict]) -> tuple[int, int]:
+    """Decide one chunk in one transaction; return how many rows were decided and how many of their items wait."""
     planned = []
     for number, row in batch:
         item_id = row.get("item_id")
@@ -116,9 +119,12 @@ def _decide_chunk(ws: Workspace, actor: Actor, batch: list[tuple[int, dict]], er
                 errors.append({"row": number, "item_id": item_id, "message": str(exc)})
                 continue
             rows.append(decision)
-        if rows:
-            _append(tx, ws, rows)
-    return len(rows)
+        if not rows:
+            return 0, 0
+        _append(tx, ws, rows)
+        waiting = tx.value("SELECT count(*) FROM reviews WHERE item_id IN (SELECT unnest(?::VARCHAR[])) "
+                           "AND status IN ('disputed', 'second_review')", [sorted({d["item_id"] for d in rows})])
+    return len(rows), waiting
 
 
 def _expected(row: dict) -> str | None:
