@@ -121,3 +121,12 @@ def test_a_label_added_later_lands_in_the_taxonomy(tmp_path):
 def test_importing_the_module_stays_light():
     code = "import sys, feedback.config_file; print(sorted({'pandas', 'pyarrow', 'sklearn', 'numpy'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_feedback_init_writes_every_section(tmp_path, cli):
+    done = cli("init", tmp_path / "ws", "--label", "refund", "--label", "card_lost")
+    assert done.exit_code == 0, done.output
+    text = (tmp_path / "ws" / "feedback.toml").read_text()
+    assert [line[1:-1] for line in re.findall(r"^\[[a-z_.]+\]$", text, flags=re.M)] == list(defaults())
+    assert "gold_labels = true" in text and "# on_release = " in text
+    assert Workspace(tmp_path / "ws").taxonomy.offered == ("refund", "card_lost")
