@@ -37,7 +37,8 @@ COMMENTS = {
     "dataset": {"name": "the dataset's name; releases go to <releases>/<name>/v1, v2, ..."},
     "taxonomy": {
         "mode": "fixed: events with other labels go to quarantine; open: any label is accepted",
-        "labels": "one [[taxonomy.labels]] table per label: name, and optionally description and hotkey",
+        "labels": "one [[taxonomy.labels]] table per label: name, optionally description and hotkey; "
+                  "`feedback taxonomy` keeps status and history keys",
     },
     "paths": {
         "store": "the embedded store file (unused when [store] url is set)",

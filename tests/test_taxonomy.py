@@ -95,9 +95,11 @@ def test_undo_restores_the_reviews_exactly(items):
                    lambda: taxonomy.remove(ws, LEAD, "lost_or_stolen_card"),
                    lambda: taxonomy.deprecate(ws, LEAD, "card_linking")):
         before, toml = reviews(ws), (ws.root / "feedback.toml").read_text()
+        queue = ws.store().rows("SELECT item_id, reasons, priority FROM items ORDER BY item_id")
         made = change()
         taxonomy.undo_change(ws, LEAD, made["change_id"])
         assert reviews(ws) == before, made["kind"]
+        assert ws.store().rows("SELECT item_id, reasons, priority FROM items ORDER BY item_id") == queue, made["kind"]
         assert names(ws) == [(n, "active") for n in LABELS], made["kind"]  # added labels gone: no release meanwhile
         assert _without_marker((ws.root / "feedback.toml").read_text()) == _without_marker(toml)
 

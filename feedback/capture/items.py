@@ -33,6 +33,9 @@ from ..workspace import Workspace
 DEFAULT_WEIGHTS = {"correction": 1.0, "error": 0.8, "suspected_label_error": 0.9, "low_confidence": 0.6,
                    "active_learning": 0.7, "novelty": 0.5, "manual": 1.0, "second_review": 1.0, "taxonomy": 0.9}
 ITEM_DEFAULTS = {"low_confidence": "relative", "low_confidence_share": 0.10}  # of `[review]`
+#: A `taxonomy` reason whose change was undone (over `queue_reasons`): it no longer queues the item
+_UNDONE_CHANGE = ("coalesce(reason = 'taxonomy' AND detail->>'change_id' IN "
+                  "(SELECT change_id FROM taxonomy_changes WHERE undone_at IS NOT NULL), false)")
 _EXACT_BELOW = 2_000  # a model version with fewer scored predictions gets its threshold computed at every sync
 
 
@@ -135,7 +138,7 @@ def _rebuild_touched(tx, ws: Workspace) -> None:
             UNION ALL SELECT item_id, 'error', 1.0, NULL FROM agg WHERE has_error
             UNION ALL SELECT item_id, 'low_confidence', 1.0 - pred_score, NULL FROM agg WHERE {low}
             UNION ALL SELECT item_id, reason, score, queued_at FROM queue_reasons
-             WHERE item_id IN (SELECT item_id FROM touched)
+             WHERE item_id IN (SELECT item_id FROM touched) AND NOT {_UNDONE_CHANGE}
         ),
         decided AS (
             SELECT item_id, last_decided_at FROM reviews
@@ -153,7 +156,7 @@ def _rebuild_touched(tx, ws: Workspace) -> None:
         ),
         queued AS (
             SELECT item_id, max(queued_at) AS last_queued_at FROM queue_reasons
-            WHERE item_id IN (SELECT item_id FROM touched) GROUP BY item_id
+            WHERE item_id IN (SELECT item_id FROM touched) AND NOT {_UNDONE_CHANGE} GROUP BY item_id
         )
         SELECT agg.item_id, text, pred_label, pred_score, model_version, corr_label, has_error, source,
                first_ts, last_ts, coalesce(reasons, []::VARCHAR[]), coalesce(priority, 0.0), last_queued_at

@@ -6,7 +6,7 @@ Beyond that, only the owner (who runs `feedback init` and `feedback store migrat
 which blanks text in the logs) changes the schema or updates or deletes a log row:
 
 - `ingest`: appends events and quarantine rows; it cannot touch decisions, claims or gold answers.
-- `reviewer` (the app's replicas, the CLI): appends decisions, claims, gold answers, queue reasons and
+- `reviewer` (the app's replicas, the CLI): appends decisions, claims, gold answers, queue reasons, taxonomy changes and
   marks, rewrites the `reviews` rows derived from them, and locks the rows of the items it claims or
   decides; it cannot write events.
 - `sampler` (`feedback sample`, `feedback suspects`): records its runs and queues its picks.
@@ -24,7 +24,8 @@ DERIVED = {"insert": ["items", "score_thresholds", "state_marks"], "delete": ["i
 ROLES = {
     "ingest": {"insert": ["events", "quarantine", "quarantine_resolutions", "ingested_sources"]},
     "reviewer": {"insert": ["decisions", "claims", "gold", "reviews", "queue_reasons", "distinct_marks",
-                            "distinct_mark_undos", "pinned_splits"], "delete": ["reviews"],
+                            "distinct_mark_undos", "pinned_splits", "taxonomy_changes", "taxonomy_items"],
+                 "delete": ["reviews"],
                  "update": ["items"]},  # PostgreSQL asks it of `FOR UPDATE`: the row locks of claims and decisions
     "sampler": {"insert": ["sampler_runs", "sampler_picks", "queue_reasons"]},
     "release": {"insert": ["releases", "check_runs", "hook_runs"]},
