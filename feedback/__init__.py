@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .learn.suspects import find_suspects
     from .monitor.checks import check_release_folder, check_workspace, drift
     from .progress import Progress
+    from .release.evaluation import evaluate, predict
     from .release.releases import GateFailed, create_release, list_releases, load_release, verify_release
     from .review.decisions import ClaimHeld, StaleDecision, decide, decide_many, history, undo, undo_last
     from .review.imports import import_labels

@@ -29,7 +29,7 @@ for command in (
     capture.ingest, capture.quarantine, capture.serve, capture.schema,
     review.queue_command, review.next_command, review.label, review.import_labels, review.undo, review.history,
     review.agreement, review.groups, review.not_duplicates, review.relabel, review.adjudicate, review.gold, review.enqueue, review.forget,
-    learn.sample, learn.suspects, checks.drift, checks.check, checks.hooks,
+    learn.sample, learn.suspects, learn.evaluate, learn.predict, checks.drift, checks.check, checks.hooks,
     release.release_group, store.store_group, taxonomy.taxonomy_group,
 ):
     main.add_command(command)

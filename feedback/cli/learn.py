@@ -1,4 +1,4 @@
-"""The `feedback sample` and `feedback suspects` commands, of the `feedback` command.
+"""The `feedback sample`, `suspects`, `evaluate` and `predict` commands, of the `feedback` command.
 
 A run that finds nothing to do, or finds another run in progress, exits 0 and says so:
 both are normal when the commands run from cron.
@@ -6,9 +6,11 @@ both are normal when the commands run from cron.
 
 from __future__ import annotations
 
+import csv
+
 import click
 
-from .. import learn
+from .. import learn, release
 from ..learn.choices import (
     DEFAULT_DIVERSITY,
     DEFAULT_STRATEGY,
@@ -110,6 +112,82 @@ def suspects(ws, method, folds, limit, min_examples, seed, dry_run, scores, as_j
         for s in r["suspects"]] + [
         f"{s['score']:.3f}  {s['item_id']:<14} {s['label']:<30} {'flagged' if s['flagged'] else ''}"
         for s in sorted(r.get("scores", []), key=lambda s: -s["score"])]))
+
+
+@click.command()
+@click.argument("ref", metavar="[RELEASE]", required=False)
+@click.option("--csv", "csv_file", type=click.File("w", encoding="utf-8"), metavar="FILE",
+              help="Also write each label's precision, recall, F1, support and confusion row to FILE (- for stdout).")
+@workspace_option
+@output_options
+def evaluate(ws, ref, csv_file, as_json, quiet):
+    """Train the reference model on a release's train split and score it on its test split.
+
+    Accuracy, macro-F1, each label's precision, recall and F1, and the confusion matrix (rows the
+    true label, columns the predicted one, in the release's class order). RELEASE defaults to the
+    latest. The model is `[learn] model` of feedback.toml, else tf-idf + logistic regression.
+
+    \b
+    Examples:
+      feedback evaluate
+      feedback evaluate v2 --json
+      feedback evaluate v2 --csv v2-metrics.csv
+    """
+    report = release.evaluate(ws, ref)
+    if csv_file:
+        _write_csv(report, csv_file)
+    emit(report, as_json=as_json, quiet=quiet or getattr(csv_file, "name", None) == "<stdout>", text=_evaluate_text)
+
+
+@click.command()
+@click.argument("texts", metavar="TEXT...", nargs=-1, required=True)
+@click.option("--release", "ref", metavar="RELEASE", help="Train on this release (default: the latest).")
+@click.option("--top", default=3, show_default=True, type=click.IntRange(1), help="Show this many labels per text.")
+@workspace_option
+@output_options
+def predict(ws, texts, ref, top, as_json, quiet):
+    """The reference model's likeliest labels for each TEXT, trained on a release's train split.
+
+    \b
+    Examples:
+      feedback predict "where is my new card" "I was charged twice"
+      feedback predict --release v2 --top 5 --json "my card was stolen"
+    """
+    emit(release.predict(ws, list(texts), release=ref, top=top), as_json=as_json, quiet=quiet,
+         text=lambda rows: "\n".join(f"{r['text']!r}\n" + "\n".join(
+             f"  {p['probability']:.3f}  {p['label']}" for p in r["labels"]) for r in rows))
+
+
+def _evaluate_text(r: dict) -> str:
+    lines = [f"{r['release']}: {r['model']} trained on {r['train']:,} train examples, scored on {r['test']:,} test "
+             f"examples", f"accuracy {r['accuracy']:.3f}, macro-F1 {r['macro_f1']:.3f}", ""]
+    width = max(len(label) for label in r["labels"])
+    lines.append(f"{'label':<{width}}  precision  recall     f1  support")
+    lines += [f"{p['label']:<{width}}  {p['precision']:>9.3f}  {p['recall']:>6.3f}  {p['f1']:>5.3f}  {p['support']:>7,}"
+              for p in r["per_label"]]
+    lines.append("")
+    if len(r["labels"]) <= _MATRIX_LABELS:
+        lines.append("confusion (rows: true label, columns: predicted, numbered as above):")
+        lines.append(" " * (width + 4) + "".join(f"{n:>6}" for n in range(1, len(r["labels"]) + 1)))
+        lines += [f"{n:>2}  {label:<{width}}" + "".join(f"{c:>6,}" for c in row)
+                  for n, (label, row) in enumerate(zip(r["labels"], r["confusion"]), start=1)]
+    else:
+        errors = sorted(((count, true, predicted) for true, row in zip(r["labels"], r["confusion"])
+                         for predicted, count in zip(r["labels"], row) if count and true != predicted), reverse=True)
+        lines.append("most frequent confusions (the whole matrix: --csv FILE or --json):")
+        lines += [f"{count:>6,}  {true} -> {predicted}" for count, true, predicted in errors[:_MATRIX_LABELS]]
+    return "\n".join(lines)
+
+
+_MATRIX_LABELS = 12  # beyond, the text shows the most frequent confusions instead of the whole matrix
+
+
+def _write_csv(r: dict, file) -> None:
+    """One row per true label: its metrics, then how many of its test examples went to each predicted label."""
+    writer = csv.writer(file, lineterminator="\n")
+    writer.writerow(["label", "precision", "recall", "f1", "support", *(f"predicted:{label}" for label in r["labels"])])
+    writer.writerows([p["label"], f"{p['precision']:.6f}", f"{p['recall']:.6f}", f"{p['f1']:.6f}", p["support"], *row]
+                     for p, row in zip(r["per_label"], r["confusion"]))
 
 
 def _result_text(result: dict, lines: list[str]) -> str:

@@ -11,6 +11,7 @@ Probabilities come back as a dense (n, classes) array with the classes in sorted
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -48,6 +49,15 @@ def text_classifier(*, seed: int = 0) -> Pipeline:
         ("tfidf", TfidfVectorizer(sublinear_tf=True)),
         ("logreg", LogisticRegression(C=10.0, solver="saga", max_iter=100, tol=1e-3, random_state=seed)),
     ])
+
+
+def reference_model(config: dict, texts: Sequence[str], labels: Sequence[str]) -> Pipeline:
+    """The workspace's text model (`[learn] model`, else `text_classifier`) fitted on (texts, labels)."""
+    factory, _ = model_factory(config)
+    model = factory() if factory else text_classifier()
+    with warnings.catch_warnings():  # few examples of a label look like a regression problem to scikit-learn
+        warnings.simplefilter("ignore")
+        return model.fit(list(texts), list(labels))
 
 
 def fit_predict_proba(texts: Sequence[str], labels: Sequence[str], pool: Sequence[str], *, seed: int = 0,

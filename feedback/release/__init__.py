@@ -1,7 +1,8 @@
 """Release: curated labels out as immutable, versioned dataset folders that any trainer can load.
 
 Select (`select`), split (`split`), gate (`gates`), build (`build`), write (`files`), and later
-verify (`verify`) and diff (`diff`); `releases` runs them against the store and records each release.
+verify (`verify`) and diff (`diff`); `releases` runs them against the store and records each release;
+`evaluation` trains the reference model on a release and scores it.
 """
 
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ from ..lazy import exports
 
 if TYPE_CHECKING:
     from .choices import GATES, GROUP_BY
+    from .evaluation import evaluate, predict
     from .files import Destination
     from .releases import (
         GateFailed,

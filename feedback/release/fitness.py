@@ -10,14 +10,12 @@ candidate's accuracy falls more than `fitness_margin` (0.02) below the parent's.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sklearn.metrics import f1_score
 
-from ..learn.model import model_factory, text_classifier
+from ..learn.model import reference_model
 
 
 def fitness_gate(config: dict, candidate: pa.Table, split: np.ndarray, names: list[str], parent_train: pa.Table | None,
@@ -55,11 +53,7 @@ def fitness_gate(config: dict, candidate: pa.Table, split: np.ndarray, names: li
 
 
 def _fit(config: dict, texts: pa.ChunkedArray, labels: pa.ChunkedArray):
-    factory, _ = model_factory(config)
-    model = factory() if factory else text_classifier()
-    with warnings.catch_warnings():  # few examples of a label look like a regression problem to scikit-learn
-        warnings.simplefilter("ignore")
-        return model.fit(texts.to_pylist(), labels.to_pylist())
+    return reference_model(config, texts.to_pylist(), labels.to_pylist())
 
 
 def _scores(predicted, truth: np.ndarray) -> dict:
