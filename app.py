@@ -461,7 +461,8 @@ def drift_section(drift: dict) -> None:
 def create_release(actor, override=(), reason_key=None):
     reason = state.get(reason_key) if reason_key else None
     try:
-        made = release.create_release(ws, if_changed=True, by=actor, override=tuple(override), reason=reason)
+        made = release.create_release(ws, if_changed=True, by=actor, override=tuple(override), reason=reason,
+                                      hooks="background")  # a training run may take hours: the page does not wait
     except release.GateFailed as exc:
         state.release_gates = act(screens.gate_check, ws)
         state.flash = state.flash or ("error", "The quality gates stopped this release; nothing was written. "
@@ -514,6 +515,9 @@ def releases_page():
     if not screen["releases"]:
         st.info("No releases yet.")
         return
+    for failure in screen["hook_failures"]:
+        st.warning(f"After the latest release, the {failure['name']} hook `{failure['target']}` failed "
+                   f"({failure['detail']}); see `feedback hooks --log`.")
     views.releases_table(screen["releases"], key="releases")
     refs = screen["refs"]
     with st.container(horizontal=True, vertical_alignment="bottom"):

@@ -123,7 +123,8 @@ COMMENTS = {
         "on_drift": "a shell command run when `feedback drift` crosses a threshold",
         "webhooks": "URLs each event is POSTed to as JSON",
         "secret_env": "the environment variable whose secret signs each body (X-Feedback-Signature)",
-        "timeout": "seconds per attempt",
+        "timeout": "seconds a command may run (6 hours: room for a training run; the command that fired it waits)",
+        "webhook_timeout": "seconds per webhook attempt",
         "attempts": "tries per webhook, with backoff",
     },
     "sign_in": {

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
+from ..hooks import failed_hooks
 from ..learn.sampler import sampler_report
 from ..monitor.checks import drift
 from ..release.releases import (
@@ -185,9 +186,10 @@ def recent_batches(ws: Workspace, *, limit: int = 20) -> list[dict]:
 
 
 def releases_screen(ws: Workspace, *, ref: str | None = None, old: str | None = None, new: str | None = None) -> dict:
-    """The releases page: every release (oldest first) with its gates in short; for release `ref` (default the
-    latest) its folder, gate results, overrides and how to load it; and the diff from `old` to `new` (default
-    the two latest) as tables. `releases` is empty before the first release."""
+    """The releases page: every release (oldest first) with its gates in short; the hooks that failed since the
+    latest release (`hook_failures`); for release `ref` (default the latest) its folder, gate results,
+    overrides and how to load it; and the diff from `old` to `new` (default the two latest) as tables.
+    `releases` is empty before the first release."""
     made = list_releases(ws)
     refs = [f"{r['dataset']}/{r['version']}" for r in made]
     if not made:
@@ -202,7 +204,8 @@ def releases_screen(ws: Workspace, *, ref: str | None = None, old: str | None = 
     screen = {"releases": rows, "refs": refs, "ref": ref, "path": chosen["location"],
               "gates": [{"gate": g["gate"], "status": "overridden" if g.get("overridden") else g["status"],
                          "detail": g["detail"], "examples": ", ".join(g.get("examples", []))} for g in chosen["gates"]],
-              "overrides": chosen.get("overrides"), "snippets": load_snippets(chosen), "diff": None}
+              "overrides": chosen.get("overrides"), "snippets": load_snippets(chosen), "diff": None,
+              "hook_failures": failed_hooks(ws, since=max(r["created_at"] for r in made), event="release")}
     if len(refs) >= 2:
         old = old if old in manifests else refs[-2]
         new = new if new in manifests else refs[-1]

@@ -9,7 +9,7 @@ import click
 from .. import monitor
 from ..errors import FeedbackError
 from ..workspace import CONFIG_NAME, Workspace, find_workspace
-from .shell import emit, output_options, progress_for, workspace_option
+from .shell import emit, output_options, progress_for, warn_failed_hooks, workspace_option
 
 
 @click.command()
@@ -29,6 +29,7 @@ def drift(ws, since, queue, as_json, quiet):
     """
     report = monitor.drift(ws, since=since, queue=queue, alert=True, progress=progress_for(quiet))
     emit(report, as_json=as_json, quiet=quiet, text=_drift_text)
+    warn_failed_hooks(report.get("hooks", []), "the drift alert was not passed on")
     if any(c["status"] == "fail" for c in report["checks"]):
         raise click.exceptions.Exit(1)
 
@@ -36,22 +37,27 @@ def drift(ws, since, queue, as_json, quiet):
 @click.command()
 @click.argument("target", required=False, type=click.Path(exists=True, file_okay=False))
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False), help="Also write the checks as JUnit XML.")
+@workspace_option(required=False)
 @output_options
-def check(target, junit_file, as_json, quiet):
-    """Data checks for CI: a workspace (quarantine, release gates, drift) or a release folder (files, schema,
-    labels, leakage, duplicates across splits, on any machine); exit 1 when one fails.
+def check(ws, target, junit_file, as_json, quiet):
+    """Data checks for CI: a workspace (quarantine, failed hooks, release gates with fitness, drift) or a release
+    folder (files, schema, labels, leakage, duplicates across splits, on any machine); exit 1 when one fails.
+
+    TARGET is a workspace or a release folder (default: the workspace, as -w finds it). A release folder's
+    labels are checked against the taxonomy of the workspace it sits in, else of -w. A WARN (a gate that
+    warned) does not fail the run; in JUnit it is a passing testcase with the property status=warn.
 
     \b
     Examples:
-      feedback check --junit data-checks.xml
+      feedback check -w ws --junit data-checks.xml
       feedback check releases/banking77/v2      # a trainer's CI, no workspace needed
     """
     folder = Path(target) if target else None
     if folder is not None and (folder / "manifest.json").is_file():
-        results = monitor.check_release_folder(folder, ws=_workspace_near(folder), progress=progress_for(quiet))
+        results = monitor.check_release_folder(folder, ws=_workspace_near(folder) or ws, progress=progress_for(quiet))
         suite = f"release {folder}"
     else:
-        ws = Workspace(folder) if folder is not None else find_workspace()
+        ws = Workspace(folder) if folder is not None else ws or find_workspace()
         results, suite = monitor.check_workspace(ws, progress=progress_for(quiet)), f"workspace {ws.root}"
     if junit_file:
         Path(junit_file).write_text(monitor.junit_xml(results, suite=suite), encoding="utf-8")

@@ -12,7 +12,8 @@ import click
 from .. import release, roles
 from ..errors import FeedbackError
 from ..release.choices import FORMATS, GATES
-from .shell import Shell, emit, output_options, progress_for, reviewer_option, signed_in, workspace_option
+from .shell import (Shell, emit, output_options, progress_for, reviewer_option, signed_in, warn_failed_hooks,
+                    workspace_option)
 
 
 @click.group("release", cls=Shell, context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,11 +47,12 @@ def release_group():
 @click.option("--if-changed", is_flag=True, help="Make no release when the content equals the parent's.")
 @click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS[1:]),
               help="Also write each split as CSV or JSONL, beside the Parquet (repeatable).")
+@click.option("--no-hooks", is_flag=True, help="Run no [hooks] on_release command or webhook for this release.")
 @reviewer_option
 @workspace_option
 @output_options
 def create(ws, dataset, labels, sources, since, until, batch, items_file, from_parent, version, destination,
-           override, reason, if_changed, formats, reviewer, as_json, quiet):
+           override, reason, if_changed, formats, no_hooks, reviewer, as_json, quiet):
     """Select reviewed examples, run the quality gates, and write a new immutable release.
 
     \b
@@ -60,6 +62,9 @@ def create(ws, dataset, labels, sources, since, until, batch, items_file, from_p
       feedback release create --from-parent --batch batch-0123456789ab
       feedback release create --to 's3://ml-data/releases?region=eu-west-1' --if-changed
       feedback release create --override leakage --reason "known paraphrases, ticket ML-42" -r lena
+
+    The on_release hooks run once the release is recorded, and the command waits for them; one that
+    fails or times out is named on stderr (the release stands, and `feedback check` fails on it).
     """
     items = tuple(line.strip() for line in Path(items_file).read_text(encoding="utf-8").splitlines()
                   if line.strip()) if items_file else None
@@ -67,9 +72,10 @@ def create(ws, dataset, labels, sources, since, until, batch, items_file, from_p
                                   items=items, from_parent=from_parent)
     result = release.create_release(ws, dataset, selection=selection, version=version, destination=destination,
                                     override=override, reason=reason, if_changed=if_changed, formats=formats,
-                                    progress=progress_for(quiet),
+                                    hooks=not no_hooks, progress=progress_for(quiet),
                                     by=signed_in(ws, reviewer) if reviewer or roles.users(ws) else None)
     emit(result, as_json=as_json, quiet=quiet, text=_create_text)
+    warn_failed_hooks(result.get("hooks", []), f"{result['dataset']}/{result['version']} was released all the same")
 
 
 @release_group.command("list")
@@ -188,7 +194,11 @@ def _create_text(r: dict) -> str:
     if r["set_aside"]:
         lines.append(f"an unrecorded folder (an interrupted build's) was in its place: set aside to {r['set_aside']}")
     lines += [f"gate {g['gate']}: {g['status']}{' (overridden)' if g['overridden'] else ''}: {g['detail']}"
-              for g in r["gates"] if g["status"] in ("fail", "warn")]
+              for g in r["gates"] if g["status"] in ("fail", "warn") or g["gate"] == "fitness"]
+    for h in r["hooks"]:
+        detail = h["detail"].split("\n")[0][:120]
+        lines.append(f"hook {'on_release' if h['hook'] == 'command' else 'webhook'} {h['target']} #{h['attempt']}: "
+                     f"{h['status']} ({detail})")
     return "\n".join(lines)
 
 

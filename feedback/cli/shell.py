@@ -15,6 +15,7 @@ from datetime import datetime
 import click
 
 from .. import roles
+from ..hooks import describe, failures
 from ..errors import FeedbackError, WorkspaceError
 from ..workspace import Workspace, find_workspace
 
@@ -90,6 +91,12 @@ def emit(data, *, as_json: bool, quiet: bool, text=None) -> None:
         click.echo(json.dumps(data, indent=2, default=_json_value))
     else:
         click.echo(text(data) if text else str(data))
+
+
+def warn_failed_hooks(attempts: list[dict], outcome: str) -> None:
+    """Say on stderr, whatever the output options, which hooks the command fired failed or timed out."""
+    for failure in failures(attempts):
+        click.echo(f"Warning: {describe(failure)}; {outcome}", err=True)
 
 
 def _json_value(value) -> str:

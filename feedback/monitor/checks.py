@@ -1,14 +1,17 @@
 """Data tested like code: checks with a pass or fail each, for CI, without the app.
 
 A workspace's checks: the quarantine (rows quarantined since the last check: a producer broke the
-contract), the release gates on the trusted labels as they stand (the release that would be made
-now), and the drift thresholds (`learn.drift`). A release folder's checks, on any machine (a
+contract), the hooks (any that failed or timed out since the last check: the training run a release
+should have started did not), the release gates on the trusted labels as they stand (the release that
+would be made now, the fitness gate included, or a skip saying it is off), and the drift thresholds
+(`learn.drift`). A release folder's checks, on any machine (a
 trainer's CI needs no workspace): its files and digests (`verify`), the data files' schema,
 labels among the release's classes (and in the taxonomy, given a workspace), no duplicate group
 across splits (leakage), no text in two splits once normalised.
 
-Each check is {"name", "group", "status": pass | fail | skip, "message"}; `junit_xml` writes them
-as JUnit testcases, so a pipeline shows a data bug like a code bug.
+Each check is {"name", "group", "status": pass | warn | fail | skip, "message"}; only `fail` fails a
+run (a gate's `warn` never stops a release), but `warn` is never shown as `pass`. `junit_xml` writes
+them as JUnit testcases, so a pipeline shows a data bug like a code bug.
 """
 
 from __future__ import annotations
@@ -49,19 +52,25 @@ def _workspace_checks(ws: Workspace, job: Steps) -> list[dict]:
         fresh = tx.rows(f"SELECT q.reason, count(*) AS n FROM quarantine q WHERE ({OPEN}) "
                         "AND (?::TIMESTAMP IS NULL OR q.quarantined_at > ?) GROUP BY 1 ORDER BY 2 DESC", [last, last])
     since = f"since the last check ({last:%Y-%m-%d %H:%M} UTC)" if last else "so far"
+    failed = hooks.failed_hooks(ws, since=last)
     checks = [_check("quarantine", "capture", not fresh,
                      f"{sum(r['n'] for r in fresh):,} events quarantined {since}: "
                      + ", ".join(f"{r['reason']} {r['n']:,}" for r in fresh) + "; see `feedback quarantine`"
-                     if fresh else f"no events quarantined {since}")]
+                     if fresh else f"no events quarantined {since}"),
+              _check("hooks", "hooks", not failed, f"hooks failed {since} ({len(failed)}): "
+                     + "; ".join(hooks.describe(f) for f in failed[-3:]) if failed else f"no hook failed {since}")]
     job.advance(stage="running the release gates")
     try:
         gates = candidate_gates(ws)
     except FeedbackError as exc:  # nothing to release yet
         checks.append({"name": "release gates", "group": "release", "status": "skip", "message": str(exc)})
     else:
-        checks += [{"name": f"gate {g['gate']}", "group": "release",
-                    "status": {"fail": "fail", "skip": "skip"}.get(g["status"], "pass"), "message": g["detail"]}
+        checks += [{"name": f"gate {g['gate']}", "group": "release", "status": g["status"], "message": g["detail"]}
                    for g in gates]
+        if not any(g["gate"] == "fitness" for g in gates):
+            checks.append({"name": "gate fitness", "group": "release", "status": "skip", "message":
+                           "off: set [release.gates] fitness = true to compare a model trained on the release "
+                           "with one trained on its parent"})
     job.advance(stage="measuring drift")
     checks += [{"name": f"drift {d['name']}", "group": "drift", "status": d["status"], "message": d["message"]}
                for d in drift(ws)["checks"]]
@@ -124,19 +133,27 @@ def _release_checks(dest: Destination, ws: Workspace | None, job: Steps) -> list
 
 
 def junit_xml(checks: list[dict], *, suite: str) -> str:
-    """The checks as a JUnit XML report: one testcase each, a failure (or skipped) with its message."""
+    """The checks as a JUnit XML report: one testcase each, a failure (or skipped) with its message.
+
+    Every testcase carries `<properties><property name="status" value="pass|warn|fail|skip"/>`; a warning
+    passes (JUnit has no warning) but says so in its system-out (`WARN: ...`), and the suite counts them
+    in a `warnings` property.
+    """
     failures = sum(c["status"] == "fail" for c in checks)
     skipped = sum(c["status"] == "skip" for c in checks)
     root = ElementTree.Element("testsuite", name=suite, tests=str(len(checks)), failures=str(failures),
                                skipped=str(skipped))
+    ElementTree.SubElement(ElementTree.SubElement(root, "properties"), "property", name="warnings",
+                           value=str(sum(c["status"] == "warn" for c in checks)))
     for c in checks:
         case = ElementTree.SubElement(root, "testcase", classname=f"feedback.{c['group']}", name=c["name"])
+        ElementTree.SubElement(ElementTree.SubElement(case, "properties"), "property", name="status", value=c["status"])
         if c["status"] == "fail":
             ElementTree.SubElement(case, "failure", message=c["message"][:1000]).text = c["message"]
         elif c["status"] == "skip":
             ElementTree.SubElement(case, "skipped", message=c["message"][:1000])
         else:
-            ElementTree.SubElement(case, "system-out").text = c["message"]
+            ElementTree.SubElement(case, "system-out").text = ("WARN: " if c["status"] == "warn" else "") + c["message"]
     return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
 
 

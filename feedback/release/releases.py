@@ -29,8 +29,8 @@ from pathlib import PurePosixPath
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .. import hooks
 from ..errors import FeedbackError, NotFound
+from ..hooks import fire
 from ..learn.jobs import job_lock
 from ..progress import Progress, Steps
 from ..review import taxonomy
@@ -91,13 +91,17 @@ def release_config(ws: Workspace, *, formats: tuple[str, ...] = ()) -> dict:
 def create_release(ws: Workspace, dataset: str | None = None, *, selection: Selection = Selection(),
                    version: str | None = None, destination: str | None = None, override: tuple[str, ...] = (),
                    reason: str | None = None, if_changed: bool = False, by: Actor | None = None,
-                   formats: tuple[str, ...] = (), progress: Progress | None = None) -> dict:
+                   formats: tuple[str, ...] = (), hooks: bool | str = True, progress: Progress | None = None) -> dict:
     """Select, split, check and write a new release; return its summary.
 
     Publishing takes a lead or an admin (`by`, a signed-in actor: see `feedback.roles`; the local
     user in an open workspace), and so does `override`, which names failing gates to let through (with a `reason`, both recorded).
     With `if_changed`, a release whose content equals the parent's is not made (`created` is
     False). Raises `GateFailed` when a gate fails, before writing anything.
+
+    Then the `on_release` hooks run (see `feedback.hooks`), after the release is recorded: `hooks`
+    holds their attempts (`hooks.failures(made["hooks"])` names those that failed). `hooks=False`
+    runs none; `hooks="background"` runs them on a thread, for a process that must not wait (the app).
 
         made = feedback.release.create_release(ws, by=lead)
         print(made["location"], made["splits"])   # releases/banking77/v3 {'train': 8012, ...}
@@ -107,6 +111,8 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
             raise FeedbackError("who is publishing? sign in as a lead or an admin (--reviewer NAME)")
         by = local_actor()
     by.require(ws, "release")
+    if hooks not in (True, False, "background"):
+        raise FeedbackError(f"hooks={hooks!r}: use True (run them and wait), False or 'background'")
     cfg = release_config(ws, formats=formats)
     dataset = _checked_name(dataset or ws.dataset)
     _check_override(ws, override, reason, by)
@@ -152,8 +158,9 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
                 "examples": recorded["examples"], "parent": recorded["parent"],
                 "splits": {k: v["rows"] for k, v in recorded["splits"].items()}, "gates": recorded["gates"],
                 "diff": recorded["diff"]}
-        made["hooks"] = hooks.fire(ws, "release", {k: made[k] for k in (
-            "dataset", "version", "release_id", "location", "examples", "parent", "splits")})
+        made["hooks"] = fire(ws, "release", {k: made[k] for k in (
+            "dataset", "version", "release_id", "location", "examples", "parent", "splits")},
+            background=hooks == "background") if hooks else []
         return made
 
 
