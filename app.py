@@ -550,6 +550,32 @@ def releases_page():
             st.selectbox("From", refs, index=refs.index(diff["from"]), key="diff-from", width=300)
             st.selectbox("To", refs, index=refs.index(diff["to"]), key="diff-to", width=300)
         views.diff_view(diff, key="diff")
+    evaluation_section(ref)
+
+
+@st.cache_data(ttl=600, show_spinner="Training the reference model...")
+def cached_evaluation(root: str, ref: str) -> dict:
+    return screens.evaluation_screen(feedback.Workspace(root), ref)
+
+
+def evaluate_release(ref):
+    state.evaluated = ref
+
+
+def evaluation_section(ref):
+    """The reference model on the selected release and its parent: trained on demand, as `feedback evaluate`."""
+    st.subheader(f"The reference model on {ref}")
+    if state.get("evaluated") != ref:
+        st.button(f"Evaluate {ref}", key="evaluate", on_click=evaluate_release, args=(ref,),
+                  help="Train the reference model on its train split and score it on its test split, and the same "
+                       "for its parent release (a few seconds on a large release)")
+        return
+    try:
+        evaluation = cached_evaluation(ROOT, ref)
+    except FeedbackError as exc:
+        st.info(str(exc))
+        return
+    views.model_evaluation(evaluation, key="evaluation")
 
 
 def run_sampler(budget):

@@ -5,6 +5,8 @@ import hashlib
 import io
 import json
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 from streamlit.testing.v1 import AppTest
@@ -170,3 +172,37 @@ def test_cli_predict(ews, cli):
     assert lines[3] == "'add link app'" and lines[4].split()[1] == "card_linking"
     rows = json.loads(cli("predict", "stolen thief", "--release", "v1", "--json", "-w", ews.root).output)
     assert rows == feedback.predict(ews, ["stolen thief"], release="v1")
+
+
+def heatmap(at) -> tuple[dict, pd.DataFrame]:
+    """The spec and the data of the page's heat map (a layered Vega-Lite chart of rects)."""
+    chart = next(c for c in at.get("vega_lite_chart") if '"rect"' in c.proto.spec)
+    return json.loads(chart.proto.spec), pa.ipc.open_stream(chart.proto.data.data).read_pandas()
+
+
+def test_the_releases_page_shows_the_confusion_heat_map_and_f1_against_the_parent_on_demand(ews, monkeypatch):
+    monkeypatch.setenv("FEEDBACK_WORKSPACE", str(ews.root))
+    monkeypatch.setenv("FEEDBACK_USER", "tess")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.session_state["start_page"] = "releases"
+    at.run()
+    assert not at.exception and [b.label for b in at.button if b.key == "evaluate"] == ["Evaluate test/v2"]
+    assert all('"rect"' not in c.proto.spec for c in at.get("vega_lite_chart"))  # nothing trained before it is asked
+    at.button(key="evaluate").click().run()
+    assert not at.exception and not at.error
+    v2, v1 = feedback.evaluate(ews, "v2"), feedback.evaluate(ews, "v1")
+    spec, cells = heatmap(at)
+    assert spec["encoding"]["x"]["sort"] == spec["encoding"]["y"]["sort"] == LABELS
+    assert cells.pivot(index="actual", columns="predicted", values="examples").loc[LABELS, LABELS].values.tolist() \
+        == v2["confusion"]
+    metrics = {m.label: (m.value, m.delta) for m in at.metric}
+    assert metrics["Accuracy"] == (f"{v2['accuracy']:.3f}", f"{v2['accuracy'] - v1['accuracy']:+.3f}")
+    f1 = next(d.value for d in at.dataframe if "parent_f1" in d.value.columns).set_index("label")
+    for before, after in zip(v1["per_label"], v2["per_label"]):
+        assert f1.loc[after["label"], "change"] == pytest.approx(after["f1"] - before["f1"])
+    assert list(f1["change"]) == sorted(f1["change"])  # most fallen first
+    at.selectbox(key="release-ref").set_value("test/v1").run()  # another release: asked again, and no parent
+    at.button(key="evaluate").click().run()
+    assert not at.exception and {m.label: m.delta for m in at.metric}["Accuracy"] == ""
+    assert next(d.value for d in at.dataframe if "parent_f1" in d.value.columns)["parent_f1"].isna().all()
+    assert heatmap(at)[1]["examples"].sum() == v1["test"]

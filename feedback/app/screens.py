@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
+from ..errors import FeedbackError
 from ..hooks import failed_hooks
 from ..learn.sampler import sampler_report
 from ..monitor.checks import drift
+from ..release.evaluation import evaluate
 from ..release.releases import (
     candidate_gates,
     diff_releases,
@@ -259,6 +261,29 @@ def diff_tables(change: dict) -> dict:
                                          ascending=[False, True]),
             "mix": mix, "splits": pd.DataFrame(change["splits"], columns=["split", "before", "after", "change"]),
             "samples": change["samples"]}
+
+
+def evaluation_screen(ws: Workspace, ref: str) -> dict:
+    """The reference model on release `ref` (`evaluate`): its scores and the parent release's, the confusion matrix
+    as rows for a heat map (`cells`: actual, predicted, examples; `labels` in the release's class order), and each
+    label's F1 beside the parent's, most fallen first (`parent_error` says why the parent has no scores)."""
+    report = evaluate(ws, ref)
+    parent, parent_error = None, None
+    if report["parent"]:
+        try:
+            parent = evaluate(ws, report["parent"])
+        except FeedbackError as exc:  # the parent had no test split, or one label: this release still shows
+            parent_error = str(exc)
+    labels = report["labels"]
+    cells = pd.DataFrame([(actual, predicted, n) for actual, row in zip(labels, report["confusion"])
+                          for predicted, n in zip(labels, row)], columns=["actual", "predicted", "examples"])
+    f1 = pd.DataFrame(report["per_label"], columns=["label", "support", "precision", "recall", "f1"])
+    f1["parent_f1"] = f1["label"].map({p["label"]: p["f1"] for p in parent["per_label"]} if parent else {})
+    f1["change"] = f1["f1"] - f1["parent_f1"]
+    return {**{k: report[k] for k in ("release", "parent", "model", "train", "test", "accuracy", "macro_f1")},
+            "labels": labels, "cells": cells, "f1": f1.sort_values("change", na_position="last", kind="stable"),
+            "parent_scores": parent and {k: parent[k] for k in ("accuracy", "macro_f1")},
+            "parent_error": parent_error}
 
 
 def dashboard_screen(ws: Workspace) -> dict:

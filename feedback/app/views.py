@@ -235,6 +235,45 @@ def diff_view(diff: dict, *, key: str) -> None:
     st.bar_chart(moved, x="label", y="examples", color="release", stack=False, horizontal=True, height=420)
 
 
+def model_evaluation(screen: dict, *, key: str) -> None:
+    """The reference model on a release: accuracy and macro-F1 (against the parent's), the confusion matrix as a
+    heat map, and each label's F1 against the parent's."""
+    parent = screen["parent_scores"]
+    with st.container(horizontal=True, key=f"{key}-scores"):
+        for name, field in (("Accuracy", "accuracy"), ("Macro-F1", "macro_f1")):
+            st.metric(name, f"{screen[field]:.3f}", border=True,
+                      delta=f"{screen[field] - parent[field]:+.3f}" if parent else None)
+    st.caption(f"{screen['model']} trained on the {screen['train']:,} train examples of {screen['release']}, scored "
+               f"on its {screen['test']:,} test examples" + (f"; changes against {screen['parent']}" if parent else ""))
+    if screen["parent_error"]:
+        st.caption(f"No scores for {screen['parent']}: {screen['parent_error']}")
+    confusion_heatmap(screen["cells"], screen["labels"], key=f"{key}-confusion")
+    st.caption("F1 per label" + (f", against {screen['parent']}, most fallen first" if parent else ""))
+    st.dataframe(screen["f1"], hide_index=True, width="stretch", key=f"{key}-f1",
+                 column_order=["label", "f1", "parent_f1", "change", "precision", "recall", "support"] if parent
+                 else ["label", "f1", "precision", "recall", "support"],
+                 column_config={"parent_f1": st.column_config.NumberColumn("parent F1", format="%.3f"),
+                                "change": st.column_config.NumberColumn(format="%+.3f"),
+                                **{c: st.column_config.NumberColumn(format="%.3f") for c in ("f1", "precision", "recall")}})
+
+
+def confusion_heatmap(cells: pd.DataFrame, labels: list[str], *, key: str) -> None:
+    """A confusion matrix (rows of actual, predicted, examples) as a heat map: true labels down, predicted across,
+    both in `labels` order; counts written in the cells while they fit."""
+    side = min(max(36 * len(labels), 240), 800)
+    axis = {"type": "nominal", "sort": labels, "axis": {"labelLimit": 180}}
+    layers = [{"mark": "rect", "encoding": {
+        "color": {"field": "examples", "type": "quantitative", "scale": {"type": "sqrt", "scheme": "blues"}},
+        "tooltip": [{"field": "actual", "title": "true label"}, {"field": "predicted"}, {"field": "examples"}]}}]
+    if len(labels) <= 20:
+        top = int(cells["examples"].max()) if len(cells) else 0
+        layers.append({"mark": {"type": "text", "fontSize": 11}, "encoding": {"text": {"field": "examples"}, "color": {
+            "condition": {"test": f"datum.examples > {top / 2}", "value": "white"}, "value": "black"}}})
+    spec = {"encoding": {"x": {"field": "predicted", **axis}, "y": {"field": "actual", "title": "true label", **axis}},
+            "layer": layers, "width": side, "height": side, "autosize": {"type": "pad"}}  # the cells' size; labels beside
+    st.vega_lite_chart(cells, spec, width="content", key=key)
+
+
 def escape(text: str) -> str:
     """Escape Markdown in a label that goes where Streamlit renders Markdown (buttons, captions)."""
     return "".join("\\" + ch if ch in _MARKDOWN else ch for ch in text)
