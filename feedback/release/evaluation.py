@@ -43,8 +43,9 @@ def evaluate(ws: Workspace, release: str | None = None) -> dict:
 
 
 def predict(ws: Workspace, texts: Sequence[str], *, release: str | None = None, top: int = 3) -> list[dict]:
-    """For each text, the reference model's `top` labels with their probabilities, most probable first; the model
-    is trained on `release`'s train split (default: the latest release)."""
+    """For each text, the reference model's `top` labels with their probabilities, most probable first
+    (`{"text", "release", "labels": [{"label", "probability"}, ...]}`); the model is trained on `release`'s
+    train split (default: the latest release)."""
     if isinstance(texts, str) or not texts:
         raise FeedbackError("give one text or more, as a list")
     if top < 1:
