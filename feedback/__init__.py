@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .errors import FeedbackError, InvalidEvent, StoreBusy, WorkspaceError
     from .learn.sampler import sample
     from .learn.suspects import find_suspects
+    from .loop import list_runs, run_loop
     from .monitor.checks import check_release_folder, check_workspace, drift
     from .progress import Progress
     from .release.evaluation import evaluate, predict

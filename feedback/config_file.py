@@ -30,6 +30,7 @@ SECTIONS = {
     "learn": "The text model behind the sampler, suspects and the fitness gate.",
     "drift": "`feedback drift`: recent production against the latest release; it exits 1 when a threshold is crossed.",
     "hooks": "What a release or a drift alert starts; run after the commit, every attempt logged (`feedback hooks --log`).",
+    "loop": "`feedback run`: one scheduled step of the whole loop, and its release policy.",
     "sign_in": "Password sign-in and sessions.",
 }
 #: What each key does, by section.
@@ -127,6 +128,15 @@ COMMENTS = {
         "webhook_timeout": "seconds per webhook attempt",
         "attempts": "tries per webhook, with backoff",
     },
+    "loop": {
+        "stages": "the stages a run takes, in this order: ingest, retry, drift, sample, suspects, release",
+        "sample_budget": "items the sampler queues per run",
+        "suspects_every_hours": "hours between runs of the label-error finder",
+        "suspects_limit": "suspects queued per run at most",
+        "novelty_queue": "items queued per run for the top novel terms of production (0: none)",
+        "release_min_labels": "a release is due once this many labels were decided since the last one ...",
+        "release_max_days": "... or, with any new label, after this many days (every gate must pass; never an override)",
+    },
     "sign_in": {
         "max_failures": "wrong passwords that lock a user name out ...",
         "window_seconds": "... within this many seconds",
@@ -171,6 +181,7 @@ def defaults() -> dict[str, dict]:
     from .hooks import DEFAULTS as HOOKS
     from .learn.choices import SUSPECTS_CONFIRMED_DAYS, SUSPECTS_MIN_EXAMPLES
     from .learn.drift import DEFAULTS as DRIFT
+    from .loop import LOOP_DEFAULTS
     from .release.gates import DEFAULTS as GATES
     from .release.releases import DEFAULTS as RELEASE
     from .review.state import REVIEW_DEFAULTS
@@ -181,7 +192,7 @@ def defaults() -> dict[str, dict]:
             "release": RELEASE, "release.gates": GATES,
             "learn": {"model": None, "suspects_min_examples": SUSPECTS_MIN_EXAMPLES,
                       "suspects_confirmed_days": SUSPECTS_CONFIRMED_DAYS},
-            "drift": DRIFT, "hooks": HOOKS, "sign_in": SIGN_IN_DEFAULTS}
+            "drift": DRIFT, "hooks": HOOKS, "loop": LOOP_DEFAULTS, "sign_in": SIGN_IN_DEFAULTS}
 
 
 def render(dataset: str, labels: list[dict], store: str | None = None) -> str:

@@ -7,7 +7,7 @@ so `feedback --help` and `--version` import none of the heavy libraries.
 
 import click
 
-from . import capture, checks, learn, release, review, store, taxonomy, workspace
+from . import capture, checks, learn, loop, release, review, store, taxonomy, workspace
 from .shell import Shell
 
 
@@ -30,6 +30,6 @@ for command in (
     review.queue_command, review.next_command, review.label, review.import_labels, review.undo, review.history,
     review.agreement, review.groups, review.not_duplicates, review.relabel, review.adjudicate, review.gold, review.enqueue, review.forget,
     learn.sample, learn.suspects, learn.evaluate, learn.predict, checks.drift, checks.check, checks.hooks,
-    release.release_group, store.store_group, taxonomy.taxonomy_group,
+    release.release_group, store.store_group, taxonomy.taxonomy_group, loop.run_command, loop.runs_command,
 ):
     main.add_command(command)

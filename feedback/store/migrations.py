@@ -300,6 +300,33 @@ CREATE TABLE taxonomy_items (
 )
 """,
     ),
+    (
+        "013_loop_runs",
+        """
+CREATE TABLE loop_runs (
+    run_id VARCHAR,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    host VARCHAR,
+    actor VARCHAR,
+    status VARCHAR,
+    exit_code INTEGER,
+    resumes INTEGER
+);
+CREATE TABLE loop_stages (
+    run_id VARCHAR,
+    stage VARCHAR,
+    finished_at TIMESTAMP,
+    status VARCHAR,
+    detail JSON
+);
+CREATE TABLE loop_releases (
+    run_id VARCHAR,
+    version VARCHAR,
+    hooked_at TIMESTAMP
+)
+""",
+    ),
 ]
 
 
