@@ -673,6 +673,18 @@ def taxonomy_page():
                           args=(actor, change["change_id"]))
 
 
+def runs_page():
+    st.title("Runs")
+    screen = screens.runs_screen(ws)
+    if not screen["rows"]:
+        st.info("No runs yet: `feedback run` (from cron or a systemd timer) runs the loop and records each run here.")
+        return
+    st.dataframe(screen["rows"], hide_index=True, width="stretch", key="runs")
+    for run in screen["runs"][:10]:
+        with st.expander(run["title"]):
+            st.dataframe(run["stages"], hide_index=True, width="stretch")
+
+
 def main():
     actor = sign_in()
     if actor is not None:
@@ -687,6 +699,7 @@ def main():
             pages.append((taxonomy_page, "Taxonomy", ":material/category:", "taxonomy"))
         pages += [(releases_page, "Releases", ":material/deployed_code:", "releases"),
                   (sampler_page, "Sampler", ":material/science:", "sampler"),
+                  (runs_page, "Runs", ":material/schedule:", "runs"),
                   (dashboard_page, "Dashboard", ":material/monitoring:", "dashboard")]
         navigation = [st.Page(fn, title=title, icon=icon, url_path=path, default=path == start)
                       for fn, title, icon, path in pages]

@@ -171,3 +171,22 @@ def test_the_loop_on_a_short_schedule_beside_producers_and_a_reviewer(looped, tm
     assert made and hooked(tmp_path) == [r["version"] for r in made]
     sizes = [r["examples"] for r in made]
     assert sizes[0] >= 8 and all(b - a >= 8 for a, b in zip(sizes, sizes[1:]))
+
+
+def test_the_runs_page_shows_each_run_its_stages_and_its_releases(looped, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    produce(looped, 0, 20)
+    run_loop(looped, by=LEAD, only=("ingest",))
+    decide_some(looped, 0, 8)
+    run_loop(looped, by=LEAD)
+    monkeypatch.setenv("FEEDBACK_WORKSPACE", str(looped.root))
+    monkeypatch.setenv("FEEDBACK_USER", "lena")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.session_state["start_page"] = "runs"
+    at.run()
+    assert not at.exception and at.title[0].value == "Runs"
+    table = at.dataframe[0].value
+    assert list(table["released"]) == ["v1", ""] and list(table["ingest"]) == ["nothing_to_do", "done"]
+    assert list(table["release"]) == ["done", "-"]
+    assert at.expander[0].label.endswith("· done · released v1")

@@ -14,6 +14,7 @@ import pandas as pd
 from ..errors import FeedbackError
 from ..hooks import failed_hooks
 from ..learn.sampler import sampler_report
+from ..loop import STAGES, list_runs
 from ..monitor.checks import drift
 from ..release.evaluation import evaluate
 from ..release.releases import (
@@ -314,3 +315,17 @@ def drift_figures(ws: Workspace) -> dict:
             "novel_terms": pd.DataFrame([{**{k: t[k] for k in ("term", "recent", "release")}, "g2": round(t["g2"], 1),
                                           "examples": ", ".join(t["examples"])} for t in report["novel_terms"]],
                                         columns=["term", "recent", "release", "g2", "examples"])}
+
+
+def runs_screen(ws: Workspace, *, limit: int = 50) -> dict:
+    """The Runs page: the latest runs of `feedback run`, newest first, one row each with every stage's outcome,
+    and each run's stages in full."""
+    runs = list_runs(ws, limit=limit)
+    rows = [{"started": r["started_at"], "run": r["run_id"], "status": r["status"], "exit": r["exit_code"],
+             "resumed": r["resumes"], **{stage: next((s["status"] for s in r["stages"] if s["stage"] == stage), "-")
+                                         for stage in STAGES},
+             "released": ", ".join(r["released"])} for r in runs]
+    details = [{"title": f"{r['run_id']} · {r['status']}" + (f" · released {', '.join(r['released'])}" if r["released"] else ""),
+                "stages": [{"stage": s["stage"], "status": s["status"], "at": s["finished_at"],
+                            "detail": json.dumps(s["detail"], default=str)} for s in r["stages"]]} for r in runs]
+    return {"rows": rows, "runs": details}
