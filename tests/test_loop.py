@@ -1,8 +1,11 @@
 """`feedback run`: one scheduled step of the whole loop, on real processes: the release policy, exit codes a
 scheduler acts on, one run at a time, and a SIGKILL after every stage that loses and doubles nothing."""
 
+import getpass
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +13,7 @@ import textwrap
 import time
 
 import pytest
+import yaml
 
 from feedback import Client, list_releases, run_loop
 from feedback.learn.jobs import job_lock
@@ -190,3 +194,42 @@ def test_the_runs_page_shows_each_run_its_stages_and_its_releases(looped, monkey
     assert list(table["released"]) == ["v1", ""] and list(table["ingest"]) == ["nothing_to_do", "done"]
     assert list(table["release"]) == ["done", "-"]
     assert at.expander[0].label.endswith("· done · released v1")
+
+
+README = (REPO / "README.md").read_text()
+
+
+def block(language: str, marker: str) -> str:
+    (found,) = [b for b in re.findall(rf"^```{language}\n(.*?)^```", README, re.S | re.M) if marker in b]
+    return found
+
+
+def test_the_readme_cron_line_and_kubernetes_cronjob_run_the_loop(looped, tmp_path):
+    line = next(x for x in block("cron", "feedback run -w").splitlines() if "feedback run" in x)
+    command = line.split("  ", 1)[1].split("#")[0].replace("/srv/feedback/ws", str(looped.root))
+    assert subprocess.run(["sh", "-c", command], cwd=REPO, timeout=180).returncode == 0
+    job = yaml.safe_load(block("yaml", "name: feedback-loop"))
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    script = pod["containers"][0]["command"][2].replace("/ws", str(looped.root))
+    with job_lock(looped, "run"):  # a run in progress: the pod ends well, not as a failure
+        assert subprocess.run(["sh", "-c", script], cwd=REPO, capture_output=True, timeout=180).returncode == 0
+    assert subprocess.run(["sh", "-c", script], cwd=REPO, capture_output=True, timeout=180).returncode == 0
+    assert [r["status"] for r in list_runs(looped)] == ["done", "done"]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not on this machine")
+def test_the_readme_systemd_units_verify(tmp_path):
+    units = re.split(r"^# /etc/systemd/system/(\S+)\n", block("ini", "feedback-loop.timer"), flags=re.M)[1:]
+    env = tmp_path / "loop.env"
+    env.write_text("FEEDBACK_TOKEN=fbk_x\n")
+    paths = []
+    for name, text in zip(units[::2], units[1::2]):
+        text = (text.replace("/usr/local/bin/feedback", shutil.which("feedback") or sys.executable)
+                .replace("User=feedback", f"User={getpass.getuser()}").replace("/etc/feedback/loop.env", str(env)))
+        (tmp_path / name).write_text(text)
+        paths.append(str(tmp_path / name))
+    assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["feedback-loop.service", "feedback-loop.timer"]
+    checked = subprocess.run(["systemd-analyze", "verify", "--man=no", *paths], capture_output=True, text=True,
+                             cwd=tmp_path, timeout=60)
+    assert checked.returncode == 0 and checked.stderr == "", checked.stderr
