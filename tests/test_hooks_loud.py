@@ -10,13 +10,14 @@ import time
 from xml.etree import ElementTree
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from feedback import Workspace
 from feedback.hooks import DEFAULTS, failed_hooks, failures, hook_log
 from feedback.processes import alive
 from feedback.release import create_release
 from feedback.review import import_labels
-from conftest import LABELS, configure
+from conftest import LABELS, REPO, configure
 
 pytestmark = pytest.mark.backends
 
@@ -156,3 +157,24 @@ def test_check_takes_the_workspace_option_like_the_other_commands(ws, tmp_path):
     assert feedback("check", "-w", ws.root, cwd=elsewhere).returncode == 0
     nowhere = feedback("check", cwd=elsewhere)
     assert nowhere.returncode == 1 and nowhere.stderr.startswith("Error: ")
+
+
+def test_the_releases_page_releases_without_waiting_for_the_hooks_and_warns_when_one_failed(ws, tmp_path, monkeypatch):
+    go = tmp_path / "go"
+    command = f"while [ ! -e {go} ]; do sleep 0.1; done; echo no GPU left >&2; exit 4"
+    labelled(configure(ws, "hooks", on_release=command), tmp_path)
+    monkeypatch.setenv("FEEDBACK_WORKSPACE", str(ws.root))
+    monkeypatch.setenv("FEEDBACK_USER", "lena")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.session_state["start_page"] = "releases"
+    at.run()
+    next(b for b in at.button if b.label.startswith("Create a release")).click().run()
+    assert not at.exception and at.success[0].value == "Released test v1."  # the hook still waits for `go`
+    assert not at.warning and hook_log(ws) == []
+    go.touch()
+    deadline = time.monotonic() + 30
+    while not hook_log(ws) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    at.run()
+    assert [w.value for w in at.warning] == [f"After the latest release, the on_release hook `{command}` failed "
+                                             "(exit 4: no GPU left); see `feedback hooks --log`."]
