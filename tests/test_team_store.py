@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from feedback import ingest_files, init_workspace, Workspace
+from feedback import Client, ingest_files, init_workspace, Workspace
 from feedback.errors import StoreError, WorkspaceError
 from feedback.learn.jobs import JobBusy, job_lock
 from feedback.review import StaleDecision, decide, history, next_item, queue_page
@@ -192,20 +192,25 @@ def test_each_process_role_does_its_work_and_nothing_else(tmp_path, cli, pg_url)
     sql = cli("store", "grants", "--schema", schema, "--prefix", schema).output
     with psycopg.connect(pg_url, autocommit=True) as con:
         con.execute(sql)
-    ingest, reviewer, sampler = (machine(tmp_path, kind, pg_url.replace("feedback@", f"{schema}_{kind}@"))
-                                 for kind in ("ingest", "reviewer", "sampler"))
+    ingest, reviewer, sampler, loop = (machine(tmp_path, kind, pg_url.replace("feedback@", f"{schema}_{kind}@"))
+                                       for kind in ("ingest", "reviewer", "sampler", "loop"))
     assert ingest_files(ingest, [events_file(tmp_path / "e.jsonl", 30)]).events == 60
     item = next_item(reviewer, ANN)
     decide(reviewer, ANN, item["item_id"], LABELS[0])
     run = cli("sample", "-w", sampler.root, "--budget", "5", "--json")
     assert run.exit_code == 0, run.output
+    with Client(loop) as client:  # the loop's own machine captures too
+        client.prediction("req-loop", text="a card question", label=LABELS[0], score=0.4)
+    looped = cli("run", "-w", loop.root, "--json")
+    assert looped.exit_code == 0, looped.output
 
     refused = {"ingest rewrites a decision": (ingest, "UPDATE decisions SET label = 'x'"),
                "ingest forges a decision": (ingest, "INSERT INTO decisions (decision_id) VALUES ('d-forged')"),
                "ingest claims an item": (ingest, "INSERT INTO claims (item_id) VALUES ('req-1')"),
                "a reviewer writes an event": (reviewer, "INSERT INTO events (event_id) VALUES ('e-forged')"),
                "a reviewer deletes a decision": (reviewer, "DELETE FROM decisions"),
-               "the sampler decides": (sampler, "INSERT INTO decisions (decision_id) VALUES ('d-forged')")}
+               "the sampler decides": (sampler, "INSERT INTO decisions (decision_id) VALUES ('d-forged')"),
+               "the loop decides": (loop, "INSERT INTO decisions (decision_id) VALUES ('d-forged')")}
     for what, (ws, statement) in refused.items():
         with pytest.raises(StoreError, match="permission denied"), ws.store().atomic() as tx:
             tx.execute(statement)

@@ -11,6 +11,8 @@ which blanks text in the logs) changes the schema or updates or deletes a log ro
   decides; it cannot write events.
 - `sampler` (`feedback sample`, `feedback suspects`): records its runs and queues its picks.
 - `release` (`feedback release`, `feedback check`, the hooks): records releases, checks and hook runs.
+- `loop` (`feedback run`): what ingest, the sampler and a release may do, and records its runs; it
+  cannot decide.
 
 `grants_sql` writes the statements for a DBA to run once as the store's owner; the processes' URLs then
 name their roles (`postgresql://feedback_ingest@db:5432/feedback`), their passwords in ~/.pgpass.
@@ -30,6 +32,9 @@ ROLES = {
     "sampler": {"insert": ["sampler_runs", "sampler_picks", "queue_reasons"]},
     "release": {"insert": ["releases", "check_runs", "hook_runs"]},
 }
+#: `feedback run` does the work of ingest, the sampler and a release, and records its runs
+ROLES["loop"] = {"insert": sorted({t for kind in ("ingest", "sampler", "release") for t in ROLES[kind]["insert"]}
+                                  | {"loop_runs", "loop_stages", "loop_releases"}), "update": ["loop_runs"]}
 
 
 def grants_sql(schema: str = "public", *, prefix: str = "feedback") -> str:
