@@ -19,7 +19,9 @@ the change is committed, so a failing hook never undoes it; every attempt is rec
 The command that fires a hook waits for it: the default timeout is long enough for a training run, and
 the command knows the outcome, so it can say when a hook failed or timed out (`failures`). A process
 that must not wait (the app) fires them on a thread (`fire(..., background=True)`); their attempts are
-recorded when they end. `failed_hooks` reads the failures back for `feedback check` and the app.
+recorded when they end. Each attempt is logged with the time it ended, so a training run that fails
+hours after a `feedback check` is counted by the next one; `failed_hooks` reads the failures back for
+`feedback check` and the app.
 """
 
 from __future__ import annotations
@@ -113,20 +115,19 @@ def _run(command: str, event: str, payload: dict, body: bytes, timeout: float) -
         env.update(FEEDBACK_RELEASE_PATH=str(payload.get("location", "")),
                    FEEDBACK_RELEASE_ID=str(payload.get("release_id", "")),
                    FEEDBACK_RELEASE_VERSION=str(payload.get("version", "")))
-    at = _now()
     try:  # a session of its own, so that a timeout stops the command's children too (a trainer's workers)
         proc = subprocess.Popen(command, shell=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, start_new_session=True)
     except OSError as exc:
-        return _attempt(event, "command", command, at, 1, "failed", str(exc))
+        return _attempt(event, "command", command, 1, "failed", str(exc))
     with proc:
         try:
             output = proc.communicate(timeout=timeout)[0]
         except subprocess.TimeoutExpired:
             _stop(proc)
-            return _attempt(event, "command", command, at, 1, "failed", f"timed out after {timeout:g} s")
+            return _attempt(event, "command", command, 1, "failed", f"timed out after {timeout:g} s")
     output = output.strip()[-500:]
-    return _attempt(event, "command", command, at, 1, "ok" if proc.returncode == 0 else "failed",
+    return _attempt(event, "command", command, 1, "ok" if proc.returncode == 0 else "failed",
                     f"exit {proc.returncode}" + (f": {output}" if output else ""))
 
 
@@ -149,17 +150,16 @@ def _post(url: str, event: str, body: bytes, secret: str, timeout: float, tries:
         headers["X-Feedback-Signature"] = signature(body, secret)
     attempts = []
     for attempt in range(1, tries + 1):
-        at = _now()
         try:
             with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers, method="POST"),
                                         timeout=timeout) as answer:
-                attempts.append(_attempt(event, "webhook", url, at, attempt, "ok", f"HTTP {answer.status}"))
+                attempts.append(_attempt(event, "webhook", url, attempt, "ok", f"HTTP {answer.status}"))
                 return attempts
         except urllib.error.HTTPError as exc:
             detail = f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError, ValueError) as exc:
             detail = str(getattr(exc, "reason", exc))
-        attempts.append(_attempt(event, "webhook", url, at, attempt, "failed", detail))
+        attempts.append(_attempt(event, "webhook", url, attempt, "failed", detail))
         if attempt < tries:
             time.sleep(0.5 * 2 ** (attempt - 1))
     return attempts
@@ -168,8 +168,9 @@ def _post(url: str, event: str, body: bytes, secret: str, timeout: float, tries:
 _COLUMNS = ("event", "hook", "target", "ran_at", "attempt", "status", "detail")  # hook_runs, in order
 
 
-def _attempt(event: str, hook: str, target: str, at: datetime, attempt: int, status: str, detail: str) -> dict:
-    return dict(zip(_COLUMNS, (event, hook, target, at, attempt, status, detail)))
+def _attempt(event: str, hook: str, target: str, attempt: int, status: str, detail: str) -> dict:
+    """An attempt that just ended; `ran_at` is when it ended, so a check counts a long run that failed after it began."""
+    return dict(zip(_COLUMNS, (event, hook, target, _now(), attempt, status, detail)))
 
 
 def _now() -> datetime:

@@ -178,3 +178,17 @@ def test_the_releases_page_releases_without_waiting_for_the_hooks_and_warns_when
     at.run()
     assert [w.value for w in at.warning] == [f"After the latest release, the on_release hook `{command}` failed "
                                              "(exit 4: no GPU left); see `feedback hooks --log`."]
+
+
+def test_a_hook_that_fails_after_a_check_began_is_counted_by_the_next_check(ws, tmp_path):
+    go = tmp_path / "go"
+    ws = labelled(configure(ws, "hooks", on_release=f"while [ ! -e {go} ]; do sleep 0.1; done; exit 5"), tmp_path)
+    create_release(ws, hooks="background")  # a long training run, still going
+    during = feedback("check", "-w", ws.root, cwd=tmp_path)
+    assert during.returncode == 0 and "PASS  hooks: hooks: no hook failed so far" in during.stdout
+    go.touch()
+    deadline = time.monotonic() + 30
+    while not hook_log(ws) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = feedback("check", "-w", ws.root, cwd=tmp_path)
+    assert after.returncode == 1 and "FAIL  hooks: hooks: hooks failed since the last check" in after.stdout
