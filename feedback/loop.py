@@ -44,10 +44,17 @@ _KILL_AFTER = "FEEDBACK_LOOP_KILL_AFTER"
 
 
 def loop_config(ws: Workspace) -> dict:
+    """`[loop]` over its defaults, checked: a bad value is named before any stage runs."""
     cfg = {**LOOP_DEFAULTS, **ws.config.get("loop", {})}
+    if not isinstance(cfg["stages"], list) or not all(isinstance(s, str) for s in cfg["stages"]):
+        raise FeedbackError(f"[loop] stages = {cfg['stages']!r}: give a list of stage names, e.g. {list(STAGES)}")
     unknown = sorted(set(cfg["stages"]) - set(STAGES))
     if unknown:
         raise FeedbackError(f"[loop] stages: {', '.join(unknown)} unknown; the stages are {', '.join(STAGES)}")
+    for key in LOOP_DEFAULTS:
+        value = cfg[key]
+        if key != "stages" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise FeedbackError(f"[loop] {key} = {value!r}: give a number, 0 or more")
     return cfg
 
 

@@ -233,3 +233,15 @@ def test_the_readme_systemd_units_verify(tmp_path):
     checked = subprocess.run(["systemd-analyze", "verify", "--man=no", *paths], capture_output=True, text=True,
                              cwd=tmp_path, timeout=60)
     assert checked.returncode == 0 and checked.stderr == "", checked.stderr
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"sample_budget": "lots"}, "sample_budget = 'lots': give a number"),
+    ({"stages": "ingest"}, "give a list of stage names"),
+    ({"stages": ["ingest", "nope"]}, "stages: nope unknown"),
+])
+def test_a_bad_loop_setting_is_named_before_any_stage_runs(ws, values, message):
+    bad = configure(ws, "loop", **values)
+    refused = feedback("run", "-w", bad.root)
+    assert refused.returncode == 1 and message in refused.stderr and "Traceback" not in refused.stderr
+    assert not list_runs(bad)
