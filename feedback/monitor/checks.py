@@ -1,4 +1,4 @@
-"""Data tested like code: checks with a pass or fail each, for CI, without the app.
+"""Data tested like code: checks with a status each (pass, warn, fail, skip), for CI, without the app.
 
 A workspace's checks: the quarantine (rows quarantined since the last check: a producer broke the
 contract), the hooks (any that failed or timed out since the last check: the training run a release
