@@ -69,6 +69,30 @@ def refresh_items(tx, ws: Workspace, item_ids: list[str]) -> None:
     _rebuild_touched(tx, ws)
 
 
+def settle_priority(tx, ws: Workspace, item_ids: list[str]) -> None:
+    """Set the priority of these decided items (they have a `reviews` row) to what the rule gives them: the
+    reasons logged since their last decision; their reasons' list stays. Cheaper than a rebuild: no events read."""
+    w = weights(ws)
+    tx.execute(
+        f"""
+        UPDATE items SET priority = coalesce(p.priority, 0.0)
+        FROM (
+            SELECT r.item_id, sum(s.score * coalesce(w.weight, 1.0)) AS priority
+            FROM reviews r
+            LEFT JOIN (SELECT q.item_id, q.reason, max(q.score) AS score FROM queue_reasons q
+                       JOIN reviews d ON d.item_id = q.item_id AND q.queued_at > d.last_decided_at
+                       WHERE q.item_id IN (SELECT unnest(?::VARCHAR[])) AND NOT {_UNDONE_CHANGE}
+                       GROUP BY q.item_id, q.reason) s ON s.item_id = r.item_id
+            LEFT JOIN (SELECT unnest(?::VARCHAR[]) AS reason, unnest(?::DOUBLE[]) AS weight) w ON w.reason = s.reason
+            WHERE r.item_id IN (SELECT unnest(?::VARCHAR[]))
+            GROUP BY r.item_id
+        ) p
+        WHERE items.item_id = p.item_id
+        """,
+        [item_ids, list(w), list(w.values()), item_ids],
+    )
+
+
 def _update_thresholds(tx, ws: Workspace, mark: int) -> None:
     """Keep each model version's low-confidence threshold: the `low_confidence_share` quantile of its scores,
     computed again whenever its scored predictions have doubled since (always, while they are few)."""

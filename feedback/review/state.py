@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from ..capture.items import ITEM_DEFAULTS, refresh_items, sync_items
+from ..capture.items import ITEM_DEFAULTS, refresh_items, settle_priority, sync_items
 from ..workspace import Workspace
 from .renames import label_map
 
@@ -202,9 +202,13 @@ def write_reviews(tx, ws: Workspace, item_ids: list[str]) -> None:
                and before.get(r["item_id"], ("new",))[0] != "second_review"]
     if waiting:
         _queue_second_reviews(tx, waiting)
-    changed = [r["item_id"] for r in rows if before.get(r["item_id"], ("new", None)) != (r["status"], r["last_decided_at"])]
-    if changed:
-        refresh_items(tx, ws, changed)
+    changed = [r for r in rows if before.get(r["item_id"], ("new", None)) != (r["status"], r["last_decided_at"])]
+    rebuilt = [r["item_id"] for r in changed if r["item_id"] in waiting or r["status"] in ("new", "skipped")]
+    if rebuilt:  # a new reason, or undecided again: every reason counts
+        refresh_items(tx, ws, rebuilt)
+    settled = [r["item_id"] for r in changed if r["item_id"] not in rebuilt]
+    if settled:
+        settle_priority(tx, ws, settled)
 
 
 def _queue_second_reviews(tx, item_ids: list[str]) -> None:

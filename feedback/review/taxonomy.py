@@ -30,7 +30,7 @@ from ..workspace import CONFIG_NAME, Workspace, toml_string
 from .choices import DECISION_KINDS
 from .queue import log_reasons
 from .renames import label_map
-from .state import sync_items, write_reviews
+from .state import refresh_items, sync_items, write_reviews
 
 __all__ = ["KINDS", "change", "changes", "changes_since", "deprecate", "describe", "label_mapping", "label_overview", "merge", "preview",
            "remove", "rename", "renamed", "split", "sync", "undo_change"]
@@ -105,6 +105,7 @@ def undo_change(ws: Workspace, actor: Actor, change_id: str) -> dict:
         tx.insert("taxonomy_changes", _change_row({**change, "undone_at": _now(), "undone_by": actor.name}))
         if ids:
             write_reviews(tx, ws, ids)
+            refresh_items(tx, ws, ids)  # the change's `taxonomy` reasons no longer count
     sync(ws)
     return {"change_id": change_id, "kind": change["kind"], "undone": True, "items": len(ids)}
 
