@@ -73,24 +73,19 @@ def settle_priority(tx, ws: Workspace, item_ids: list[str]) -> None:
     """Set the priority of these decided items (they have a `reviews` row) to what the rule gives them: the
     reasons logged since their last decision; their reasons' list stays. Cheaper than a rebuild: no events read."""
     w = weights(ws)
-    tx.execute(
-        f"""
-        UPDATE items SET priority = coalesce(p.priority, 0.0)
-        FROM (
-            SELECT r.item_id, sum(s.score * coalesce(w.weight, 1.0)) AS priority
-            FROM reviews r
-            LEFT JOIN (SELECT q.item_id, q.reason, max(q.score) AS score FROM queue_reasons q
-                       JOIN reviews d ON d.item_id = q.item_id AND q.queued_at > d.last_decided_at
-                       WHERE q.item_id IN (SELECT unnest(?::VARCHAR[])) AND NOT {_UNDONE_CHANGE}
-                       GROUP BY q.item_id, q.reason) s ON s.item_id = r.item_id
-            LEFT JOIN (SELECT unnest(?::VARCHAR[]) AS reason, unnest(?::DOUBLE[]) AS weight) w ON w.reason = s.reason
-            WHERE r.item_id IN (SELECT unnest(?::VARCHAR[]))
-            GROUP BY r.item_id
-        ) p
-        WHERE items.item_id = p.item_id
-        """,
-        [item_ids, list(w), list(w.values()), item_ids],
-    )
+    priority = dict.fromkeys(item_ids, 0.0)
+    for r in tx.rows(f"SELECT q.item_id, q.reason, max(q.score) AS score FROM queue_reasons q "
+                     f"JOIN reviews d ON d.item_id = q.item_id AND q.queued_at > d.last_decided_at "
+                     f"WHERE q.item_id IN (SELECT unnest(?::VARCHAR[])) AND NOT {_UNDONE_CHANGE} GROUP BY 1, 2",
+                     [item_ids]):
+        priority[r["item_id"]] += r["score"] * w.get(r["reason"], 1.0)
+    if len(priority) == 1:  # one decision: a lookup by the key, not a join over every item
+        (item_id, value), = priority.items()
+        tx.execute("UPDATE items SET priority = ? WHERE item_id = ?", [value, item_id])
+        return
+    tx.execute("UPDATE items SET priority = p.priority FROM (SELECT unnest(?::VARCHAR[]) AS item_id, "
+               "unnest(?::DOUBLE[]) AS priority) p WHERE items.item_id = p.item_id",
+               [list(priority), list(priority.values())])
 
 
 def _update_thresholds(tx, ws: Workspace, mark: int) -> None:
