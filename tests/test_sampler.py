@@ -76,8 +76,23 @@ def test_each_strategy_ranks_the_hand_made_cases(strategy):
 def test_strategy_formulas_and_truncated_rows():
     top = np.array([[0.9, 0.05, 0.05], [0.5, 0.0, 0.0]])  # the second row stored only its top label
     assert uncertainty(top, "least_confidence") == pytest.approx([0.1, 0.5])
-    assert uncertainty(top, "margin") == pytest.approx([0.15, 1.0])  # the missing 0.5 is the runner-up
-    assert uncertainty(np.full((1, 4), 0.25), "entropy") == pytest.approx([np.log(4) / np.log(5)])
+    assert uncertainty(top, "margin") == pytest.approx([0.15, 1.0])  # the missing 0.5 may be one runner-up
+    assert uncertainty(top, "margin", classes=6) == pytest.approx([0.15, 0.6])  # or five of 0.1
+    assert uncertainty(np.full((1, 4), 0.25), "entropy") == pytest.approx([1.0])
+
+
+def test_truncated_rows_are_ranked_by_their_real_margin():
+    """150 classes, each row stored with its top 10 (the missing mass is most of it): the ranking follows the
+    margin of the full rows, and the most uncertain tenth are items the model is unsure of."""
+    rng = np.random.default_rng(3)
+    full = rng.dirichlet(np.full(150, 0.5), size=2000)  # the top 10 keep a third of the mass
+    top = np.sort(full, axis=1)[:, ::-1][:, :10]
+    real = uncertainty(full, "margin")
+    for classes in (150, None):
+        kept = uncertainty(top, "margin", classes=classes)
+        assert np.corrcoef(np.argsort(np.argsort(kept)), np.argsort(np.argsort(real)))[0, 1] > 0.95
+        unsure = np.argsort(-kept)[:200]
+        assert top[unsure, 0].mean() < top[:, 0].mean()
     with pytest.raises(ValueError, match="strategy 'smallest' is not one of"):
         uncertainty(top, "smallest")
 
@@ -338,3 +353,18 @@ def test_the_text_model_is_configurable_and_a_bad_one_is_named(open_ws, tmp_path
     path.write_text(path.read_text().replace("team_models:bayes", "team_models:nope"))
     with pytest.raises(FeedbackError, match=r"\[learn\] model = 'team_models:nope': cannot load it"):
         sample(ws.__class__(ws.root), budget=3, dry_run=True)
+
+
+def test_a_text_that_shares_no_word_with_the_trusted_labels_is_not_picked_first(open_ws, tmp_path):
+    """Its vector is empty, so the fitted model's probabilities are flat: the most "uncertain" of all, and
+    nothing to learn from. It goes last."""
+    texts = {"card_arrival": "my card has not arrived", "card_linking": "link my card to the app"}
+    events = [predicted(f"t{i}", {label: 0.9}, text=f"{texts[label]} {i}") for i, label in enumerate(list(texts) * 15)]
+    events += [predicted(f"u{i}", {"card_arrival": 0.6}, text=f"{texts['card_arrival']} or link it {i}")
+               for i in range(5)]
+    events += [predicted(f"z{i}", {"card_arrival": 0.6}, text=f"qwzx vbnm {i}") for i in range(5)]
+    ws = load(open_ws, tmp_path, events)
+    relabel_group(ws, ALICE, [f"t{i}" for i in range(0, 30, 2)], "card_arrival")
+    relabel_group(ws, ALICE, [f"t{i}" for i in range(1, 30, 2)], "card_linking")
+    run = sample(ws, budget=5, probabilities="fit", diversity="none", dry_run=True)
+    assert [p["item_id"][0] for p in run["picks"]] == ["u"] * 5

@@ -160,8 +160,9 @@ def _plan(ws: Workspace, strategy: str, params: dict, job: Steps) -> dict:
     try:
         if not pool.num_rows:
             raise _NothingToDo("every item with text is labeled, waiting as an earlier pick, or recently picked")
+        classes = len(ws.taxonomy.names) if ws.taxonomy.mode == "fixed" else None  # a stored row's label count
         positions, scores, predicted, model = _scored(pool, trusted, strategy, params["probabilities"], params["seed"],
-                                                      model_factory(ws.config))
+                                                      model_factory(ws.config), classes)
     except _NothingToDo as exc:
         return {**plan, "message": f"nothing to do: {exc}"}
     job.advance(stage="choosing the picks")
@@ -191,7 +192,8 @@ class _NothingToDo(Exception):
     """Why a run cannot pick anything."""
 
 
-def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: str, seed: int, text_model: tuple):
+def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: str, seed: int, text_model: tuple,
+            classes: int | None):
     """The pool positions scored, their uncertainty scores and predicted labels, and the model's description."""
     lengths = pc.list_value_length(pool.column("probs")).fill_null(0).to_numpy()
     fresh = np.flatnonzero(pool.column("fresh").to_numpy(zero_copy_only=False) & (lengths > 0))
@@ -204,10 +206,14 @@ def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: s
                                "more (label more items, or use the stored probabilities)")
         factory, described = text_model
         probs, classes = fit_predict_proba([t["text"] for t in trusted], [t["label"] for t in trusted],
-                                           pool.column("text").to_pylist(), seed=seed, factory=factory)
+                                           [*pool.column("text").to_pylist(), ""], seed=seed, factory=factory)
+        probs, blank = probs[:-1], probs[-1]
         predicted = pa.array(classes.tolist()).take(probs.argmax(axis=1))
-        return (np.arange(pool.num_rows), uncertainty(probs, strategy), predicted,
-                f"{described} fitted on {len(trusted)} trusted labels")
+        scores = uncertainty(probs, strategy)
+        # A text that shares no word with the trusted ones reads as the empty text: its flat probabilities
+        # say nothing about what the model would learn from it, so it goes last, not first
+        scores[np.isclose(probs, blank, rtol=0, atol=1e-12).all(axis=1)] = 0.0
+        return np.arange(pool.num_rows), scores, predicted, f"{described} fitted on {len(trusted)} trusted labels"
     if not len(fresh) and probabilities == "auto":
         return _by_score(pool, len(trusted))
     if not len(fresh):
@@ -215,7 +221,8 @@ def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: s
                            f"{len(trusted)} trusted labels are too few to fit a model (need {MIN_TRUSTED})")
     version = pool.column("model_version")[int(fresh[0])].as_py()
     probs, predicted = _padded(pool.column("probs").take(fresh)), pool.column("pred_label").take(fresh)
-    return fresh, uncertainty(probs, strategy), predicted, f"stored probabilities of model version {version}"
+    return (fresh, uncertainty(probs, strategy, classes=classes), predicted,
+            f"stored probabilities of model version {version}")
 
 
 def _by_score(pool: pa.Table, trusted: int):

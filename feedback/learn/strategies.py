@@ -32,30 +32,47 @@ from .choices import DEFAULT_DIVERSITY, DEFAULT_STRATEGY, DIVERSITY, STRATEGIES
 _SVD_DIMENSIONS = 50
 
 
-def uncertainty(probs, strategy: str = DEFAULT_STRATEGY) -> np.ndarray:
+def uncertainty(probs, strategy: str = DEFAULT_STRATEGY, *, classes: int | None = None) -> np.ndarray:
     """How unsure the model is about each row of `probs` (items x labels), in [0, 1].
 
-    Rows may be truncated to the top labels (as stored from production): the missing mass
-    counts as one more outcome.
+    Rows may be truncated to their top labels (as stored from production, padded with zeros): the
+    missing mass belongs to the labels left out, each at most the smallest probability the row kept.
+    With `classes` (how many labels the model has) it is spread over the `classes - k` labels a row
+    left out; without, over as few as that bound allows. So a 150-class row that kept its top 10 is
+    ranked by its real margin, not by a runner-up made of the 140 labels it left out.
 
     - least_confidence: 1 - p1
     - margin: 1 - (p1 - p2)
-    - entropy: the entropy of the row, divided by the log of its number of outcomes
+    - entropy: the entropy of the row, divided by the log of its number of labels (`classes`, else the
+      columns or, for a truncated row, the labels it implies)
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     p = np.asarray(probs, dtype=float)
     if p.ndim != 2 or p.shape[1] == 0:
         raise ValueError(f"probs must be a 2-d array with a column per label, not shape {p.shape}")
-    rest = np.clip(1.0 - p.sum(axis=1, keepdims=True), 0.0, 1.0)
-    q = -np.sort(-np.hstack([p, rest]), axis=1)
+    rest = np.clip(1.0 - p.sum(axis=1), 0.0, 1.0)
+    kept = (p > 0).sum(axis=1)
+    smallest = np.where(p > 0, p, np.inf).min(axis=1)
+    if classes:
+        missing = np.maximum(classes - kept, 0)
+        share = np.divide(rest, missing, out=np.zeros_like(rest), where=missing > 0)
+    else:
+        share = np.minimum(rest, smallest)
+        missing = np.ceil(np.divide(rest, share, out=np.zeros_like(rest), where=share > 0) - 1e-9)
+    best = -np.sort(-p, axis=1)[:, :2]
+    extra = np.stack([share * (missing >= 1), share * (missing >= 2)], axis=1)
+    q = -np.sort(-np.hstack([best, extra]), axis=1)
     if strategy == "least_confidence":
         score = 1.0 - q[:, 0]
     elif strategy == "margin":
         score = 1.0 - (q[:, 0] - q[:, 1])
     else:
-        logs = np.log(q, out=np.zeros_like(q), where=q > 0)
-        score = -(q * logs).sum(axis=1) / np.log(q.shape[1])
+        logs = np.log(p, out=np.zeros_like(p), where=p > 0)
+        spread = np.divide(rest, missing, out=np.ones_like(rest), where=missing > 0)
+        entropy = -(p * logs).sum(axis=1) - rest * np.log(spread)
+        outcomes = np.maximum(max(classes or 0, p.shape[1], 2), kept + missing)
+        score = entropy / np.log(outcomes)
     return np.clip(score, 0.0, 1.0)
 
 
