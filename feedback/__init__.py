@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .review.decisions import ClaimHeld, StaleDecision, decide, decide_many, history, undo, undo_last
     from .review.imports import import_labels
     from .review.queue import QueueFilter, item, next_item, release_claim
+    from .review.trusted import trusted_labels
     from .roles import Actor, PermissionDenied, authenticate, local_actor
     from .config_file import init_workspace
     from .workspace import Workspace, find_workspace

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+import feedback
 from feedback import create_release, find_suspects, ingest_files, load_release, status
 from feedback.errors import FeedbackError
 from feedback.review import (ClaimHeld, adjudicate, add_to_queue, decide, decide_many, item, next_item,
@@ -179,3 +180,15 @@ def test_4_suspects_leave_labels_people_just_settled_alone_until_new_evidence(it
                      f'"correction": {{"label": "card_arrival"}}}}\n')
     ingest_files(items, [later])
     assert wrong in {s["item_id"] for s in find_suspects(items, dry_run=True, min_examples=5)["suspects"]}
+
+
+def test_the_trusted_labels_are_a_public_table_that_matches_the_release(ws, tmp_path):
+    ws = imported(ws, tmp_path, {"t1": "card_arrival", "t2": "card_linking"})
+    decide(ws, ALICE, "t1", "refund_not_showing_up")
+    set_gold(ws, LEAD, "t2", "lost_or_stolen_card")
+    table = feedback.trusted_labels(ws)
+    assert table.column_names == ["item_id", "text", "label", "status", "label_reviewer", "provenance", "decided_at"]
+    rows = {r["item_id"]: (r["label"], r["provenance"]) for r in table.to_pylist()}
+    assert rows == {"t1": ("refund_not_showing_up", "label"), "t2": ("lost_or_stolen_card", "gold")}
+    assert released(ws) == {i: label for i, (label, _) in rows.items()}
+    assert list(table.to_pandas()["item_id"]) == ["t1", "t2"]

@@ -368,3 +368,31 @@ def test_a_text_that_shares_no_word_with_the_trusted_labels_is_not_picked_first(
     relabel_group(ws, ALICE, [f"t{i}" for i in range(1, 30, 2)], "card_linking")
     run = sample(ws, budget=5, probabilities="fit", diversity="none", dry_run=True)
     assert [p["item_id"][0] for p in run["picks"]] == ["u"] * 5
+
+
+def test_the_same_data_gives_the_same_picks_whether_labels_were_imported_before_or_after_the_log(tmp_path, store_url):
+    from feedback import Client, ingest_spool, init_workspace
+    from feedback.review.imports import import_labels
+
+    train = tmp_path / "train.csv"
+    train.write_text("item_id,text,label\n" + "".join(
+        f"s{i},{'my card has not arrived' if i % 2 else 'link my card to the app'} {i},"
+        f"{'card_arrival' if i % 2 else 'card_linking'}\n" for i in range(30)))
+
+    def log(ws):
+        with Client(ws) as client:
+            for i in range(20):
+                p = 0.5 + i / 50
+                client.prediction(f"p{i}", text=f"card question number {i}", label="card_arrival", score=p,
+                                  probs={"card_arrival": p, "card_linking": 1 - p}, model_version="v1")
+        ingest_spool(ws)
+
+    picks = []
+    for order in ("import first", "log first"):
+        ws = init_workspace(tmp_path / order.replace(" ", "-"), store=store_url)
+        steps = [lambda: import_labels(ws, [train], by=Actor("lena", "lead")), lambda: log(ws)]
+        for step in steps if order == "import first" else steps[::-1]:
+            step()
+        run = sample(ws, budget=5, dry_run=True)
+        picks.append((run["model"], [p["item_id"] for p in run["picks"]]))
+    assert picks[0] == picks[1] and picks[0][0] == "stored probabilities of model version v1"

@@ -68,8 +68,10 @@ WHERE {_ELIGIBLE}
 ORDER BY i.item_id
 """
 _PROBS = "CAST(json_extract({}, '$.*') AS DOUBLE[])"  # the stored probabilities' values, in the JSON's order
-_TRUSTED = ("SELECT i.item_id, i.text, r.current_label AS label, d.decided_at > (SELECT min(ts) FROM events WHERE "
-            f"type = 'prediction' AND model_version = {_CURRENT}) AS since_model "
+# `since_model`: a person labeled it after the current model's first prediction (an imported label is what a
+# model learned from, not news to it, whenever it was imported)
+_TRUSTED = ("SELECT i.item_id, i.text, r.current_label AS label, d.kind <> 'import' AND d.decided_at > (SELECT "
+            f"min(ts) FROM events WHERE type = 'prediction' AND model_version = {_CURRENT}) AS since_model "
             "FROM reviews r JOIN items i USING (item_id) LEFT JOIN decisions d ON d.decision_id = r.label_decision_id "
             "WHERE r.current_label IS NOT NULL AND i.text IS NOT NULL")
 

@@ -18,5 +18,6 @@ if TYPE_CHECKING:
     from .imports import ImportReport, import_labels
     from .purge import PurgeReport, forget
     from .queue import QueueFilter, add_to_queue, item, next_item, queue_counts, queue_page, release_claim
+    from .trusted import trusted_labels
 
 __getattr__, __dir__, __all__ = exports(__name__, __file__)
