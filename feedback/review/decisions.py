@@ -58,9 +58,8 @@ def decide(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str |
             )
         note = _open_to(ws, actor, current, note=note, override_claim=override_claim)
         rows = [_decision(item_id, kind, label, actor, note=note, based_on=based_on)]
-        _append(tx, ws, rows)
-        after = tx.rows("SELECT status, current_label FROM reviews WHERE item_id = ?", [item_id])[0]
-    return {**rows[0], **after}
+        (after,) = _append(tx, ws, rows)
+    return {**rows[0], "status": after["status"], "current_label": after["current_label"]}
 
 
 def decide_many(ws: Workspace, actor: Actor, rows: Iterable[tuple[int, dict]], *, chunk: int = 5_000,
@@ -121,10 +120,8 @@ def _decide_chunk(ws: Workspace, actor: Actor, batch: list[tuple[int, dict]], er
             rows.append(decision)
         if not rows:
             return 0, 0
-        _append(tx, ws, rows)
-        waiting = tx.value("SELECT count(*) FROM reviews WHERE item_id IN (SELECT unnest(?::VARCHAR[])) "
-                           "AND status IN ('disputed', 'second_review')", [sorted({d["item_id"] for d in rows})])
-    return len(rows), waiting
+        written = _append(tx, ws, rows)
+    return len(rows), sum(r["status"] in ("disputed", "second_review") for r in written)
 
 
 def _expected(row: dict) -> str | None:
@@ -337,9 +334,10 @@ def _decision(item_id, kind, label, actor: Actor, *, note=None, based_on=None, b
             "batch_id": batch_id, "undoes": undoes}
 
 
-def _append(tx, ws: Workspace, rows: list[dict]) -> None:
+def _append(tx, ws: Workspace, rows: list[dict]) -> list[dict]:
+    """Record decisions and rewrite their items' reviews; return the reviews rows written."""
     tx.insert("decisions", pa.Table.from_pylist(rows, schema=DECISION_SCHEMA))
-    write_reviews(tx, ws, sorted({r["item_id"] for r in rows}))
+    return write_reviews(tx, ws, sorted({r["item_id"] for r in rows}))
 
 
 def _now() -> datetime:

@@ -168,9 +168,10 @@ def lock_items(tx, item_ids: list[str]) -> None:
                    "FOR UPDATE", [sorted(set(item_ids))])
 
 
-def write_reviews(tx, ws: Workspace, item_ids: list[str]) -> None:
+def write_reviews(tx, ws: Workspace, item_ids: list[str]) -> list[dict]:
     """Recompute and rewrite the `reviews` rows of these items from their decisions, claims and gold answers;
-    queue the items that now wait for a second review, and refresh the priority of those decided or reopened."""
+    queue the items that now wait for a second review, and refresh the priority of those decided or reopened.
+    Returns the rows written."""
     lock_items(tx, item_ids)
     within = "WHERE item_id IN (SELECT unnest(?::VARCHAR[]))"
     decisions = tx.rows(f"SELECT * FROM decisions {within} ORDER BY decided_at, decision_id", [item_ids])
@@ -180,8 +181,6 @@ def write_reviews(tx, ws: Workspace, item_ids: list[str]) -> None:
     gold = {r["item_id"]: r for r in tx.rows(
         "SELECT item_id, arg_max(label, set_at) AS label, arg_max(set_by, set_at) AS set_by, max(set_at) AS set_at "
         f"FROM gold {within} GROUP BY item_id", [item_ids])}
-    before = {r["item_id"]: (r["status"], r["last_decided_at"]) for r in tx.rows(
-        f"SELECT item_id, status, last_decided_at FROM reviews {within}", [item_ids])}
     config, renames = review_config(ws), label_map(tx)
     by_item: dict[str, list[dict]] = {i: [] for i in item_ids}
     for d in decisions:
@@ -196,7 +195,8 @@ def write_reviews(tx, ws: Workspace, item_ids: list[str]) -> None:
         active = claim if claim and not released else None
         rows.append({"item_id": item_id, **state, "claimed_by": active and active["reviewer"],
                      "claim_expires": active and active["expires"]})
-    tx.execute(f"DELETE FROM reviews {within}", [item_ids])
+    before = {r["item_id"]: (r["status"], r["last_decided_at"]) for r in tx.rows(
+        f"DELETE FROM reviews {within} RETURNING item_id, status, last_decided_at", [item_ids])}
     tx.insert("reviews", pa.Table.from_pylist(rows, schema=_REVIEW_SCHEMA))
     waiting = [r["item_id"] for r in rows if r["status"] == "second_review"
                and before.get(r["item_id"], ("new",))[0] != "second_review"]
@@ -209,6 +209,7 @@ def write_reviews(tx, ws: Workspace, item_ids: list[str]) -> None:
     settled = [r["item_id"] for r in changed if r["item_id"] not in rebuilt]
     if settled:
         settle_priority(tx, ws, settled)
+    return rows
 
 
 def _queue_second_reviews(tx, item_ids: list[str]) -> None:
