@@ -128,6 +128,8 @@ def test_5_claims_hold_and_a_lead_overrides_one_with_a_reason(items):
         decide(items, BOB, held, "card_linking", override_claim="she is away")
     report = decide_many(items, BOB, enumerate([{"item_id": held, "label": "card_linking"}], start=1))
     assert report["decided"] == 0 and "held by alice" in report["errors"][0]["message"]
+    with pytest.raises(FeedbackError, match="say why you take over alice's claim"):
+        decide(items, LEAD, held, "card_linking", override_claim="  ")
     made = decide(items, LEAD, held, "card_linking", override_claim="alice is away today", note="clear case")
     assert made["note"] == "claim override (held by alice): alice is away today; clear case"
     assert shown(items, held) == ("labeled", "card_linking")

@@ -309,7 +309,9 @@ def _open_to(ws: Workspace, actor: Actor, current: dict, *, note: str | None = N
         raise ClaimHeld(f"item {item_id!r} is held by {holder} until {current['claim_expires']:%H:%M:%S} UTC; "
                         "take another item (a lead may override with a reason)")
     actor.require(ws, "adjudicate")
-    return f"claim override (held by {holder}): {override_claim}" + (f"; {note}" if note else "")
+    if not override_claim.strip():
+        raise FeedbackError(f"say why you take over {holder}'s claim on {item_id!r}: the reason is recorded")
+    return f"claim override (held by {holder}): {override_claim.strip()}" + (f"; {note}" if note else "")
 
 
 def _independent(ws: Workspace, tx, item_id: str) -> bool:
