@@ -81,15 +81,14 @@ def test_a_release_appears_when_and_only_when_the_policy_allows_and_its_hook_fir
 
 def test_exit_codes_a_scheduler_can_act_on(looped, tmp_path):
     produce(looped, 0, 30)
-    assert feedback("run", "-w", looped.root, "--only", "ingest").returncode == 0
+    assert run_loop(looped, by=LEAD, only=("ingest",))["exit_code"] == 0
     decide_some(looped, 0, 8)
-    assert feedback("run", "-w", looped.root).returncode == 0 and len(list_releases(looped)) == 1
+    assert run_loop(looped, by=LEAD)["exit_code"] == 0 and len(list_releases(looped)) == 1
     drifting = configure(looped, "drift", min_events=1, max_error_rate=0.0)
     with Client(drifting) as client:
         client.error("r0", kind="timeout", message="upstream timed out")
-    failed = feedback("run", "-w", drifting.root, "--skip", "release", "--json")
-    assert failed.returncode == 1, failed.stderr
-    assert json.loads(failed.stdout)["stages"][2]["status"] == "check_failed"
+    failed = run_loop(drifting, by=LEAD, skip=("release",))
+    assert failed["exit_code"] == 1 and failed["stages"][2]["status"] == "check_failed"
     decide_some(drifting, 8, 8)
     strict = configure(drifting, "release.gates", min_per_label=50)
     blocked = feedback("run", "-w", strict.root, "--only", "release", "--json")
@@ -158,16 +157,15 @@ def test_the_loop_on_a_short_schedule_beside_producers_and_a_reviewer(looped, tm
         from feedback import Workspace
         for batch in range(6):
             produce(Workspace({str(looped.root)!r}), batch * 20, 20)
-            time.sleep(0.4)
+            time.sleep(0.2)
     """)], cwd=REPO)
-    for _ in range(10):
+    for _ in range(5):
         assert feedback("run", "-w", looped.root, "--skip", "suspects").returncode == 0
         queued = [r["item_id"] for r in looped.store().rows(
             "SELECT i.item_id FROM items i LEFT JOIN reviews r USING (item_id) WHERE r.item_id IS NULL "
-            "ORDER BY i.item_id LIMIT 6")]
+            "ORDER BY i.item_id LIMIT 12")]
         rows = [{"item_id": i, "label": LABELS[int(i[1:]) % 4]} for i in queued]
         decide_many(looped, Actor("rita", "reviewer"), enumerate(rows, start=1))
-        time.sleep(0.3)
     assert producer.wait(timeout=60) == 0
     assert feedback("run", "-w", looped.root, "--skip", "suspects").returncode == 0
     assert looped.store().value("SELECT count(*) FROM events") == 120
