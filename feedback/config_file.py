@@ -21,7 +21,7 @@ SECTIONS = {
     "taxonomy": "The labels reviewers and releases may use.",
     "paths": "Where the workspace keeps its files, relative to this folder.",
     "capture": "Limits of every capture path (SDK, files, HTTP) and the spool's segments.",
-    "server": "`feedback serve`: the HTTP capture endpoint.",
+    "server": "`feedback serve`: the HTTP capture endpoint and the review API (/v1/review).",
     "store": "The store: the embedded DuckDB file (paths.store), or the team store in PostgreSQL.",
     "review": "The review queue: claims, overlap and the low_confidence reason.",
     "queue.weights": "Priority = sum over an item's reasons of weight x score (each score in [0, 1]).",
@@ -55,6 +55,8 @@ COMMENTS = {
     "server": {
         "token_env": "when this environment variable is set, requests need it as an `Authorization: Bearer` token",
         "max_body_bytes": "larger request bodies get 413",
+        "rate_per_second": "review API: requests a second per client (API token, else address), in each server process",
+        "rate_burst": "review API: requests a client may send at once before the rate applies (429 beyond)",
     },
     "store": {
         "busy_timeout": "seconds a process waits for the store before it fails with \"store busy\"",

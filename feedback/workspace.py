@@ -28,7 +28,8 @@ DEFAULTS = {
     "paths": {"store": "feedback.duckdb", "spool": "spool", "releases": "releases"},
     "capture": {"max_text_chars": 100_000, "max_event_bytes": 1 << 20, "segment_max_bytes": 8 << 20,
                 "segment_max_seconds": 2.0},
-    "server": {"token_env": "FEEDBACK_CAPTURE_TOKEN", "max_body_bytes": 1 << 20},
+    "server": {"token_env": "FEEDBACK_CAPTURE_TOKEN", "max_body_bytes": 1 << 20, "rate_per_second": 100.0,
+               "rate_burst": 200},
     "store": {"busy_timeout": 15.0},
 }
 
