@@ -1,4 +1,6 @@
-"""The HTTP capture endpoint: events in, spool lines out. Capture never opens the store.
+"""The HTTP server of `feedback serve`: the capture endpoint, and beside it the review API (`feedback.api`).
+
+Capture: events in, spool lines out; capture never opens the store.
 
 POST /v1/events takes one event, a JSON list of events, or {"events": [...]} and
 answers 202 with a result per event (accepted with its event_id, or rejected with
@@ -7,6 +9,11 @@ safely written, not yet in the store, where ingest may still quarantine it (an e
 already stored with other content, a label outside a fixed taxonomy). GET
 /v1/events/{event_id} says where it stands later. A bearer token is required when the
 environment variable named by `server.token_env` (default FEEDBACK_CAPTURE_TOKEN) is set.
+
+The review API (/v1/review/...) acts as the user of a personal API token and opens the store for each
+request's unit of work. Errors of both have one shape: {"status", "reason", "field", "message"}.
+Several worker processes: `uvicorn --factory feedback.server:from_environment --workers 4` with
+$FEEDBACK_WORKSPACE set.
 """
 
 from __future__ import annotations
@@ -19,12 +26,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from .api import mount
+from .api.errors import problem
 from .capture.client import Client
 from .capture.contract import SCHEMA_PATH, parse_batch
 from .capture.quarantine import event_status
 from .errors import InvalidEvent
 from .processes import check_can_listen
-from .workspace import Workspace
+from .workspace import Workspace, find_workspace
 
 
 def create_app(ws: Workspace) -> FastAPI:
@@ -39,7 +48,8 @@ def create_app(ws: Workspace) -> FastAPI:
         yield
         client.close()
 
-    app = FastAPI(title="feedback-workbench capture", version="1", lifespan=lifespan)
+    app = FastAPI(title="feedback-workbench", version="1", lifespan=lifespan,
+                  description="Capture (/v1/events) and the review API (/v1/review).")
 
     @app.get("/healthz")
     def healthz():
@@ -51,7 +61,8 @@ def create_app(ws: Workspace) -> FastAPI:
 
     def refused(request: Request) -> JSONResponse | None:
         if token and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {token}"):
-            return _problem(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+            return _problem(401, "unauthenticated", "missing or wrong bearer token", "authorization",
+                            headers={"WWW-Authenticate": "Bearer"})
         return None
 
     @app.get("/v1/events/{event_id}")
@@ -64,16 +75,16 @@ def create_app(ws: Workspace) -> FastAPI:
         if problem := refused(request):
             return problem
         if int(request.headers.get("content-length") or 0) > limit:
-            return _problem(413, f"body over {limit:,} bytes; send smaller batches")
+            return _problem(413, "body_too_large", f"body over {limit:,} bytes; send smaller batches", "body")
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > limit:
-                return _problem(413, f"body over {limit:,} bytes; send smaller batches")
+                return _problem(413, "body_too_large", f"body over {limit:,} bytes; send smaller batches", "body")
         try:
             batch = parse_batch(bytes(body))
         except InvalidEvent as exc:
-            return _problem(400, f"body is not valid JSON: {exc}")
+            return _problem(400, "bad_json", f"body is not valid JSON: {exc}", "body")
         results = []
         for index, event in enumerate(batch):
             if isinstance(event, InvalidEvent):
@@ -84,11 +95,18 @@ def create_app(ws: Workspace) -> FastAPI:
         accepted = sum(r["status"] == "accepted" for r in results)
         return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
 
+    mount(app, ws)
     return app
 
 
-def _problem(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+def from_environment() -> FastAPI:
+    """The app for the workspace `find_workspace` finds ($FEEDBACK_WORKSPACE): uvicorn's `--factory` target."""
+    return create_app(find_workspace())
+
+
+def _problem(status: int, reason: str, message: str, field: str | None, headers: dict | None = None) -> JSONResponse:
+    """The server's error shape, with capture's `detail` (the message) kept for its clients of before."""
+    return problem(status, reason, message, field, headers, detail=message)
 
 
 def run(ws: Workspace, *, host: str, port: int) -> None:

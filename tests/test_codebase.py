@@ -11,8 +11,8 @@ PACKAGE = REPO / "feedback"
 #: Each part imports from layers below its own, never beside or above it (shells may use each other).
 LAYERS = {"errors": 0, "lazy": 0, "progress": 0, "processes": 1, "store": 1, "workspace": 2, "roles": 3, "hooks": 3, "capture": 4,
           "review": 5, "learn": 6, "release": 7, "monitor": 8, "loop": 9, "config_file": 10,  # it renders every part's defaults
-          "cli": 11, "server": 11, "demo": 11, "app": 11, "__main__": 11}
-SHELLS = {"cli", "server", "demo", "app", "__main__"}
+          "cli": 11, "server": 11, "api": 11, "demo": 11, "app": 11, "__main__": 11}
+SHELLS = {"cli", "server", "api", "demo", "app", "__main__"}
 HEAVY = ("sklearn", "streamlit", "fastapi", "uvicorn", "rapidfuzz", "pandas", "pyarrow", "duckdb", "numpy", "scipy")
 
 
