@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 
 from ..errors import FeedbackError, NotFound, StoreBusy
 from ..release.releases import GateFailed
@@ -24,6 +25,25 @@ LIBRARY = [(PermissionDenied, 403, "forbidden", None), (ClaimHeld, 409, "claim_h
            (StaleDecision, 409, "stale", "expect"), (GateFailed, 409, "gate_failed", None),
            (NotFound, 404, "not_found", None), (StoreBusy, 503, "store_busy", None),
            (FeedbackError, 422, "rejected", None)]
+
+
+class Problem(BaseModel):
+    """Every error's body."""
+    status: int
+    reason: str
+    field: str | None
+    message: str
+
+
+#: The errors every review route may answer with, for the OpenAPI schema.
+PROBLEMS = {status: {"model": Problem, "description": text} for status, text in [
+    (401, "no or an unknown API token (`unauthenticated`)"), (403, "the acting user's role may not (`forbidden`)"),
+    (404, "no such item, decision or release (`not_found`)"),
+    (409, "another reviewer's claim (`claim_held`), a stale `expect` (`stale`), a failing gate (`gate_failed`)"),
+    (413, "the body is over [server] max_body_bytes (`body_too_large`)"),
+    (422, "a missing or invalid field (`missing_field`, `invalid`, `invalid_label`), or the library refused "
+          "(`rejected`)"),
+    (429, "over [server] rate_per_second (`rate_limited`; see Retry-After)")]}
 
 
 class ApiError(Exception):

@@ -14,6 +14,7 @@ from ..capture.summary import status as workspace_status
 from ..roles import Actor
 from .context import Current, acting
 from .models import NewRelease, SamplerRun, SuspectsRun, utc
+from .errors import PROBLEMS
 from .responses import Router
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -22,7 +23,7 @@ Name = Annotated[str, Path(pattern=NAME)]
 
 
 def router(current: Current) -> Router:
-    api = Router(tags=["loop"])
+    api = Router(tags=["loop"], responses=PROBLEMS)
 
     def actor(request: Request) -> Actor:
         return acting(current(), request)

@@ -14,7 +14,7 @@ from ..review.choices import DECISION_KINDS
 from ..review.queue import QueueFilter
 from ..roles import Actor
 from .context import Current, acting, cursor_for, offset_of
-from .errors import ApiError, about
+from .errors import PROBLEMS, ApiError, about
 from .models import Adjudication, Claim, Decision, Decisions, Gold, Relabel, queue_filter
 from .responses import Router
 
@@ -22,7 +22,7 @@ MAX_PAGE = 1_000
 
 
 def router(current: Current) -> Router:
-    api = Router(tags=["review"])
+    api = Router(tags=["review"], responses=PROBLEMS)
 
     def actor(request: Request) -> Actor:
         return acting(current(), request)
