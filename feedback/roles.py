@@ -2,30 +2,45 @@
 others' work, change the taxonomy, publish releases and let one through a failing quality gate;
 admins also manage users and purge data.
 
-Users live in `users.json` beside feedback.toml, readable by its owner only (mode 0600): each
-with a role, a salted scrypt password hash and personal API tokens (stored as SHA-256 hashes,
-revocable). A workspace without users runs open: whoever acts is an admin, under any name.
+Users live in the store (migration `014_identity`), so every process on the store's URL (app replicas,
+API servers, the CLI on any machine) sees the same ones: each with a role, a salted scrypt password
+hash and personal API tokens (stored as SHA-256 hashes, revocable, found by one indexed lookup of the
+hash). A workspace without users runs open: whoever acts is an admin, under any name.
 
 In a workspace with users, the library's acting functions take only an `Actor` that proved who
 it is in this process (`authenticate` with a password, `authenticate_token`), and check the
-user's current role on every action; a hand-made `Actor("anyone", "admin")` is refused. The
-honest boundary: whoever can write the store file or users.json can bypass all of this; on the
-team store, database roles are the wall.
+user's current role in the store on every action; a hand-made `Actor("anyone", "admin")` is refused.
 
 Signing in with a password is limited: after `[sign_in] max_failures` (5) wrong passwords for one
 user name within `window_seconds` (60), that name is locked out until the oldest of them is older
-than the window, whatever the password; a right password clears the count. The app keeps a sign-in
-across reloads with a session token (`start_session`): the user, an expiry (`session_hours`, 12)
-and a random id, signed with HMAC-SHA256 by a key of the workspace; `resume_session` checks it on
-every page load and `end_session` signs it out for good. The count, the key and the sessions ended
-early live in `sessions.json` beside users.json (mode 0600), so every process of the workspace sees
-them; a token also ends when the user's password changes or the user is removed.
+than the window, whatever the password; a right password clears the count. The count is kept in the
+store, and each attempt is counted before its password is checked, so processes signing in at once
+cannot try more between them. The app keeps a sign-in across reloads with a session token
+(`start_session`): the user, an expiry (`session_hours`, 12) and a random id, signed with HMAC-SHA256
+by a key of the workspace kept in the store; `resume_session` checks it on every page load and
+`end_session` signs it out for good, in every process. A token also ends when the user's password
+changes or the user is removed.
+
+A workspace made before kept these in `users.json` and `sessions.json` beside feedback.toml: the first
+use of this module moves them into the store in one transaction (users, password hashes, tokens with
+their expiry and revocation, the session key, so open sessions hold, the wrong-password counts of the
+window and the sessions ended early), adding only what the store lacks, so two processes moving at once,
+or a move cut short and done again, change nothing more; the files are then renamed
+`users.json.moved` and `sessions.json.moved` (mode 0600 kept): delete them once the store is backed up.
+
+The honest boundary: these checks hold for everyone who goes through the library, the CLI, the app or
+the HTTP endpoint. Whoever can write the store can bypass them all, and whoever can read it can read
+the password hashes (scrypt: only guessing, slowly, finds a password) and the session key (which signs a
+session for anyone): guard the embedded file and the workspace folder with file permissions. On the
+team store, database roles are the wall (`store.grants`): the roles of processes that sign users in
+(reviewer: the app, the CLI and user management; release; loop) read the secrets and may add users and
+tokens, so their database passwords are worth an admin's; the ingest and sampler roles read users and
+roles only, never a hash or the key.
 """
 
 from __future__ import annotations
 
 import base64
-import fcntl
 import getpass
 import hashlib
 import hmac
@@ -36,11 +51,11 @@ import re
 import secrets
 import time
 import weakref
-from contextlib import contextmanager
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .errors import FeedbackError, WorkspaceError
+from .errors import FeedbackError, StoreError, WorkspaceError
 from .workspace import CONFIG_NAME, Workspace, toml_string
 
 ROLES = ("reviewer", "lead", "admin")
@@ -57,8 +72,8 @@ PERMISSIONS = {
     "manage_users": "admin",
     "purge": "admin",
 }
-USERS_FILE = "users.json"
-SESSIONS_FILE = "sessions.json"
+USERS_FILE, SESSIONS_FILE = "users.json", "sessions.json"  # where a workspace made before kept them
+MOVED = ".moved"  # the suffix they take once moved into the store
 SIGN_IN_DEFAULTS = {"max_failures": 5, "window_seconds": 60, "session_hours": 12}
 TOKEN_PREFIX = "fbk"
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -87,13 +102,16 @@ class Actor:
     def require(self, ws: Workspace, action: str) -> None:
         """Refuse unless this actor is signed in to `ws` (any actor, in an open workspace) and may do `action`."""
         role = self.role
-        if users(ws) and _SIGNED_IN.get(self) != _SYSTEM:
-            if _SIGNED_IN.get(self) != ws.root:
+        if _SIGNED_IN.get(self) != _SYSTEM:
+            found = _store(ws).rows("SELECT EXISTS (SELECT 1 FROM users) AS anyone, "
+                                    "(SELECT role FROM users WHERE user_name = ? LIMIT 1) AS role", [self.name])[0]
+            if found["anyone"] and _SIGNED_IN.get(self) != ws.root:
                 raise PermissionDenied(f"{self.name} has not signed in to this workspace: sign in with a password "
                                        "or an API token (roles.authenticate, $FEEDBACK_PASSWORD, $FEEDBACK_TOKEN)")
-            role = users(ws).get(self.name, {}).get("role")
-            if role is None:
-                raise PermissionDenied(f"{self.name!r} is no longer a user of this workspace")
+            if found["anyone"]:
+                role = found["role"]
+                if role is None:
+                    raise PermissionDenied(f"{self.name!r} is no longer a user of this workspace")
         if ROLES.index(role) < ROLES.index(PERMISSIONS[action]):
             raise PermissionDenied(f"{self.name} is a {role}; {action.replace('_', ' ')} needs the "
                                    f"{PERMISSIONS[action]} role")
@@ -105,16 +123,9 @@ def system_actor(name: str) -> Actor:
 
 
 def users(ws: Workspace) -> dict[str, dict]:
-    """The workspace's users by name (empty: the workspace runs open)."""
-    path = ws.root / USERS_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))["users"]
-    except FileNotFoundError:
-        return {}
-    except PermissionError:
-        raise WorkspaceError(f"{path} is readable by its owner only; act as that user, or ask an admin") from None
-    except (ValueError, KeyError) as exc:
-        raise WorkspaceError(f"{path} is damaged ({exc}); restore it from a backup") from None
+    """The workspace's users by name, each {"role"} (empty: the workspace runs open); never a secret of theirs."""
+    rows = _store(ws).rows("SELECT user_name, role FROM users ORDER BY added_at, user_name")
+    return {r["user_name"]: {"role": r["role"]} for r in rows}
 
 
 def actor(ws: Workspace, name: str | None) -> Actor:
@@ -141,22 +152,24 @@ def authenticate(ws: Workspace, name: str, password: str) -> Actor:
     """The user, signed in to `ws`, if the password matches their stored hash; raises PermissionDenied otherwise,
     and `SignInLocked` (whatever the password) after too many wrong ones for this name (see the module docs)."""
     limits = sign_in_config(ws)
-    with _session_state(ws) as state:
-        now = time.time()
-        failures = _recent_failures(state, now, limits["window_seconds"])
-        tried = failures.get(name, [])
-        if len(tried) >= limits["max_failures"]:
-            wait = math.ceil(min(tried) + limits["window_seconds"] - now)
+    store, now = _store(ws), _now()
+    with store.atomic() as tx:  # the attempt counts as a wrong one until its password checks out
+        tx.execute("DELETE FROM sign_in_failures WHERE failed_at <= ?", [now - timedelta(seconds=limits["window_seconds"])])
+        tried = tx.rows("SELECT count(*) AS n, min(failed_at) AS first FROM sign_in_failures WHERE user_name = ?",
+                        [name])[0]
+        if tried["n"] >= limits["max_failures"]:
+            wait = math.ceil((tried["first"] - now).total_seconds() + limits["window_seconds"])
             raise SignInLocked(f"too many wrong passwords for {name!r}: sign-in is locked for {wait} s more; "
                                "wait, or ask an admin if you forgot the password")
-        entry = users(ws).get(name)
-        stored = (entry or {}).get("password_hash", "")
-        if stored.startswith("scrypt$"):
-            _, salt, _ = stored.split("$")
-            if hmac.compare_digest(hash_password(password, salt=bytes.fromhex(salt)), stored):
-                failures.pop(name, None)
-                return _signed_in(Actor(name, entry["role"]), ws.root)
-        failures[name] = [*tried, now]
+        tx.execute("INSERT INTO sign_in_failures VALUES (?, ?)", [name, now])
+        entry = _entry(tx, name)
+    stored = (entry or {}).get("password_hash") or ""
+    if stored.startswith("scrypt$"):
+        _, salt, _ = stored.split("$")
+        if hmac.compare_digest(hash_password(password, salt=bytes.fromhex(salt)), stored):
+            with store.atomic() as tx:
+                tx.execute("DELETE FROM sign_in_failures WHERE user_name = ?", [name])
+            return _signed_in(Actor(name, entry["role"]), ws.root)
     raise PermissionDenied("unknown user or wrong password")
 
 
@@ -176,11 +189,17 @@ def start_session(ws: Workspace, actor: Actor, *, hours: float | None = None) ->
     hours = float(sign_in_config(ws)["session_hours"] if hours is None else hours)
     if hours <= 0:
         raise FeedbackError(f"session_hours {hours}: give a positive number of hours")
+    store = _store(ws)
+    with store.connect() as tx:
+        key, entry = _session_key(tx), _entry(tx, actor.name)
+    if key is None:
+        with store.atomic() as tx:  # the workspace's first session: make its key, unless another process just did
+            if _session_key(tx) is None:
+                tx.execute("INSERT INTO session_keys VALUES (?, ?)", [secrets.token_hex(32), _now()])
+            key = _session_key(tx)
     expires = int(time.time() + hours * 3600)
     claims = {"user": actor.name, "session": secrets.token_hex(8), "expires": expires,
-              "password": _password_mark(users(ws).get(actor.name, {}))}
-    with _session_state(ws) as state:
-        key = state.setdefault("key", secrets.token_hex(32))
+              "password": _password_mark(entry)}
     payload = _b64(json.dumps(claims, sort_keys=True).encode())
     return {"token": f"{payload}.{_b64(_sign(key, payload))}", "expires": expires, "seconds": int(hours * 3600)}
 
@@ -188,8 +207,7 @@ def start_session(ws: Workspace, actor: Actor, *, hours: float | None = None) ->
 def resume_session(ws: Workspace, token: str) -> Actor:
     """The user a session token of `start_session` names, signed in to `ws` again; raises PermissionDenied
     when the token is forged, expired, ended, or its user was removed or changed password since."""
-    claims = _session_claims(ws, token)
-    entry = users(ws).get(claims["user"])
+    claims, entry = _session_claims(ws, token)
     if entry is None or claims["password"] != _password_mark(entry):
         raise PermissionDenied("this session no longer holds (the user was removed or changed password); sign in again")
     return _signed_in(Actor(claims["user"], entry["role"]), ws.root)
@@ -198,13 +216,14 @@ def resume_session(ws: Workspace, token: str) -> Actor:
 def end_session(ws: Workspace, token: str) -> None:
     """Sign a session out: its token is refused from now on, in every process of the workspace."""
     try:
-        claims = _session_claims(ws, token)
+        claims, _ = _session_claims(ws, token)
     except PermissionDenied:
         return  # nothing valid to end
-    with _session_state(ws) as state:
-        ended = {sid: until for sid, until in state.get("ended", {}).items() if until > time.time()}
-        ended[claims["session"]] = claims["expires"]
-        state["ended"] = ended
+    with _store(ws).atomic() as tx:
+        tx.execute("DELETE FROM sessions_ended WHERE expires_at <= ?", [_now()])
+        tx.execute("INSERT INTO sessions_ended SELECT ?, ? WHERE NOT EXISTS "
+                   "(SELECT 1 FROM sessions_ended WHERE session_id = ?)",
+                   [claims["session"], _from_epoch(claims["expires"]), claims["session"]])
 
 
 def session_cookie(ws: Workspace) -> str:
@@ -213,55 +232,65 @@ def session_cookie(ws: Workspace) -> str:
 
 
 def authenticate_token(ws: Workspace, token: str) -> Actor:
-    """The user whose live API token this is, signed in to `ws`; raises PermissionDenied otherwise."""
+    """The user whose live API token this is, signed in to `ws`; raises PermissionDenied otherwise.
+
+    One indexed lookup of the token's hash (the hot path of every REST call), which sees a token revoked
+    or a user removed in any process at once.
+    """
     prefix, _, rest = token.partition("_")
     name, _, _ = rest.rpartition(".")
-    entry = users(ws).get(name) if prefix == TOKEN_PREFIX else None
-    for record in (entry or {}).get("tokens", {}).values():
-        if hmac.compare_digest(record["hash"], _token_hash(token)) and _live(record):
-            return _signed_in(Actor(name, entry["role"]), ws.root)
+    found = _store(ws).rows(
+        "SELECT t.user_name, t.expires_at, t.revoked_at, u.role FROM api_tokens t JOIN users u USING (user_name) "
+        "WHERE t.token_hash = ?", [_token_hash(token)]) if prefix == TOKEN_PREFIX else []
+    for record in found:
+        if record["user_name"] == name and _live(record):
+            return _signed_in(Actor(name, record["role"]), ws.root)
     raise PermissionDenied("unknown, expired or revoked API token; make one with `feedback token create`")
 
 
 def add_user(ws: Workspace, by: Actor | None, name: str, *, role: str, password: str | None = None) -> None:
     """Add a user; the first user must be an admin and needs no `by`."""
-    existing = users(ws)
-    if existing:
-        if by is None:
-            raise PermissionDenied("only an admin can add users")
-        by.require(ws, "manage_users")
-    elif role != "admin":
-        raise FeedbackError("the first user must be an admin, or nobody could manage the others")
-    if role not in ROLES:
-        raise FeedbackError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    if not _NAME.match(name):
-        raise FeedbackError(f"user name {name!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
-    if name in existing:
-        raise WorkspaceError(f"user {name!r} exists already")
-    entry = {"role": role, "tokens": {}}
-    if password:
-        entry["password_hash"] = hash_password(password)
-    _write_users(ws, {**existing, name: entry})
+    password_hash = hash_password(password) if password else None  # slow on purpose: before the store is held
+    with _store(ws).atomic() as tx:
+        existing = {r["user_name"] for r in tx.rows("SELECT user_name FROM users")}
+        if existing:
+            if by is None:
+                raise PermissionDenied("only an admin can add users")
+            by.require(ws, "manage_users")
+        elif role != "admin":
+            raise FeedbackError("the first user must be an admin, or nobody could manage the others")
+        if role not in ROLES:
+            raise FeedbackError(f"role {role!r} is not one of {', '.join(ROLES)}")
+        if not _NAME.match(name):
+            raise FeedbackError(f"user name {name!r}: use 1-64 letters, digits, '_', '.', '@' or '-'")
+        if name in existing:
+            raise WorkspaceError(f"user {name!r} exists already")
+        _insert_user(tx, name, role, password_hash, by=by.name if by else None, at=_now())
 
 
 def create_token(ws: Workspace, by: Actor, *, name: str = "", days: int | None = None) -> dict:
     """A new API token for the acting user: {"token_id", "token", "expires"}; the token is shown only now."""
     by.require(ws, "decide")
+    if by.name not in users(ws):
+        raise FeedbackError(f"{by.name} is not a user of this workspace: API tokens belong to users "
+                            "(add one with `feedback user-add`)")
     token_id = secrets.token_hex(4)
     token = f"{TOKEN_PREFIX}_{by.name}.{secrets.token_urlsafe(24)}"
-    expires = (_now() + timedelta(days=days)).isoformat() if days else None
-    everyone = users(ws)
-    everyone[by.name].setdefault("tokens", {})[token_id] = {
-        "hash": _token_hash(token), "name": name, "created": _now().isoformat(), "expires": expires, "revoked": None}
-    _write_users(ws, everyone)
-    return {"token_id": token_id, "token": token, "expires": expires}
+    now = _now()
+    expires = now + timedelta(days=days) if days else None
+    with _store(ws).atomic(shared=True) as tx:
+        tx.execute("INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                   [_token_hash(token), token_id, by.name, name, now, expires])
+    return {"token_id": token_id, "token": token, "expires": _iso(expires)}
 
 
 def list_tokens(ws: Workspace, by: Actor) -> list[dict]:
     """The acting user's tokens (never the tokens themselves), each with whether it still works."""
     by.require(ws, "decide")
-    return [{"token_id": token_id, "name": t["name"], "created": t["created"], "expires": t["expires"],
-             "revoked": t["revoked"], "live": _live(t)} for token_id, t in users(ws)[by.name].get("tokens", {}).items()]
+    rows = _store(ws).rows("SELECT token_id, name, created_at, expires_at, revoked_at FROM api_tokens "
+                           "WHERE user_name = ? ORDER BY created_at, token_id", [by.name])
+    return [{"token_id": t["token_id"], "name": t["name"], "created": _iso(t["created_at"]),
+             "expires": _iso(t["expires_at"]), "revoked": _iso(t["revoked_at"]), "live": _live(t)} for t in rows]
 
 
 def revoke_token(ws: Workspace, by: Actor, token_id: str) -> None:
@@ -270,12 +299,11 @@ def revoke_token(ws: Workspace, by: Actor, token_id: str) -> None:
     owner, _, token_id = token_id.rpartition(":") if ":" in token_id else (by.name, "", token_id)
     if owner != by.name:
         by.require(ws, "manage_users")
-    everyone = users(ws)
-    record = everyone.get(owner, {}).get("tokens", {}).get(token_id)
-    if record is None:
-        raise FeedbackError(f"{owner} has no token {token_id!r}; see `feedback token list`")
-    record["revoked"] = _now().isoformat()
-    _write_users(ws, everyone)
+    with _store(ws).atomic(shared=True) as tx:
+        where, key = "WHERE user_name = ? AND token_id = ?", [owner, token_id]
+        if not tx.value(f"SELECT count(*) FROM api_tokens {where}", key):
+            raise FeedbackError(f"{owner} has no token {token_id!r}; see `feedback token list`")
+        tx.execute(f"UPDATE api_tokens SET revoked_at = coalesce(revoked_at, ?) {where}", [_now(), *key])
 
 
 def add_label(ws: Workspace, by: Actor, name: str, *, description: str = "", hotkey: str = "") -> Workspace:
@@ -298,70 +326,124 @@ def _signed_in(actor: Actor, where) -> Actor:
     return actor
 
 
-def _write_users(ws: Workspace, everyone: dict) -> None:
-    """Replace users.json atomically, readable by its owner only."""
-    _write_private(ws.root / USERS_FILE, {"users": everyone})
+def _store(ws: Workspace):
+    """The workspace's store, with users.json and sessions.json moved into it first if they are still there."""
+    store = ws.store()
+    if (ws.root / USERS_FILE).exists() or (ws.root / SESSIONS_FILE).exists():
+        _move_files(ws, store)
+    return store
 
 
-def _write_private(path, data: dict) -> None:
-    """Replace a JSON file atomically, readable by its owner only."""
-    fresh = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    os.replace(fresh, path)
+def _move_files(ws: Workspace, store) -> None:
+    """Move users.json and sessions.json into the store (see the module docs), then rename them.
 
-
-def _session_claims(ws: Workspace, token: str) -> dict:
-    """The claims of a session token whose signature, expiry and session check out."""
-    payload, _, signature = token.partition(".") if isinstance(token, str) else ("", "", "")
-    with _session_state(ws) as state:
-        key, ended = state.get("key"), state.get("ended", {})
+    A file another process renamed meanwhile reads as empty, and what it moved is skipped: moving twice,
+    or again after a crash before the renames, changes nothing.
+    """
     try:
-        good = key is not None and hmac.compare_digest(signature, _b64(_sign(key, payload)))
-        claims = json.loads(_unb64(payload)) if good else None
+        _add_from_files(ws, store)
+    except StoreError as exc:
+        raise WorkspaceError(f"{ws.root / USERS_FILE} and {SESSIONS_FILE} are to move into the store, and this failed "
+                             f"({exc}); on a team store, run one command as the reviewer role or the owner, whose "
+                             "database roles may add users") from None
+    for name in (USERS_FILE, SESSIONS_FILE):
+        with suppress(FileNotFoundError):
+            os.replace(ws.root / name, ws.root / (name + MOVED))
+    with suppress(FileNotFoundError):
+        os.unlink(ws.root / f".{SESSIONS_FILE}.lock")
+
+
+def _add_from_files(ws: Workspace, store) -> None:
+    """Add what the files hold and the store lacks, in one transaction holding the store alone."""
+    with store.atomic() as tx:
+        everyone = _read_file(ws.root / USERS_FILE).get("users", {})
+        if (ws.root / USERS_FILE).exists() and not everyone:
+            raise WorkspaceError(f"{ws.root / USERS_FILE} is damaged (no users); restore it from a backup")
+        state = _read_file(ws.root / SESSIONS_FILE, damaged={})  # a damaged file costs open sessions and counts only
+        known = {r["user_name"] for r in tx.rows("SELECT user_name FROM users")}
+        for name, entry in everyone.items():
+            if name not in known:
+                _insert_user(tx, name, entry["role"], entry.get("password_hash"), by=None, at=_now())
+            for token_id, t in entry.get("tokens", {}).items():
+                tx.execute("INSERT INTO api_tokens SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS "
+                           "(SELECT 1 FROM api_tokens WHERE token_hash = ?)",
+                           [t["hash"], token_id, name, t["name"], *map(_from_iso, (t["created"], t["expires"],
+                                                                                  t["revoked"])), t["hash"]])
+        if state.get("key") and _session_key(tx) is None:
+            tx.execute("INSERT INTO session_keys VALUES (?, ?)", [state["key"], _now()])
+        since = time.time() - sign_in_config(ws)["window_seconds"]
+        for name, times in state.get("failures", {}).items():
+            for at in (_from_epoch(t) for t in times if t > since):
+                tx.execute("INSERT INTO sign_in_failures SELECT ?, ? WHERE NOT EXISTS "
+                           "(SELECT 1 FROM sign_in_failures WHERE user_name = ? AND failed_at = ?)", [name, at, name, at])
+        for session, until in ((s, u) for s, u in state.get("ended", {}).items() if u > time.time()):
+            tx.execute("INSERT INTO sessions_ended SELECT ?, ? WHERE NOT EXISTS "
+                       "(SELECT 1 FROM sessions_ended WHERE session_id = ?)", [session, _from_epoch(until), session])
+
+
+def _read_file(path, *, damaged=None) -> dict:
+    """A JSON file of a workspace made before ({} when gone); `damaged` what a damaged one reads as (else: an error)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except PermissionError:
+        raise WorkspaceError(f"{path} is readable by its owner only; act as that user, or ask an admin") from None
+    except ValueError as exc:
+        if damaged is not None:
+            return damaged
+        raise WorkspaceError(f"{path} is damaged ({exc}); restore it from a backup") from None
+
+
+def _insert_user(tx, name: str, role: str, password_hash: str | None, *, by: str | None, at: datetime) -> None:
+    tx.execute("INSERT INTO users VALUES (?, ?, ?, ?)", [name, role, at, by])
+    if password_hash:
+        tx.execute("INSERT INTO user_passwords VALUES (?, ?, ?)", [name, password_hash, at])
+
+
+def _entry(tx, name: str) -> dict | None:
+    """A user's role and password hash, or None for no such user."""
+    found = tx.rows("SELECT u.role, p.password_hash FROM users u LEFT JOIN user_passwords p USING (user_name) "
+                    "WHERE u.user_name = ? LIMIT 1", [name])
+    return found[0] if found else None
+
+
+def _session_key(tx) -> str | None:
+    return tx.value("SELECT secret FROM session_keys ORDER BY created_at LIMIT 1")
+
+
+def _session_claims(ws: Workspace, token: str) -> tuple[dict, dict | None]:
+    """The claims of a session token whose signature, expiry and session check out, and the user it names
+    (`_entry`; None when removed), read in one statement."""
+    payload, _, signature = token.partition(".") if isinstance(token, str) else ("", "", "")
+    try:
+        claims = json.loads(_unb64(payload))
     except (ValueError, TypeError):
         claims = None
     if not isinstance(claims, dict) or not {"user", "session", "expires", "password"} <= claims.keys():
         raise PermissionDenied("not a session of this workspace; sign in")
+    found = _store(ws).rows(
+        "SELECT (SELECT secret FROM session_keys ORDER BY created_at LIMIT 1) AS secret, "
+        "EXISTS (SELECT 1 FROM sessions_ended WHERE session_id = ?) AS ended, "
+        "(SELECT role FROM users WHERE user_name = ? LIMIT 1) AS role, "
+        "(SELECT password_hash FROM user_passwords WHERE user_name = ? LIMIT 1) AS password_hash",
+        [str(claims["session"]), str(claims["user"]), str(claims["user"])])[0]
+    try:
+        good = found["secret"] is not None and hmac.compare_digest(signature, _b64(_sign(found["secret"], payload)))
+    except (ValueError, TypeError):
+        good = False
+    if not good:
+        raise PermissionDenied("not a session of this workspace; sign in")
     if claims["expires"] <= time.time():
         raise PermissionDenied("your session has expired; sign in again")
-    if claims["session"] in ended:
+    if found["ended"]:
         raise PermissionDenied("this session was signed out; sign in again")
-    return claims
-
-
-@contextmanager
-def _session_state(ws: Workspace):
-    """sessions.json read and, when the block changed it, written back, under an exclusive lock across processes."""
-    path = ws.root / SESSIONS_FILE
-    fd = os.open(ws.root / f".{SESSIONS_FILE}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            state = {}
-        except ValueError:
-            state = {}  # a damaged file costs the open sessions and the failure counts, nothing more
-        before = json.dumps(state, sort_keys=True)
-        yield state
-        if json.dumps(state, sort_keys=True) != before:
-            _write_private(path, state)
-    finally:
-        os.close(fd)
-
-
-def _recent_failures(state: dict, now: float, window: float) -> dict[str, list[float]]:
-    """The wrong-password times within the window, by user name (older ones dropped from `state`)."""
-    recent = {name: [t for t in times if t > now - window] for name, times in state.get("failures", {}).items()}
-    state["failures"] = {name: times for name, times in recent.items() if times}
-    return state["failures"]
+    return claims, (None if found["role"] is None else {"role": found["role"], "password_hash": found["password_hash"]})
 
 
 def _password_mark(entry: dict) -> str:
     """A short digest of the user's password hash: a session ends when the password changes."""
-    return hashlib.sha256(entry.get("password_hash", "").encode()).hexdigest()[:16]
+    return hashlib.sha256((entry.get("password_hash") or "").encode()).hexdigest()[:16]
 
 
 def _sign(key: str, payload: str) -> bytes:
@@ -381,8 +463,22 @@ def _token_hash(token: str) -> str:
 
 
 def _live(record: dict) -> bool:
-    return not record["revoked"] and (record["expires"] is None or datetime.fromisoformat(record["expires"]) > _now())
+    return not record["revoked_at"] and (record["expires_at"] is None or record["expires_at"] > _now())
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    """Now in UTC, without a zone, as the store keeps times."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _iso(at: datetime | None) -> str | None:
+    """A stored time as ISO 8601 in UTC (`2026-01-31T12:00:00+00:00`)."""
+    return at.replace(tzinfo=UTC).isoformat() if at else None
+
+
+def _from_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None) if text else None
+
+
+def _from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)

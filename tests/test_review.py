@@ -267,17 +267,16 @@ def test_roles_come_from_the_users_file_and_actors_must_sign_in(queued):
         add_user(queued, bob, "eve", role="admin")
     with pytest.raises(PermissionDenied, match="unknown user or wrong password"):
         authenticate(queued, "bob", "wrong")
-    users_file = queued.root / "users.json"
-    assert users_file.stat().st_mode & 0o777 == 0o600
-    assert "pw-bob" not in users_file.read_text() and users_file.read_text().count("scrypt$") == 2
-    assert "scrypt$" not in (queued.root / "feedback.toml").read_text()
+    stored = str(queued.store().rows("SELECT * FROM users JOIN user_passwords USING (user_name)"))
+    assert "pw-bob" not in stored and stored.count("scrypt$") == 2
+    assert "scrypt$" not in (queued.root / "feedback.toml").read_text() and not (queued.root / "users.json").exists()
 
 
 def test_api_tokens_sign_in_until_revoked_or_expired(queued):
     add_user(queued, None, "ann", role="admin", password="pw-ann")
     ann = authenticate(queued, "ann", "pw-ann")
     made = create_token(queued, ann, name="ci")
-    assert made["token"].startswith("fbk_ann.") and made["token"] not in (queued.root / "users.json").read_text()
+    assert made["token"].startswith("fbk_ann.") and made["token"] not in str(queued.store().rows("SELECT * FROM api_tokens"))
     signed = authenticate_token(queued, made["token"])
     assert (signed.name, signed.role) == ("ann", "admin")
     add_to_queue(queued, signed, ["c1"], reason="manual")
@@ -285,8 +284,8 @@ def test_api_tokens_sign_in_until_revoked_or_expired(queued):
     with pytest.raises(PermissionDenied, match="unknown, expired or revoked API token"):
         authenticate_token(queued, made["token"])
     old = create_token(queued, ann, days=1)
-    path = queued.root / "users.json"
-    path.write_text(path.read_text().replace(old["expires"], "2020-01-01T00:00:00+00:00"))
+    with queued.store().atomic() as tx:
+        tx.execute("UPDATE api_tokens SET expires_at = '2020-01-01' WHERE token_id = ?", [old["token_id"]])
     with pytest.raises(PermissionDenied, match="expired"):
         authenticate_token(queued, old["token"])
     with pytest.raises(PermissionDenied):

@@ -2,7 +2,6 @@
 
 import base64
 import json
-import stat
 import subprocess
 import sys
 import time
@@ -45,8 +44,8 @@ def test_a_session_token_signs_the_user_in_again(team):
     again.require(team, "decide")  # signed in: the library lets it act
     with pytest.raises(PermissionDenied, match="needs the lead role"):
         again.require(team, "adjudicate")
-    assert stat.S_IMODE((team.root / "sessions.json").stat().st_mode) == 0o600
-    assert session["token"] not in (team.root / "sessions.json").read_text()
+    assert not (team.root / "sessions.json").exists()  # the key lives in the store, the token nowhere
+    assert session["token"] not in str(team.store().rows("SELECT * FROM session_keys"))
 
 
 def test_forged_tampered_and_foreign_tokens_are_refused(team, tmp_path):
@@ -99,15 +98,13 @@ def test_signing_out_ends_the_session_in_every_process(team):
 
 def test_a_session_ends_when_the_password_changes_or_the_user_goes(team):
     token = start_session(team, authenticate(team, "rita", "pw-rita"))["token"]
-    path = team.root / "users.json"
-    everyone = json.loads(path.read_text())
-    everyone["users"]["rita"]["password_hash"] = hash_password("new-pw")
-    path.write_text(json.dumps(everyone))
+    with team.store().atomic() as tx:
+        tx.execute("UPDATE user_passwords SET password_hash = ? WHERE user_name = 'rita'", [hash_password("new-pw")])
     with pytest.raises(PermissionDenied, match="changed password"):
         resume_session(team, token)
     token = start_session(team, authenticate(team, "rita", "new-pw"))["token"]
-    del everyone["users"]["rita"]
-    path.write_text(json.dumps(everyone))
+    with team.store().atomic() as tx:
+        tx.execute("DELETE FROM users WHERE user_name = 'rita'")
     with pytest.raises(PermissionDenied, match="the user was removed"):
         resume_session(team, token)
 

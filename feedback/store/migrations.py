@@ -327,6 +327,49 @@ CREATE TABLE loop_releases (
 )
 """,
     ),
+    (
+        # Who may sign in (`roles`): users and their roles; the secrets apart (password hashes, API tokens'
+        # hashes, the key that signs app sessions), so a team store's roles that sign nobody in cannot read
+        # them (`grants`); the shared sign-in state (wrong passwords lately, sessions ended early).
+        "014_identity",
+        """
+CREATE TABLE users (
+    user_name VARCHAR,
+    role VARCHAR,
+    added_at TIMESTAMP,
+    added_by VARCHAR
+);
+CREATE INDEX users_user_name ON users (user_name);
+CREATE TABLE user_passwords (
+    user_name VARCHAR,
+    password_hash VARCHAR,
+    set_at TIMESTAMP
+);
+CREATE INDEX user_passwords_user_name ON user_passwords (user_name);
+CREATE TABLE api_tokens (
+    token_hash VARCHAR,
+    token_id VARCHAR,
+    user_name VARCHAR,
+    name VARCHAR,
+    created_at TIMESTAMP,
+    expires_at TIMESTAMP,
+    revoked_at TIMESTAMP
+);
+CREATE INDEX api_tokens_token_hash ON api_tokens (token_hash);
+CREATE TABLE session_keys (
+    secret VARCHAR,
+    created_at TIMESTAMP
+);
+CREATE TABLE sign_in_failures (
+    user_name VARCHAR,
+    failed_at TIMESTAMP
+);
+CREATE TABLE sessions_ended (
+    session_id VARCHAR,
+    expires_at TIMESTAMP
+)
+""",
+    ),
 ]
 
 
@@ -354,8 +397,8 @@ def _arg_extreme_aggregates() -> str:
 
 
 #: PostgreSQL only, after MIGRATIONS: DuckDB's functions that the capabilities' SQL calls, defined in the
-#: store's schema, and the keys PostgreSQL enforces for a team store (an event, a decision, a release number
-#: stored once, whatever a writer does) with the indexes its lookups need.
+#: store's schema, and the keys PostgreSQL enforces for a team store (an event, a decision, a release number,
+#: a user, an API token stored once, whatever a writer does) with the indexes its lookups need.
 PG_MIGRATIONS = [
     ("pg_001_duckdb_functions", "\n".join(s + ";" for s in [
         "CREATE FUNCTION list_contains(anyarray, anyelement) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT $2 = ANY($1)'",
@@ -403,5 +446,16 @@ CREATE INDEX releases_release_id ON releases (release_id)
 CREATE INDEX taxonomy_changes_change_id ON taxonomy_changes (change_id);
 CREATE INDEX taxonomy_items_item_id ON taxonomy_items (item_id);
 CREATE INDEX taxonomy_items_change_id ON taxonomy_items (change_id)
+"""),
+    ("pg_004_identity_keys", """
+DROP INDEX users_user_name;
+CREATE UNIQUE INDEX users_user_name ON users (user_name);
+DROP INDEX user_passwords_user_name;
+CREATE UNIQUE INDEX user_passwords_user_name ON user_passwords (user_name);
+DROP INDEX api_tokens_token_hash;
+CREATE UNIQUE INDEX api_tokens_token_hash ON api_tokens (token_hash);
+CREATE INDEX api_tokens_user_name ON api_tokens (user_name, token_id);
+CREATE INDEX sign_in_failures_user_name ON sign_in_failures (user_name, failed_at);
+CREATE INDEX sessions_ended_session_id ON sessions_ended (session_id)
 """),
 ]
