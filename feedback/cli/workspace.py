@@ -74,7 +74,7 @@ def labels(ws, as_json, quiet):
 @workspace_option
 @output_options
 def user_add(ws, name, role, password, password_stdin, reviewer, as_json, quiet):
-    """Add a user with a role; the first user must be an admin. Users live in users.json (mode 0600).
+    """Add a user with a role; the first user must be an admin. Users live in the store.
 
     \b
     Examples:
