@@ -10,14 +10,16 @@ it will do, as `feedback quarantine` shows 12 characters.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from ..errors import FeedbackError, InvalidEvent, NotFound
 from ..workspace import Workspace
 from .contract import parse_line
-from .ingest import ingest_records
-from .readers import Record, write_jsonl
+
+if TYPE_CHECKING:  # ingest and the readers load pyarrow: only a retry or an export needs them
+    from .readers import Record
 
 OPEN = """
     NOT EXISTS (SELECT 1 FROM quarantine_resolutions r WHERE r.qid = q.qid)
@@ -42,6 +44,8 @@ def retry_quarantine(ws: Workspace, *, reason: str | None = None) -> dict:
 
     Returns {"retried", "ingested", "duplicates", "still_open"}; rows that still fail stay as they are.
     """
+    from .ingest import ingest_records
+
     records = [r for r in map(_record, list_quarantine(ws, reason=reason)) if r is not None]
     report = ingest_records(ws, records, source="quarantine-retry", quarantine=False)
     return {"retried": len(records), "ingested": report.events, "duplicates": report.duplicates,
@@ -50,6 +54,8 @@ def retry_quarantine(ws: Workspace, *, reason: str | None = None) -> dict:
 
 def export_quarantine(ws: Workspace, path: str | Path, *, reason: str | None = None) -> int:
     """Write open rows' events as JSONL to fix by hand and ingest again; return how many."""
+    from .readers import write_jsonl
+
     events = [r.event for r in map(_record, list_quarantine(ws, reason=reason)) if r is not None]
     return write_jsonl(path, events)
 
@@ -72,6 +78,8 @@ def dismiss(ws: Workspace, qids: list[str], *, note: str = "dismissed") -> int:
 
 def _record(row: dict) -> Record | None:
     """The quarantined event as an object with its event_id, or None when its text is not a JSON object."""
+    from .readers import Record
+
     try:
         event = parse_line((row["raw"] or "").encode())
     except InvalidEvent:

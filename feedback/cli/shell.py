@@ -15,7 +15,6 @@ from datetime import datetime
 import click
 
 from .. import roles
-from ..hooks import describe, failures
 from ..errors import FeedbackError, WorkspaceError
 from ..workspace import Workspace, find_workspace
 
@@ -95,6 +94,8 @@ def emit(data, *, as_json: bool, quiet: bool, text=None) -> None:
 
 def warn_failed_hooks(attempts: list[dict], outcome: str) -> None:
     """Say on stderr, whatever the output options, which hooks the command fired failed or timed out."""
+    from ..hooks import describe, failures  # subprocess and urllib: only for the commands that fire hooks
+
     for failure in failures(attempts):
         click.echo(f"Warning: {describe(failure)}; {outcome}", err=True)
 

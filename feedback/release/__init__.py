@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .choices import GATES, GROUP_BY
     from .evaluation import evaluate, predict
     from .files import Destination
+    from .records import list_releases
     from .releases import (
         GateFailed,
         candidate_gates,
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
         diff_releases,
         item_releases,
         lineage,
-        list_releases,
         load_release,
         release_card,
         release_config,

@@ -13,9 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sklearn.metrics import f1_score
-
-from ..learn.model import reference_model
 
 
 def fitness_gate(config: dict, candidate: pa.Table, split: np.ndarray, names: list[str], parent_train: pa.Table | None,
@@ -53,10 +50,14 @@ def fitness_gate(config: dict, candidate: pa.Table, split: np.ndarray, names: li
 
 
 def _fit(config: dict, texts: pa.ChunkedArray, labels: pa.ChunkedArray):
+    from ..learn.model import reference_model  # scikit-learn: only when the gate is on and fits a model
+
     return reference_model(config, texts.to_pylist(), labels.to_pylist())
 
 
 def _scores(predicted, truth: np.ndarray) -> dict:
+    from sklearn.metrics import f1_score
+
     predicted = np.asarray(predicted, dtype=object)
     labels = sorted(set(truth))
     recall = {label: float(np.mean(predicted[truth == label] == label)) for label in labels}

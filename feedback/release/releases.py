@@ -45,6 +45,7 @@ from .files import CARD, INDEX, MANIFEST, SUMS, Destination, anchor, check_files
 from .fitness import fitness_gate
 from .gates import DEFAULTS as GATE_DEFAULTS
 from .gates import run_gates
+from .records import list_releases, release_records, resolve  # noqa: F401  (list_releases: still importable from here)
 from .select import Selection, read_examples
 from .verify import check_anchor, check_release
 
@@ -116,7 +117,7 @@ def create_release(ws: Workspace, dataset: str | None = None, *, selection: Sele
     cfg = release_config(ws, formats=formats)
     dataset = _checked_name(dataset or ws.dataset)
     _check_override(ws, override, reason, by)
-    records = _records(ws, dataset)
+    records = release_records(ws, dataset)
     parent = records[-1] if records else None
     number = _next_number(dataset, version, parent)
     dest = Destination(destination or cfg["destination"] or ws.path("releases"))
@@ -168,7 +169,7 @@ def candidate_gates(ws: Workspace, dataset: str | None = None, *, selection: Sel
     """The quality gates of the release that would be made now, written nowhere (what `feedback check` runs)."""
     cfg = release_config(ws)
     dataset = _checked_name(dataset or ws.dataset)
-    return _candidate(ws, cfg, selection, _records(ws, dataset), cfg["salt"] or dataset, Steps(None, 0))[3]
+    return _candidate(ws, cfg, selection, release_records(ws, dataset), cfg["salt"] or dataset, Steps(None, 0))[3]
 
 
 def _candidate(ws: Workspace, cfg: dict, selection: Selection, records: list[dict], salt: str, job: Steps) -> tuple:
@@ -196,13 +197,6 @@ def _candidate(ws: Workspace, cfg: dict, selection: Selection, records: list[dic
         gates.append(fitness_gate(ws.config, built["examples"], built["codes"], list(cfg["splits"]),
                                   parent and _train_split(parent), margin=float(cfg["gates"]["fitness_margin"])))
     return read, built, measured, gates, parent_index
-
-
-def list_releases(ws: Workspace, dataset: str | None = None) -> list[dict]:
-    """The releases the store records, oldest first, for one dataset or all."""
-    return ws.store().rows(
-        "SELECT dataset, version, release_id, parent, examples, created_at, created_by, location, overrides "
-        "FROM releases WHERE ?::VARCHAR IS NULL OR dataset = ? ORDER BY dataset, number", [dataset, dataset])
 
 
 def show_release(ws: Workspace, ref: str) -> dict:
@@ -318,21 +312,11 @@ def lineage(ws: Workspace, ref: str, item_id: str) -> dict:
 def item_releases(ws: Workspace, item_id: str) -> list[dict]:
     """The recorded releases that contain an item, oldest first, with its split and label in each."""
     found = []
-    for record in _records(ws, None):
+    for record in release_records(ws, None):
         for row in _read_index(record, filters=[("id", "=", item_id)]).to_pylist():
             found.append({"release": _ref(record), "release_id": record["release_id"], "split": row["split"],
                           "label": row["label"], "label_decision_id": row["label_decision_id"]})
     return found
-
-
-def resolve(ws: Workspace, ref: str) -> dict:
-    """The store's record of a release named `VERSION` (the workspace's dataset) or `DATASET/VERSION`."""
-    dataset, _, version = ref.rpartition("/")
-    dataset = dataset or ws.dataset
-    rows = [r for r in _records(ws, dataset) if r["version"] == version]
-    if not rows:
-        raise NotFound(f"release {dataset}/{version} is not recorded in this workspace; see `feedback release list`")
-    return rows[0]
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -444,12 +428,6 @@ def _next_number(dataset: str, version: str | None, parent: dict | None) -> int:
 
 
 # -- reading -------------------------------------------------------------------------------------
-
-def _records(ws: Workspace, dataset: str | None) -> list[dict]:
-    rows = ws.store().rows("SELECT * FROM releases WHERE ?::VARCHAR IS NULL OR dataset = ? ORDER BY dataset, number",
-                           [dataset, dataset])
-    return [{**r, "manifest": json.loads(r["manifest"])} for r in rows]
-
 
 def _known_splits(records: list[dict]) -> pa.Table:
     """(id, split) of every example of these releases, as the latest release holding it has it."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
+from functools import cache
 from typing import Iterable
-
-import pyarrow as pa
 
 from ..errors import FeedbackError, NotFound
 from ..progress import Progress, Steps
 from ..roles import Actor
+from ..store.embedded import insert_rows
 from ..workspace import Workspace
 from .choices import DECISION_KINDS
 from .state import lock_items, needs_overlap, sync_items, write_reviews
@@ -30,11 +30,16 @@ class ClaimHeld(FeedbackError):
     """Another reviewer holds the item."""
 
 
-DECISION_SCHEMA = pa.schema([
-    ("decision_id", pa.string()), ("item_id", pa.string()), ("kind", pa.string()), ("label", pa.string()),
-    ("reviewer", pa.string()), ("role", pa.string()), ("decided_at", pa.timestamp("us")), ("note", pa.string()),
-    ("based_on", pa.string()), ("batch_id", pa.string()), ("undoes", pa.string()),
-])
+@cache
+def decision_schema():
+    """The Arrow schema of `decisions` rows (pyarrow loads only where a batch of them is built)."""
+    import pyarrow as pa
+
+    return pa.schema([
+        ("decision_id", pa.string()), ("item_id", pa.string()), ("kind", pa.string()), ("label", pa.string()),
+        ("reviewer", pa.string()), ("role", pa.string()), ("decided_at", pa.timestamp("us")), ("note", pa.string()),
+        ("based_on", pa.string()), ("batch_id", pa.string()), ("undoes", pa.string()),
+    ])
 
 
 def decide(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str | None = None,
@@ -338,7 +343,7 @@ def _decision(item_id, kind, label, actor: Actor, *, note=None, based_on=None, b
 
 def _append(tx, ws: Workspace, rows: list[dict]) -> list[dict]:
     """Record decisions and rewrite their items' reviews; return the reviews rows written."""
-    tx.insert("decisions", pa.Table.from_pylist(rows, schema=DECISION_SCHEMA))
+    insert_rows(tx, "decisions", rows, decision_schema)
     return write_reviews(tx, ws, sorted({r["item_id"] for r in rows}))
 
 

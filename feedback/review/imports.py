@@ -2,7 +2,8 @@
 
 Each row of a JSONL, CSV or Parquet file gives an item and its label (columns `item_id`, `text`,
 `label` by default; renamed with `mapping={field: column}`) and optionally a `split` that pins
-the example to a split of every release (a team's frozen test set). A row becomes, in one
+the example to a split of every release (a team's frozen test set); a Label Studio or Argilla export
+gives such rows too (see `interop`). A row becomes, in one
 transaction per chunk:
 - an `item` event with the text (so the item exists and has its text; its id is derived from
   the text when the row has none),
@@ -27,13 +28,13 @@ import pyarrow as pa
 
 from ..capture import contract
 from ..capture.ingest import absorb, already_ingested, file_digest, files_to_read, record_source, rejection
-from ..capture.readers import read_rows
 from ..errors import FeedbackError, InvalidEvent
 from ..progress import Progress
 from ..roles import Actor, local_actor, users
 from ..workspace import DEFAULT_SPLITS, Workspace
 from .choices import DECISION_KINDS
-from .decisions import DECISION_SCHEMA
+from .decisions import decision_schema
+from .interop import read_label_rows
 from .state import sync_items, write_reviews
 
 CHUNK_ROWS = 20_000
@@ -71,7 +72,7 @@ def import_labels(ws: Workspace, paths: Iterable[str | Path], *, by: Actor | Non
             continue
         source = f"labels:{path.resolve()}"
         chunk: list = []
-        for row in read_rows(path, on_bytes=job.advance):
+        for row in read_label_rows(path, on_bytes=job.advance):
             chunk.append(row)
             if len(chunk) >= CHUNK_ROWS:
                 _take(ws, by, chunk, source, fingerprint, column_of, splits, report)
@@ -114,7 +115,7 @@ def _take(ws: Workspace, by: Actor, rows: list, source: str, fingerprint: str, c
             pins.append({"item_id": event["item_id"], "split": split, "source": source, "pinned_at": now})
     with ws.store().atomic() as tx:
         ingested = absorb(tx, ws, events, bad)
-        with tx.registered(pa.Table.from_pylist(decisions, schema=DECISION_SCHEMA)) as name:
+        with tx.registered(pa.Table.from_pylist(decisions, schema=decision_schema())) as name:
             tx.execute(f"INSERT INTO decisions SELECT n.* FROM {name} n "
                        f"WHERE NOT EXISTS (SELECT 1 FROM decisions d WHERE d.decision_id = n.decision_id)")
         if pins:

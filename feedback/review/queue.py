@@ -10,17 +10,14 @@ gives back the one they held.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-import pyarrow as pa
 
 from ..errors import FeedbackError, NotFound
 from ..roles import Actor
 from ..workspace import Workspace
 from .choices import REASONS, STATUSES
-from .state import lock_items, refresh_items, review_config, sync_items, write_reviews
+from .state import append_reasons, lock_items, refresh_items, review_config, sync_items, write_reviews
 
 _STATUS = ("CASE WHEN r.claim_expires > now()::TIMESTAMP AND coalesce(r.status, 'new') IN ('new', 'skipped', 'second_review') "
            "THEN 'in review' ELSE coalesce(r.status, 'new') END")
@@ -262,13 +259,7 @@ def log_reasons(tx, ws: Workspace, actor: Actor, item_ids: list[str], *, reason:
         raise FeedbackError(f"reason {reason!r} is not one of {', '.join(REASONS)}")
     if any(not 0.0 <= s <= 1.0 for s in scores):
         raise FeedbackError("queue scores must lie in [0, 1]")
-    now = _now()
-    tx.insert("queue_reasons", pa.table({
-        "item_id": pa.array(item_ids, pa.string()), "reason": pa.array([reason] * len(item_ids), pa.string()),
-        "score": pa.array(scores, pa.float64()), "queued_at": pa.array([now] * len(item_ids), pa.timestamp("us")),
-        "actor": pa.array([actor.name] * len(item_ids), pa.string()),
-        "detail": pa.array([json.dumps(d) if d else None for d in details], pa.string()),
-    }))
+    append_reasons(tx, list(item_ids), reason=reason, scores=scores, actor=actor.name, details=details)
     refresh_items(tx, ws, list(item_ids))
 
 

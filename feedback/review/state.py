@@ -35,11 +35,12 @@ exactly when it has a current label.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
-
-import pyarrow as pa
+from functools import cache
 
 from ..capture.items import ITEM_DEFAULTS, refresh_items, settle_priority, sync_items
+from ..store.embedded import insert_rows
 from ..workspace import Workspace
 from .renames import label_map
 
@@ -197,7 +198,7 @@ def write_reviews(tx, ws: Workspace, item_ids: list[str]) -> list[dict]:
                      "claim_expires": active and active["expires"]})
     before = {r["item_id"]: (r["status"], r["last_decided_at"]) for r in tx.rows(
         f"DELETE FROM reviews {within} RETURNING item_id, status, last_decided_at", [item_ids])}
-    tx.insert("reviews", pa.Table.from_pylist(rows, schema=_REVIEW_SCHEMA))
+    insert_rows(tx, "reviews", rows, _review_schema)
     waiting = [r["item_id"] for r in rows if r["status"] == "second_review"
                and before.get(r["item_id"], ("new",))[0] != "second_review"]
     if waiting:
@@ -214,18 +215,34 @@ def write_reviews(tx, ws: Workspace, item_ids: list[str]) -> list[dict]:
 
 def _queue_second_reviews(tx, item_ids: list[str]) -> None:
     """Log the `second_review` reason for items whose answers so far do not yet decide them."""
+    append_reasons(tx, item_ids, reason="second_review", scores=[1.0] * len(item_ids), actor="review-rule",
+                   details=[None] * len(item_ids))
+
+
+def append_reasons(tx, item_ids: list[str], *, reason: str, scores, actor: str, details) -> None:
+    """Append one row per item to `queue_reasons`: the reason, its score, who queued it and its detail (or None)."""
     now = datetime.now(UTC).replace(tzinfo=None)
-    tx.insert("queue_reasons", pa.table({
-        "item_id": pa.array(item_ids, pa.string()), "reason": pa.array(["second_review"] * len(item_ids), pa.string()),
-        "score": pa.array([1.0] * len(item_ids), pa.float64()),
-        "queued_at": pa.array([now] * len(item_ids), pa.timestamp("us")),
-        "actor": pa.array(["review-rule"] * len(item_ids), pa.string()), "detail": pa.array([None] * len(item_ids), pa.string()),
-    }))
+    insert_rows(tx, "queue_reasons", [
+        {"item_id": item_id, "reason": reason, "score": float(score), "queued_at": now, "actor": actor,
+         "detail": json.dumps(detail) if detail else None}
+        for item_id, score, detail in zip(item_ids, scores, details, strict=True)], _reason_schema)
 
 
-_REVIEW_SCHEMA = pa.schema([
-    ("item_id", pa.string()), ("status", pa.string()), ("current_label", pa.string()),
-    ("label_decision_id", pa.string()), ("label_reviewer", pa.string()), ("reviewers", pa.list_(pa.string())),
-    ("last_decision_id", pa.string()), ("last_decided_at", pa.timestamp("us")), ("claimed_by", pa.string()),
-    ("claim_expires", pa.timestamp("us")),
-])
+@cache
+def _review_schema():
+    import pyarrow as pa
+
+    return pa.schema([
+        ("item_id", pa.string()), ("status", pa.string()), ("current_label", pa.string()),
+        ("label_decision_id", pa.string()), ("label_reviewer", pa.string()), ("reviewers", pa.list_(pa.string())),
+        ("last_decision_id", pa.string()), ("last_decided_at", pa.timestamp("us")), ("claimed_by", pa.string()),
+        ("claim_expires", pa.timestamp("us")),
+    ])
+
+
+@cache
+def _reason_schema():
+    import pyarrow as pa
+
+    return pa.schema([("item_id", pa.string()), ("reason", pa.string()), ("score", pa.float64()),
+                      ("queued_at", pa.timestamp("us")), ("actor", pa.string()), ("detail", pa.string())])

@@ -6,6 +6,7 @@ file at a time; processes take turns on it through a sidecar lock (`turns`), wai
 the kernel's queue, and only a holder that keeps it past the deadline (`busy_timeout`)
 makes the others raise `StoreBusy`. Results come back as plain data (lists of dicts,
 Arrow tables), never as cursors or relations, and every value goes in as a parameter.
+pyarrow is imported only by the work that builds Arrow data: rows and values need none.
 """
 
 from __future__ import annotations
@@ -18,17 +19,20 @@ import threading
 import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import duckdb
-import pyarrow as pa
 
 from ..errors import StoreBusy, StoreError
 from .migrations import MIGRATIONS, apply
 from .reads import Reads
 from .turns import Turn, busy
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 DEFAULT_BUSY_TIMEOUT = 15.0
+FEW_ROWS = 64  # `insert_rows` writes up to this many rows as one INSERT ... VALUES statement, more as Arrow
 _LOCKS: dict[Path, threading.RLock] = {}
 
 
@@ -40,6 +44,23 @@ def quote(identifier: str) -> str:
 def literal(text: str | Path) -> str:
     """Quote an SQL string literal, for the statements that take no parameters (ATTACH, SET)."""
     return "'" + str(text).replace("'", "''") + "'"
+
+
+def insert_rows(tx, table: str, rows: list[dict], schema: Callable[[], pa.Schema]) -> None:
+    """Append rows (dicts with the same keys) to `table` on either backend: a few as one parameterised
+    INSERT ... VALUES statement, which needs no pyarrow (a one-shot command's decision), more as the Arrow
+    table of `schema()`."""
+    if not rows:
+        return
+    if len(rows) > FEW_ROWS:
+        import pyarrow as pa
+
+        tx.insert(table, pa.Table.from_pylist(rows, schema=schema()))
+        return
+    names = list(rows[0])
+    row = "(" + ", ".join("?" * len(names)) + ")"
+    tx.execute(f"INSERT INTO {quote(table)} ({', '.join(quote(n) for n in names)}) VALUES " + ", ".join([row] * len(rows)),
+               [r[n] for r in rows for n in names])
 
 
 class Tx:
@@ -200,14 +221,16 @@ def scratch() -> Iterator[Tx]:
 
 
 def _warm_arrow() -> None:
-    """Let pyarrow import pandas now, before the store is held, if it has not yet in this process.
+    """In a process that builds Arrow data, let pyarrow import pandas now, before the store is held.
 
-    pyarrow imports pandas the first time it converts Python values (a decision, a claim, a run's
-    record), half a second or more; a transaction nearly always does, and would spend that time
-    holding the store while every other process waits.
+    pyarrow imports pandas the first time it converts Python values (a batch of decisions, a run's
+    record), half a second or more, and a transaction would spend that time holding the store while
+    every other process waits. Modules that build Arrow data import pyarrow when they load, before any
+    transaction; a process that never loaded pyarrow (a one-shot `feedback label`) writes its few rows
+    without it (`insert_rows`) and imports neither.
     """
-    if "pandas" not in sys.modules:
-        pa.array([0])
+    if "pyarrow" in sys.modules and "pandas" not in sys.modules:
+        sys.modules["pyarrow"].array([0])
 
 
 def _alias(path: Path) -> str:
