@@ -59,9 +59,11 @@ SAVING_TARGET, GAP_TARGET = 0.50, -0.01
 LOG_DATASET, LOG_TRUSTED, LOG_BATCH, LOG_TOP_K, LOG_SCORE_ONLY = "clinc150", 5, 300, 10, 0.3
 REVIEWER, LEAD = Actor("reviewer", "reviewer"), Actor("lead", "lead")
 ARMS = ("random", "sampler")
+_SAID: set[str] = set()  # the sampler's messages of short rounds, printed once
 
 
-def run(scale: float, names: list[str] | None = None, seeds: int | None = None) -> list[dict]:
+def run(scale: float, names: list[str] | None = None, seeds: int | None = None,
+        seed_per_class: int = SEED_PER_CLASS) -> list[dict]:
     full = scale >= 1
     seeds = seeds or (SEEDS if full else 1)
     rows = []
@@ -70,7 +72,8 @@ def run(scale: float, names: list[str] | None = None, seeds: int | None = None) 
             batch, rounds = ROUNDS[name]
             rounds = rounds if full else max(2, round(rounds * scale))
             curves = {arm: [loop(Path(tmp) / f"{name}-{arm}-{seed}", name, arm, seed=seed, rounds=rounds,
-                                 batch=batch) for seed in range(seeds)] for arm in ARMS}
+                                 batch=batch, seed_per_class=seed_per_class) for seed in range(seeds)]
+                      for arm in ARMS}
             rows += measures(name, curves)
         if not names or LOG_DATASET in names:
             rows += production_log(Path(tmp) / "log", seeds)
@@ -118,7 +121,7 @@ def per_class(labels: list[str], count: int, rng: np.random.Generator) -> list[i
                   for j in rng.choice(by_label[label], min(count, len(by_label[label])), replace=False))
 
 
-def loop(root: Path, name: str, arm: str, *, seed: int, rounds: int, batch: int) -> list[dict]:
+def loop(root: Path, name: str, arm: str, *, seed: int, rounds: int, batch: int, seed_per_class: int) -> list[dict]:
     """One arm's curve: per round, the trusted labels, the evaluator's test accuracy and the picks' true labels."""
     texts, labels = pool_of(name)
     test = datasets.load(name, "test")
@@ -130,7 +133,7 @@ def loop(root: Path, name: str, arm: str, *, seed: int, rounds: int, batch: int)
     items.write_text("".join(json.dumps({"type": "item", "item_id": i, "event_id": i, "input": {"text": t}}) + "\n"
                              for i, t in zip(ids, texts)))
     ingest_files(ws, [items])
-    seeded = per_class(labels, SEED_PER_CLASS, rng)
+    seeded = per_class(labels, seed_per_class, rng)
     seed_labels(ws, root, [(ids[i], texts[i], labels[i]) for i in seeded])
     labeled, curve = {ids[i] for i in seeded}, []
     for round_ in range(rounds + 1):
@@ -148,7 +151,8 @@ def pick(ws, arm: str, unlabeled: list[str], batch: int, rng: np.random.Generato
     if arm == "random":
         return rng.choice(unlabeled, batch, replace=False).tolist()
     run = sample(ws, budget=batch, seed=seed)
-    if len(run["picks"]) < batch:
+    if len(run["picks"]) < batch and run["message"] not in _SAID:
+        _SAID.add(run["message"])
         print(f"  sampler picked {len(run['picks'])} of {batch}: {run['message']}", file=sys.stderr)
     return [p["item_id"] for p in run["picks"]]
 
@@ -280,13 +284,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default=",".join(datasets.NAMES),
                         help=f"comma-separated, of {', '.join(datasets.NAMES)} (default: all)")
     parser.add_argument("--seeds", type=int, default=SEEDS, help=f"seeds per dataset (default {SEEDS})")
+    parser.add_argument("--seed-per-class", type=int, default=SEED_PER_CLASS,
+                        help=f"labels per class imported before the first round (default {SEED_PER_CLASS})")
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the rounds (default 1.0)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     unknown = sorted(set(names) - set(datasets.NAMES))
-    if unknown or args.seeds < 1:
-        parser.error(f"unknown datasets {', '.join(unknown)}" if unknown else "--seeds must be 1 or more")
-    rows = run(args.scale, names, args.seeds)
+    if unknown or args.seeds < 1 or args.seed_per_class < 1:
+        parser.error(f"unknown datasets {', '.join(unknown)}" if unknown else "--seeds and --seed-per-class must be 1 "
+                     "or more")
+    rows = run(args.scale, names, args.seeds, args.seed_per_class)
     print(render(rows))
     for r in rows:
         if r["target"] != "informational":
