@@ -4,7 +4,7 @@ The workspace is read once and again whenever feedback.toml changes (a label add
 change), so every server process sees what the CLI and the app see. The store is never held between
 requests: each route makes library calls, and each call opens the store for its unit of work, as the
 CLI and the app do (several server processes, and the app beside them, take turns or, on PostgreSQL,
-work side by side).
+work side by side); a short request holds the store once for all its calls (`held`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,18 @@ class Current:
     def _mark(ws: Workspace) -> tuple:
         found = (ws.root / CONFIG_NAME).stat()
         return found.st_mtime_ns, found.st_size, found.st_ino
+
+
+def held(current: Current):
+    """A dependency that holds the store through a short request, so the request's units of work (the token's
+    lookup, the role's check, the decision) join one opening of the embedded file instead of opening it each
+    (on PostgreSQL, where a unit costs no opening, it changes nothing). Never for a route that computes."""
+
+    def hold():
+        with current().store().connect():
+            yield
+
+    return hold
 
 
 def acting(ws: Workspace, request: Request) -> roles.Actor:
