@@ -4,6 +4,7 @@ Run it after changing a route or a request model; tests/test_rest_api.py fails w
 """
 
 import json
+import sys
 import tempfile
 
 from ..config_file import init_workspace
@@ -19,4 +20,4 @@ def served_schema() -> dict:
 
 if __name__ == "__main__":
     SCHEMA_PATH.write_text(json.dumps(served_schema(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {SCHEMA_PATH}")
+    sys.stderr.write(f"wrote {SCHEMA_PATH}\n")
