@@ -16,6 +16,7 @@ from feedback.cli.learn import sample as sample_command, suspects as suspects_co
 from feedback.roles import Actor
 from feedback.learn import sample, sampler_report, select, uncertainty
 from feedback.learn import sampler
+from feedback.learn.strategies import COLD_START_LABELS, cold_start_weight
 from feedback.errors import FeedbackError
 from feedback.learn.jobs import job_lock
 from feedback.review import decide, item, queue_page, relabel_group
@@ -109,6 +110,27 @@ def test_diversity_step_spreads_a_batch_over_a_pool_of_near_copies():
     assert list(plain) == list(range(10))
     assert len(set(diverse)) == 10 and sum(i < 40 for i in diverse) <= 2
     assert diverse[0] == 0  # the best cluster's best item still comes first
+
+
+def test_a_cold_start_picks_typical_texts_and_uncertainty_takes_over_as_labels_grow():
+    topics = {"card": ["my card has not arrived yet", "my new card has not arrived", "card not arrived yet",
+                       "the card has still not arrived", "has my card arrived yet"],
+              "refund": ["i want a refund of my money", "refund my money please", "where is my money refund",
+                         "i want my money back as a refund", "money refund not received"],
+              "pin": ["my pin is blocked", "pin blocked after three tries", "unblock my pin",
+                      "my pin is still blocked", "how to unblock a blocked pin"]}
+    odd = ["card not arrived yet, courier dropped parcel in rain", "refund money, cheque came in stranger name",
+           "pin blocked, cashpoint in lisbon ate it at midnight"]
+    texts = [t for group in topics.values() for t in group] + odd
+    scores = np.r_[np.linspace(0.5, 0.3, 15), [0.9, 0.9, 0.9]]  # the odd ones out look the most uncertain
+    topic = [name for name, group in topics.items() for _ in group] + list(topics)
+
+    warm = select(scores, texts, budget=3, seed=1)
+    cold = select(scores, texts, budget=3, seed=1, labels_per_class=0)
+    assert len(set(warm) & {15, 16, 17}) >= 2  # with labels enough, the most uncertain lead their clusters
+    assert all(i < 15 for i in cold) and {topic[i] for i in cold} == set(topics)
+    assert list(select(scores, texts, budget=3, seed=1, labels_per_class=COLD_START_LABELS)) == list(warm)
+    assert cold_start_weight(None) == 0 and cold_start_weight(0) == 1 and 0 < cold_start_weight(4) < 1
 
 
 def test_quotas_cap_the_picks_per_value():

@@ -163,15 +163,16 @@ def _plan(ws: Workspace, strategy: str, params: dict, job: Steps) -> dict:
         if not pool.num_rows:
             raise _NothingToDo("every item with text is labeled, waiting as an earlier pick, or recently picked")
         classes = len(ws.taxonomy.names) if ws.taxonomy.mode == "fixed" else None  # a stored row's label count
-        positions, scores, predicted, model = _scored(pool, trusted, strategy, params["probabilities"], params["seed"],
-                                                      model_factory(ws.config), classes)
+        positions, scores, predicted, model, labels_per_class = _scored(
+            pool, trusted, strategy, params["probabilities"], params["seed"], model_factory(ws.config), classes)
     except _NothingToDo as exc:
         return {**plan, "message": f"nothing to do: {exc}"}
     job.advance(stage="choosing the picks")
     column = {name: pool.column(name).take(positions) for name in ("text", *params["quotas"])}
     values = {name: array.to_numpy(zero_copy_only=False) for name, array in column.items()}
     chosen = select(scores, values["text"], budget=params["budget"], diversity=params["diversity"],
-                    quotas=[(values[name], cap) for name, cap in params["quotas"].items()], seed=params["seed"])
+                    quotas=[(values[name], cap) for name, cap in params["quotas"].items()], seed=params["seed"],
+                    labels_per_class=labels_per_class)
     rows = pool.select(["item_id", "text", "pred_label", "model_version", "source"]).take(positions[chosen]).to_pylist()
     labels = predicted.take(chosen).to_pylist()
     picks = [{**row, "rank": rank, "score": float(scores[i]), "predicted": label}
@@ -196,7 +197,8 @@ class _NothingToDo(Exception):
 
 def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: str, seed: int, text_model: tuple,
             classes: int | None):
-    """The pool positions scored, their uncertainty scores and predicted labels, and the model's description."""
+    """The pool positions scored, their uncertainty scores and predicted labels, the model's description, and the
+    labels per class it learned from (None for a production model's stored probabilities or scores)."""
     lengths = pc.list_value_length(pool.column("probs")).fill_null(0).to_numpy()
     fresh = np.flatnonzero(pool.column("fresh").to_numpy(zero_copy_only=False) & (lengths > 0))
     fittable = len(trusted) >= MIN_TRUSTED and len({t["label"] for t in trusted}) >= 2
@@ -215,7 +217,8 @@ def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: s
         # A text that shares no word with the trusted ones reads as the empty text: its flat probabilities
         # say nothing about what the model would learn from it, so it goes last, not first
         scores[np.isclose(probs, blank, rtol=0, atol=1e-12).all(axis=1)] = 0.0
-        return np.arange(pool.num_rows), scores, predicted, f"{described} fitted on {len(trusted)} trusted labels"
+        return (np.arange(pool.num_rows), scores, predicted, f"{described} fitted on {len(trusted)} trusted labels",
+                len(trusted) / len(classes))
     if not len(fresh) and probabilities == "auto":
         return _by_score(pool, len(trusted))
     if not len(fresh):
@@ -224,7 +227,7 @@ def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: s
     version = pool.column("model_version")[int(fresh[0])].as_py()
     probs, predicted = _padded(pool.column("probs").take(fresh)), pool.column("pred_label").take(fresh)
     return (fresh, uncertainty(probs, strategy, classes=classes), predicted,
-            f"stored probabilities of model version {version}")
+            f"stored probabilities of model version {version}", None)
 
 
 def _by_score(pool: pa.Table, trusted: int):
@@ -235,7 +238,7 @@ def _by_score(pool: pa.Table, trusted: int):
                            f"{trusted} trusted labels are too few to fit a model (need {MIN_TRUSTED})")
     confidence = pool.column("pred_score").take(scored).to_numpy()
     return (scored, np.clip(1.0 - confidence, 0.0, 1.0), pool.column("pred_label").take(scored),
-            "least confidence on the logged top-1 scores (too few labels to fit)")
+            "least confidence on the logged top-1 scores (too few labels to fit)", None)
 
 
 def _padded(lists: pa.ChunkedArray) -> np.ndarray:

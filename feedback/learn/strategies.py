@@ -7,10 +7,19 @@ look sooner.
   or entropy).
 - `select` turns scores into an ordered batch. With the k-means diversity step, the top
   `factor` x `budget` candidates are clustered into `budget` clusters and the best of each
-  cluster goes first, so one batch is not fifty copies of one phrase and covers many
-  labels from a cold start. Texts are clustered as TF-IDF vectors reduced to 50 dimensions;
-  on BANKING77 a factor of 5 and 50 dimensions pick as well as 10 and 100, in half the time.
+  cluster goes first, so one batch is not fifty copies of one phrase. Texts are clustered as
+  TF-IDF vectors reduced to 50 dimensions; on BANKING77 a factor of 5 and 50 dimensions pick as
+  well as 10 and 100, in half the time.
   Quotas cap how many picks share one value (a predicted label, a model version, a source).
+
+Cold start: a model fitted on a few labels per class ranks uncertainty by noise, and the
+low-budget literature (TypiClust, ProbCover) picks typical, representative texts first. Given
+the labels per class the scoring model learned from, `select` does both without a setting:
+with no labels it draws candidates from five times as deep in the ranking and takes from each
+cluster the text nearest its centre; each label per class shifts it towards uncertainty, and
+from `COLD_START_LABELS` per class on it is plain uncertainty. On four public intent datasets (7 to
+150 classes, `bench/active_learning.py`) this lifted the first round by 2 to 4 points over plain
+uncertainty, where 7 intents had been 4 points below random picks, and cost nothing later.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ from threadpoolctl import threadpool_limits
 from .choices import DEFAULT_DIVERSITY, DEFAULT_STRATEGY, DIVERSITY, STRATEGIES
 
 _SVD_DIMENSIONS = 50
+COLD_START_LABELS = 10  # labels per class from which picks rest on uncertainty alone
+_MOST_CANDIDATES = 50_000  # the deepest the cold-start step draws, so a 1M pool clusters in seconds
 
 
 def uncertainty(probs, strategy: str = DEFAULT_STRATEGY, *, classes: int | None = None) -> np.ndarray:
@@ -77,26 +88,41 @@ def uncertainty(probs, strategy: str = DEFAULT_STRATEGY, *, classes: int | None 
 
 
 def select(scores, texts: Sequence[str], *, budget: int, diversity: str = DEFAULT_DIVERSITY, factor: int = 5,
-           quotas: Sequence[tuple[Sequence, int]] = (), seed: int = 0) -> np.ndarray:
+           quotas: Sequence[tuple[Sequence, int]] = (), seed: int = 0,
+           labels_per_class: float | None = None) -> np.ndarray:
     """Positions of up to `budget` items to review, in pick order.
 
     `texts` are the items' texts (used by the diversity step). Each quota is a pair
     (values, cap): the items' values of one attribute and the most picks one value may get.
+    `labels_per_class`: how many labels per class the model behind `scores` learned from, when
+    known; under `COLD_START_LABELS` the diversity step leans on typical texts (see above).
     """
     if diversity not in DIVERSITY:
         raise ValueError(f"diversity {diversity!r} is not one of {', '.join(DIVERSITY)}")
     scores = np.asarray(scores, dtype=float)
     order = np.argsort(-scores, kind="stable")
     if diversity == "kmeans":
-        order = _cluster_first(order, texts, budget=budget, factor=factor, seed=seed)
+        order = _cluster_first(order, texts, budget=budget, factor=factor, seed=seed,
+                               typical=cold_start_weight(labels_per_class))
     if quotas:
         return _within_quotas(order, quotas, budget)
     return order[:budget]
 
 
-def _cluster_first(order: np.ndarray, texts: Sequence[str], *, budget: int, factor: int, seed: int) -> np.ndarray:
-    """`order` with the best-ranked member of each of `budget` clusters of the top candidates moved first."""
-    candidates = order[: budget * factor]
+def cold_start_weight(labels_per_class: float | None) -> float:
+    """How much picks lean on typical texts rather than uncertain ones: 1 with no labels per class, 0 from
+    `COLD_START_LABELS` on, and 0 when the labels behind the scores are unknown (a production model's)."""
+    if labels_per_class is None:
+        return 0.0
+    return float(np.clip(1.0 - labels_per_class / COLD_START_LABELS, 0.0, 1.0))
+
+
+def _cluster_first(order: np.ndarray, texts: Sequence[str], *, budget: int, factor: int, seed: int,
+                   typical: float = 0.0) -> np.ndarray:
+    """`order` with one member of each of `budget` clusters of the top candidates moved first: the best-ranked,
+    or with `typical` > 0 the best by a blend of rank and nearness to the cluster's centre."""
+    depth = max(budget * factor, min(round(budget * factor * (1 + 4 * typical)), _MOST_CANDIDATES))
+    candidates = order[:depth]
     if len(candidates) <= budget:
         return order
     features = TfidfVectorizer(sublinear_tf=True).fit_transform([texts[i] for i in candidates])
@@ -106,11 +132,20 @@ def _cluster_first(order: np.ndarray, texts: Sequence[str], *, budget: int, fact
         warnings.simplefilter("ignore", ConvergenceWarning)  # identical texts make fewer clusters than asked
         if features.shape[1] > _SVD_DIMENSIONS:
             features = normalize(TruncatedSVD(_SVD_DIMENSIONS, random_state=seed).fit_transform(features))
-        clusters = KMeans(n_clusters=budget, n_init=1, random_state=seed).fit_predict(features)
-    _, first = np.unique(clusters, return_index=True)  # candidates are in rank order: the best of each cluster
+        kmeans = KMeans(n_clusters=budget, n_init=1, random_state=seed).fit(features)
+    clusters = kmeans.labels_
+    # candidates are in rank order: without `typical` the key is the rank, and each cluster's lead its best
+    key = np.arange(len(candidates)) / len(candidates)
+    if typical:
+        points = features.toarray() if hasattr(features, "toarray") else features
+        distance = np.linalg.norm(points - kmeans.cluster_centers_[clusters], axis=1)
+        key = (1 - typical) * key + typical * distance / max(distance.max(), 1e-12)
+    by_key = np.lexsort((key, clusters))
+    first = by_key[np.flatnonzero(np.r_[True, clusters[by_key][1:] != clusters[by_key][:-1]])]
     lead = np.zeros(len(order), dtype=bool)
     lead[first] = True
-    return np.concatenate([order[lead], order[~lead]])
+    leads = first[np.argsort(key[first], kind="stable")]
+    return np.concatenate([order[leads], order[~lead]])
 
 
 def _within_quotas(order: np.ndarray, quotas: Sequence[tuple[Sequence, int]], budget: int) -> np.ndarray:
