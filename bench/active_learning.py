@@ -48,9 +48,11 @@ from sklearn.pipeline import Pipeline
 
 from bench import datasets, result
 from feedback import ingest_files, init_workspace, trusted_labels
+from feedback.config_file import CONFIG_NAME
 from feedback.learn import sample
 from feedback.review import decide_many, import_labels
 from feedback.roles import Actor
+from feedback.workspace import Workspace
 
 SEED_PER_CLASS, POOL, SEEDS = 2, 6000, 3
 #: dataset -> (picks per round, rounds): about 1,500 to 3,000 labels at the end, 20x the classes or more
@@ -63,7 +65,7 @@ _SAID: set[str] = set()  # the sampler's messages of short rounds, printed once
 
 
 def run(scale: float, names: list[str] | None = None, seeds: int | None = None,
-        seed_per_class: int = SEED_PER_CLASS) -> list[dict]:
+        seed_per_class: int = SEED_PER_CLASS, model: str | None = None) -> list[dict]:
     full = scale >= 1
     seeds = seeds or (SEEDS if full else 1)
     rows = []
@@ -72,11 +74,11 @@ def run(scale: float, names: list[str] | None = None, seeds: int | None = None,
             batch, rounds = ROUNDS[name]
             rounds = rounds if full else max(2, round(rounds * scale))
             curves = {arm: [loop(Path(tmp) / f"{name}-{arm}-{seed}", name, arm, seed=seed, rounds=rounds,
-                                 batch=batch, seed_per_class=seed_per_class) for seed in range(seeds)]
+                                 batch=batch, seed_per_class=seed_per_class, model=model) for seed in range(seeds)]
                       for arm in ARMS}
             rows += measures(name, curves)
         if not names or LOG_DATASET in names:
-            rows += production_log(Path(tmp) / "log", seeds)
+            rows += production_log(Path(tmp) / "log", seeds, model)
     if not full:  # the targets are set for the full protocol; a smoke run only shows the measures
         rows = [r if r["target"] == "informational" else {**r, "target": f"{r['target']} at scale 1", "ok": True}
                 for r in rows]
@@ -98,8 +100,14 @@ def pool_of(name: str) -> tuple[list[str], list[str]]:
     return [texts[i] for i in keep], [labels[i] for i in keep]
 
 
-def workspace(root: Path, labels: list[str]):
-    return init_workspace(root, dataset=root.name, labels=sorted(set(labels)))
+def workspace(root: Path, labels: list[str], model: str | None = None) -> Workspace:
+    """A workspace of the labels' fixed taxonomy; `model` sets its `[learn] model` (the sampler's text model)."""
+    ws = init_workspace(root, dataset=root.name, labels=sorted(set(labels)))
+    if not model:
+        return ws
+    config = ws.root / CONFIG_NAME
+    config.write_text(config.read_text().replace("[learn]\n", f"[learn]\nmodel = {json.dumps(model)}\n", 1))
+    return Workspace(ws.root)
 
 
 def seed_labels(ws, root: Path, rows: list[tuple[str, str, str]]) -> None:
@@ -121,14 +129,15 @@ def per_class(labels: list[str], count: int, rng: np.random.Generator) -> list[i
                   for j in rng.choice(by_label[label], min(count, len(by_label[label])), replace=False))
 
 
-def loop(root: Path, name: str, arm: str, *, seed: int, rounds: int, batch: int, seed_per_class: int) -> list[dict]:
+def loop(root: Path, name: str, arm: str, *, seed: int, rounds: int, batch: int, seed_per_class: int,
+         model: str | None) -> list[dict]:
     """One arm's curve: per round, the trusted labels, the evaluator's test accuracy and the picks' true labels."""
     texts, labels = pool_of(name)
     test = datasets.load(name, "test")
     rng = np.random.default_rng(seed)
     ids = [f"t{i:05d}" for i in range(len(texts))]
     truth = dict(zip(ids, labels))
-    ws = workspace(root, labels)
+    ws = workspace(root, labels, model)
     items = root.parent / f"{root.name}-items.jsonl"
     items.write_text("".join(json.dumps({"type": "item", "item_id": i, "event_id": i, "input": {"text": t}}) + "\n"
                              for i, t in zip(ids, texts)))
@@ -228,7 +237,7 @@ def labels_to_reach(curve: list[tuple[int, float]], goal: float) -> float:
     return math.inf
 
 
-def production_log(root: Path, seeds: int) -> list[dict]:
+def production_log(root: Path, seeds: int, model_spec: str | None) -> list[dict]:
     """One round of sampler picks on a realistic log (top-k probabilities, score-only events) vs random picks."""
     texts, labels = datasets.load(LOG_DATASET, "train")
     test = datasets.load(LOG_DATASET, "test")
@@ -246,7 +255,7 @@ def production_log(root: Path, seeds: int) -> list[dict]:
         probs = model.predict_proba([texts[i] for i in pool])
         score_only = rng.random(len(pool)) < LOG_SCORE_ONLY
         for arm in ARMS:
-            ws = workspace(root / f"{arm}-{seed}", labels)
+            ws = workspace(root / f"{arm}-{seed}", labels, model_spec)
             seed_labels(ws, root / f"{arm}-{seed}", [(f"s{i:05d}", texts[i], labels[i]) for i in trusted])
             events = root / f"{arm}-{seed}-log.jsonl"
             events.write_text("".join(json.dumps(prediction(f"p{i:05d}", texts[i], row, model.classes_, bare))
@@ -286,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=SEEDS, help=f"seeds per dataset (default {SEEDS})")
     parser.add_argument("--seed-per-class", type=int, default=SEED_PER_CLASS,
                         help=f"labels per class imported before the first round (default {SEED_PER_CLASS})")
+    parser.add_argument("--model", help='the sampler\'s text model, "package.module:function" ([learn] model), e.g. '
+                        '"bench.text_models:word_char_model" (default: the library\'s)')
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the rounds (default 1.0)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
@@ -293,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or args.seeds < 1 or args.seed_per_class < 1:
         parser.error(f"unknown datasets {', '.join(unknown)}" if unknown else "--seeds and --seed-per-class must be 1 "
                      "or more")
-    rows = run(args.scale, names, args.seeds, args.seed_per_class)
+    rows = run(args.scale, names, args.seeds, args.seed_per_class, args.model)
     print(render(rows))
     for r in rows:
         if r["target"] != "informational":

@@ -65,6 +65,11 @@ def word_char() -> FeatureUnion:
     return FeatureUnion([("word", word()), ("char", char())])
 
 
+def word_char_model():
+    """The `word+char` candidate as a `[learn] model` factory: `model = "bench.text_models:word_char_model"`."""
+    return make_pipeline(word_char(), logreg())
+
+
 def fixed(vectorizer, pool: list[str]) -> FunctionTransformer:
     """`vectorizer` fitted on the pool's texts, applied as it is (a pipeline's fit does not refit it)."""
     return FunctionTransformer(vectorizer.fit(pool).transform, accept_sparse=True)
@@ -94,7 +99,7 @@ def calibrated(fewest: int):
 #: name -> (labeled texts' fewest examples per class, pool texts) -> an unfitted model with predict_proba
 CANDIDATES = {
     "library default": lambda fewest, pool: text_classifier(seed=0),
-    "word+char": lambda fewest, pool: make_pipeline(word_char(), logreg()),
+    "word+char": lambda fewest, pool: word_char_model(),
     "pool vocabulary": lambda fewest, pool: make_pipeline(fixed(word(), pool), logreg()),
     "calibrated": lambda fewest, pool: calibrated(fewest),
     "ensemble": lambda fewest, pool: Mean([text_classifier(seed=0), make_pipeline(char(), logreg())]),
