@@ -6,7 +6,6 @@ variable, or the current folder and its parents, in that order.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
@@ -95,6 +94,8 @@ class Taxonomy:
 
     def hint(self, name: str) -> str:
         """A "did you mean" for a label the taxonomy refused (empty when nothing is close)."""
+        import difflib  # only for a refusal: every command reads the workspace
+
         close = difflib.get_close_matches(name, sorted(self.offered), n=1)
         return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -145,7 +146,10 @@ class Workspace:
             store = Store(self.path("store"), busy_timeout=busy_timeout)
             identity = _identity(store.path)
         if migrate or identity not in _MIGRATED:
-            store.migrate()
+            if migrate or self.store_url:
+                store.migrate()
+            else:  # checked as the first unit of work opens the file: no opening of its own
+                store.migrate(deferred=True)
             _MIGRATED.add(identity)
         return store
 

@@ -10,8 +10,10 @@ import sys
 
 import pytest
 
-from feedback import init_workspace
+from feedback import Workspace, init_workspace
 from feedback.capture import ingest_files
+from feedback.review import queue_page
+from feedback.store.migrations import MIGRATIONS
 from conftest import LABELS, prediction
 from test_codebase import HEAVY, PACKAGE
 
@@ -85,3 +87,11 @@ def test_the_check_sees_what_a_command_that_builds_arrow_data_loads(workspace, t
     loaded = imported(["ingest", str(log)], workspace)
     assert {"duckdb", "pyarrow"} <= loaded.keys() and "sklearn" not in loaded
     assert loaded["pyarrow"].startswith("feedback/capture/")
+
+
+def test_the_check_of_the_migrations_waits_for_the_first_unit_of_work(workspace, tmp_path):
+    (tmp_path / "feedback.toml").write_bytes((workspace.root / "feedback.toml").read_bytes())
+    ws = Workspace(tmp_path)  # a workspace whose store file this process has not seen (nor anybody made)
+    store = ws.store()
+    assert not store.path.exists()  # the check opened nothing of its own
+    assert queue_page(ws) == [] and store.value("SELECT count(*) FROM migrations") == len(MIGRATIONS)

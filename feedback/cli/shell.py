@@ -58,8 +58,9 @@ def reviewer_option(fn):
 
 def signed_in(ws: Workspace, name: str | None) -> roles.Actor:
     """The acting user: anyone by name in an open workspace; else proven by $FEEDBACK_TOKEN or a password."""
-    if not roles.users(ws):
-        return roles.actor(ws, name)
+    with ws.store().connect():  # the reads of the users join one opening of the store (none held at a prompt)
+        if not roles.users(ws):
+            return roles.actor(ws, name)
     token = os.environ.get("FEEDBACK_TOKEN")
     if token:
         who = roles.authenticate_token(ws, token)

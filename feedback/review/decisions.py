@@ -52,9 +52,9 @@ def decide(ws: Workspace, actor: Actor, item_id: str, label: str, *, note: str |
     adjudicated item, or on one another reviewer holds, is refused; a lead may take over a held item
     by giving the reason in `override_claim`, which the decision's note records.
     """
-    actor.require(ws, "decide")
-    kind, label = _kind_and_label(ws, label)
     with ws.store().atomic(shared=True) as tx:
+        actor.require(ws, "decide")  # in the unit of work: the role's read joins its opening of the store
+        kind, label = _kind_and_label(ws, label)
         current = _review_row(tx, ws, item_id)
         if check_stale and current["last_decision_id"] != based_on and not _independent(ws, tx, item_id):
             raise StaleDecision(

@@ -174,13 +174,17 @@ class Store(Reads):
             with self.connect() as tx:
                 tx.execute("RESET memory_limit")
 
-    def migrate(self) -> list[str]:
+    def migrate(self, *, deferred: bool = False) -> list[str]:
         """Apply the migrations not yet recorded, in order; return their names.
 
-        A store that has them all is only read (every process checks once), never written.
+        A store that has them all is only read (every process checks once), never written. `deferred`: the
+        next unit of work checks (and applies) them as it opens the file, before its own statements, which
+        saves a one-shot command an opening of the file (none are named then).
         """
-        with suppress(StoreError), self.connect() as tx:  # no `migrations` table yet: a new store
-            if {name for name, _ in MIGRATIONS} <= {r["name"] for r in tx.rows("SELECT name FROM migrations")}:
+        if deferred and _ENGINE.defer_migrations(self.path.resolve()):
+            return []
+        with self.connect() as tx:
+            if _up_to_date(tx):
                 return []
         with self.atomic() as tx:
             return apply(tx, MIGRATIONS)
@@ -233,6 +237,14 @@ def _warm_arrow() -> None:
         sys.modules["pyarrow"].array([0])
 
 
+def _up_to_date(tx: Tx) -> bool:
+    """Whether the file records every migration (a new file has no `migrations` table)."""
+    try:
+        return {name for name, _ in MIGRATIONS} <= {r["name"] for r in tx.rows("SELECT name FROM migrations")}
+    except StoreError:
+        return False
+
+
 def _alias(path: Path) -> str:
     return "store_" + hashlib.blake2b(str(path).encode(), digest_size=6).hexdigest()
 
@@ -263,11 +275,12 @@ class _Engine:
     naming that process.
     """
 
-    def __init__(self, *, forked_open: frozenset[Path] = frozenset()):
+    def __init__(self, *, forked_open: frozenset[Path] = frozenset(), unmigrated: frozenset[Path] = frozenset()):
         self._con = None
         self._files: dict[Path, _File] = {}
         self._lock = threading.Lock()  # the engine's connection and `_files`
         self._forked_open = forked_open  # files an ancestor had attached when this process was forked
+        self._unmigrated = set(unmigrated)  # files whose next attachment applies missing migrations first
 
     def reset(self) -> None:
         """Forget the parent's engine in a forked child (DuckDB is not fork-safe).
@@ -283,7 +296,7 @@ class _Engine:
         for file in self._files.values():
             file.turn.forget()
         _LOCKS.clear()  # a thread that held one in the parent does not exist here
-        self.__init__(forked_open=self._forked_open | held)
+        self.__init__(forked_open=self._forked_open | held, unmigrated=frozenset(self._unmigrated))
 
     def attach(self, path: Path, busy_timeout: float):
         """A cursor on the file, attached for this unit of work (see `release`)."""
@@ -350,6 +363,16 @@ class _Engine:
         finally:
             self._settle(file, 0)
 
+    def defer_migrations(self, path: Path) -> bool:
+        """Have the file's next attachment apply the missing migrations before its unit of work; False when it
+        is attached, or being attached, now (the caller checks them at once)."""
+        file = self._file(path)
+        with file.changed:
+            if file.users or file.moving:
+                return False
+            self._unmigrated.add(path)
+            return True
+
     def memory(self):
         """A cursor of the engine's own in-memory database."""
         con = self._engine().cursor()
@@ -395,13 +418,14 @@ class _Engine:
         return con
 
     def _attach(self, file: _File, deadline: float, busy_timeout: float) -> None:
-        """ATTACH under the turn; retried only while a process that takes no turns holds the file."""
+        """ATTACH under the turn, retried only while a process that takes no turns holds the file; then the missing
+        migrations, when a `Store.migrate(deferred=True)` left them to this attachment."""
         delay = 0.005
         while True:
             with self._lock:
                 try:
                     self._con.execute(f"ATTACH {literal(file.path)} AS {file.alias}")
-                    return
+                    break
                 except duckdb.IOException as exc:
                     if "lock" not in str(exc).lower():
                         raise
@@ -410,6 +434,30 @@ class _Engine:
                 raise StoreBusy(_outside(file.path, conflict, busy_timeout))
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
+        if file.path in self._unmigrated:
+            try:
+                self._migrate(file)
+            except BaseException:
+                self._detach(file)
+                raise
+            self._unmigrated.discard(file.path)
+
+    def _migrate(self, file: _File) -> None:
+        """Apply the missing migrations, in a transaction on the file just attached (no unit of work is on it yet)."""
+        con = self._cursor(file)
+        try:
+            tx = Tx(con)
+            if _up_to_date(tx):
+                return
+            tx.execute("BEGIN TRANSACTION")
+            try:
+                apply(tx, MIGRATIONS)
+            except BaseException:
+                tx.execute("ROLLBACK")
+                raise
+            tx.execute("COMMIT")
+        finally:
+            con.close()
 
     def _detach(self, file: _File) -> None:
         with self._lock:
