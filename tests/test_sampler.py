@@ -253,6 +253,24 @@ def test_score_only_logs_are_sampled_by_least_confidence_before_there_are_labels
     assert run["model"] == "least confidence on the logged top-1 scores (too few labels to fit)" and run["scored"] == 4
 
 
+def test_a_first_run_with_nothing_but_texts_picks_typical_ones_and_a_few_labels_are_enough_to_fit(open_ws, tmp_path):
+    topics = {"card_arrival": ["my card delivery has not arrived {}", "card delivery has not arrived yet {}",
+                               "has my card delivery arrived {}"],
+              "refund_not_showing_up": ["my refund is not showing {}", "refund is not showing yet {}"],
+              "lost_or_stolen_card": ["a thief stole my wallet {}", "thief stole my wallet on the train {}"]}
+    events = [{"type": "item", "item_id": f"{label}-{k}-{n}", "input": {"text": text.format(n)}}
+              for label, texts in topics.items() for k, text in enumerate(texts) for n in range(8)]
+    ws = load(open_ws, tmp_path, events)
+    first = sample(ws, budget=3, dry_run=True)
+    assert first["model"] == "typical texts of the pool (no labels, probabilities or scores yet)"
+    assert {p["item_id"].rsplit("-", 2)[0] for p in first["picks"]} == set(topics)  # one per topic, not 3 of one
+    for label in topics:
+        for n in range(2):
+            decide(ws, ALICE, f"{label}-0-{n}", label)
+    run = sample(ws, budget=3)
+    assert run["status"] == "done" and run["model"] == "tf-idf + logistic regression fitted on 6 trusted labels"
+
+
 def test_labels_decided_since_the_model_started_make_the_sampler_refit(open_ws, tmp_path):
     texts = {"card_arrival": "where is my card {}", "refund_not_showing_up": "my refund {} is not showing"}
     ws = load(open_ws, tmp_path, [predicted(f"{label}-{i}", CASES["a"], text=text.format(i))

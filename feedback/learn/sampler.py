@@ -10,8 +10,10 @@ A run (`sample`):
    the trusted labels when there are enough of them (`MIN_TRUSTED`, two labels or more) and
    the stored probabilities are missing for half the pool, come from an older model version,
    or predate labels decided since that version started; else with the stored probabilities;
-   else, with neither, by least confidence on the logged top-1 score. Then it picks a diverse
-   batch (`strategies`);
+   else, with neither, by least confidence on the logged top-1 score; else, with no score
+   either, with a model fitted on as few labels as there are (two labels or more). With no
+   labels at all, a first run picks typical texts of the whole pool, the cold start of
+   `strategies`. Then it picks a diverse batch (`strategies`);
 3. in one short transaction, keeps the picks that are still eligible, queues them with the
    reason `active_learning` and their score, and records the run (`sampler_runs`) and its
    picks (`sampler_picks`).
@@ -201,11 +203,16 @@ def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: s
     labels per class it learned from (None for a production model's stored probabilities or scores)."""
     lengths = pc.list_value_length(pool.column("probs")).fill_null(0).to_numpy()
     fresh = np.flatnonzero(pool.column("fresh").to_numpy(zero_copy_only=False) & (lengths > 0))
-    fittable = len(trusted) >= MIN_TRUSTED and len({t["label"] for t in trusted}) >= 2
+    two_labels = len({t["label"] for t in trusted}) >= 2
+    fittable = len(trusted) >= MIN_TRUSTED and two_labels
     stale = len(fresh) < pool.num_rows / 2 or any(t["since_model"] for t in trusted)
-    use_fit = probabilities == "fit" or (probabilities == "auto" and fittable and stale)
+    nothing_stored = not len(fresh) and pool.column("pred_score").null_count == pool.num_rows
+    use_fit = probabilities == "fit" or (probabilities == "auto" and (
+        (fittable and stale) or (nothing_stored and two_labels)))
+    if probabilities == "auto" and nothing_stored and not two_labels:
+        return _typical(pool, seed)
     if use_fit:
-        if not fittable:
+        if not fittable and not (probabilities == "auto" and two_labels):
             raise _NothingToDo(f"{len(trusted)} trusted labels; fitting a model needs {MIN_TRUSTED} in two labels or "
                                "more (label more items, or use the stored probabilities)")
         factory, described = text_model
@@ -228,6 +235,14 @@ def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: s
     probs, predicted = _padded(pool.column("probs").take(fresh)), pool.column("pred_label").take(fresh)
     return (fresh, uncertainty(probs, strategy, classes=classes), predicted,
             f"stored probabilities of model version {version}", None)
+
+
+def _typical(pool: pa.Table, seed: int):
+    """The whole pool, in an order drawn by `seed`, for a first run with no labels, probabilities or scores:
+    all alike unknown (score 1), so the diversity step picks typical texts across the pool."""
+    positions = np.random.default_rng(seed).permutation(pool.num_rows)
+    return (positions, np.ones(len(positions)), pool.column("pred_label").take(positions),
+            "typical texts of the pool (no labels, probabilities or scores yet)", 0.0)
 
 
 def _by_score(pool: pa.Table, trusted: int):

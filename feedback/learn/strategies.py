@@ -40,7 +40,7 @@ from .choices import DEFAULT_DIVERSITY, DEFAULT_STRATEGY, DIVERSITY, STRATEGIES
 
 _SVD_DIMENSIONS = 50
 COLD_START_LABELS = 10  # labels per class from which picks rest on uncertainty alone
-_MOST_CANDIDATES = 50_000  # the deepest the cold-start step draws, so a 1M pool clusters in seconds
+_MOST_CANDIDATES = 20_000  # the deepest the cold-start step draws, so a 1M pool clusters in seconds
 
 
 def uncertainty(probs, strategy: str = DEFAULT_STRATEGY, *, classes: int | None = None) -> np.ndarray:
