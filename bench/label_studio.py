@@ -171,14 +171,16 @@ def run(scale: float) -> list[dict]:
 
 
 def _our_workspace(tmp: Path, examples: list[dict], labeled: int, names: list[str]):
-    """Our side: the texts as predictions (so each is queued), the first `labeled` imported as labels."""
+    """Our side: the texts as predictions with a user's correction each (so each is queued), the first `labeled`
+    imported as labels."""
     from feedback import ingest_files, init_workspace
     from feedback.capture.readers import write_jsonl
     from feedback.review import import_labels, queue_page
     ws = init_workspace(tmp / "ws", dataset="bench", labels=names)
-    write_jsonl(tmp / "predictions.jsonl", ({"type": "prediction", "item_id": e["item_id"], "input": {"text": e["text"]},
-                                            "prediction": {"label": names[k % len(names)], "score": 0.3}}
-                                           for k, e in enumerate(examples)))
+    write_jsonl(tmp / "predictions.jsonl", (event for k, e in enumerate(examples) for event in (
+        {"type": "prediction", "item_id": e["item_id"], "input": {"text": e["text"]},
+         "prediction": {"label": names[k % len(names)], "score": 0.3}},
+        {"type": "correction", "item_id": e["item_id"], "correction": {"label": e["label"]}})))
     ingest_files(ws, [tmp / "predictions.jsonl"])
     write_jsonl(tmp / "labels.jsonl", examples[:labeled])
     import_labels(ws, [tmp / "labels.jsonl"])
@@ -198,7 +200,8 @@ def _pages(ls: LabelStudio, project: int, ws, size: str) -> list[dict]:
                lambda: queue_page(ws, QueueFilter(text=FILTER_WORD), limit=50))]
     rows = []
     for what, theirs, ours in phases:
-        assert len(ours()) == 50 and len(theirs()["tasks"]) == 50  # warm-up, and the page is full on both sides
+        pages = len(ours()), len(theirs()["tasks"])  # a warm-up, and the pages are full on both sides
+        assert pages == (50, 50), f"{what}: pages of {pages[0]} (ours) and {pages[1]} (Label Studio)"
         times = {"theirs": [], "ours": []}
         for _ in range(ROUNDS):
             times["theirs"].append(_timed_ms(theirs))
@@ -208,7 +211,7 @@ def _pages(ls: LabelStudio, project: int, ws, size: str) -> list[dict]:
 
 
 def _export(ls: LabelStudio, project: int, ws, tmp: Path, size: str, labeled: int) -> dict:
-    command = [sys.executable, "-m", "feedback", "release", "create", "--no-hooks", "--quiet"]
+    command = [sys.executable, "-m", "feedback", "release", "create", "--no-hooks", "--json"]
     times = {"theirs": [], "ours": []}
     for _ in range(EXPORTS):
         start = time.perf_counter()
@@ -216,8 +219,9 @@ def _export(ls: LabelStudio, project: int, ws, tmp: Path, size: str, labeled: in
         times["theirs"].append((time.perf_counter() - start) * 1000)
         assert len(exported) == labeled, len(exported)
         start = time.perf_counter()
-        subprocess.run(command, cwd=ws.root, check=True, capture_output=True)
+        made = subprocess.run(command, cwd=ws.root, check=True, capture_output=True).stdout
         times["ours"].append((time.perf_counter() - start) * 1000)
+        assert json.loads(made)["examples"] == labeled, made
     return _versus(f"export of {labeled:,} labeled ({size}): `feedback release create` CLI against REST export JSON",
                    times, target="ratio < 1")
 
