@@ -138,9 +138,7 @@ def _agreed(rows: list[dict]) -> dict | InvalidEvent:
     for column in dict.fromkeys(k for c in columns for k in c):
         given = [(c.get(column), row.get("annotator")) for c, row in zip(columns, rows)]
         if len({orjson.dumps(v) for v, _ in given}) > 1:
-            who = ", ".join(f"{v!r} by {user}" for v, user in given)
-            return InvalidEvent("invalid_value", f"task {rows[0]['id']}: the annotators disagree ({who}); decide it "
-                                "in review or import the label you trust", column)
+            return _disagreement(f"task {rows[0]['id']}", given, column)
     return columns[0]
 
 
@@ -164,9 +162,7 @@ def _labeled(columns: dict, answers: dict[str, list], what: str, where: str) -> 
     for question, given in answers.items():
         labels = {label for label, _ in given}
         if len(labels) > 1:
-            who = ", ".join(f"{label!r} by {user}" for label, user in given)
-            return InvalidEvent("invalid_value", f"{what}: the annotators disagree ({who}); decide it in review or "
-                                "import the label you trust", f"{where}.{question}")
+            return _disagreement(what, given, f"{where}.{question}")
         if labels:
             row[question] = labels.pop()
     if len(answers) == 1:
@@ -177,3 +173,9 @@ def _labeled(columns: dict, answers: dict[str, list], what: str, where: str) -> 
             return InvalidEvent("missing_field", f"{what} has no submitted answer to {question!r} (a suggestion or a "
                                 "prediction is not a label)", f"{where}.{question}")
     return row
+
+
+def _disagreement(what: str, given: list[tuple], field: str) -> InvalidEvent:
+    who = ", ".join(f"{value!r} by {user}" for value, user in given)
+    return InvalidEvent("invalid_value", f"{what}: the annotators disagree ({who}); decide it in review or import "
+                        "the label you trust", field)
