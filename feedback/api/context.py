@@ -48,7 +48,7 @@ class Current:
 def held(current: Current):
     """A dependency that holds the store through a short request, so the request's units of work (the token's
     lookup, the role's check, the decision) join one opening of the embedded file instead of opening it each
-    (on PostgreSQL, where a unit costs no opening, it changes nothing). Never for a route that computes."""
+    (on PostgreSQL a unit costs no opening: the routes leave it out there). Never for a route that computes."""
 
     def hold():
         with current().store().connect():

@@ -28,7 +28,8 @@ def router(current: Current) -> Router:
         return acting(current(), request)
 
     Who = Annotated[Actor, Depends(actor)]
-    short = [Depends(held(current))]  # routes that only read or write rows: one opening of the store each
+    # routes that only read or write rows: one opening of the embedded file each (PostgreSQL opens nothing)
+    short = [] if current().store_url else [Depends(held(current))]
     Filter = Annotated[QueueFilter, Depends(queue_filter)]
 
     @api.get("/me", dependencies=short, summary="Who the request acts as, and the labels they may give")
