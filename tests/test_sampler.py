@@ -1,5 +1,6 @@
 """The active-learning sampler: strategies on hand-made cases, diversity, quotas, runs on a real store, the lock."""
 
+import csv
 import json
 import re
 import subprocess
@@ -19,7 +20,7 @@ from feedback.learn import sampler
 from feedback.learn.strategies import COLD_START_LABELS, cold_start_weight
 from feedback.errors import FeedbackError
 from feedback.learn.jobs import job_lock
-from feedback.review import decide, item, queue_page, relabel_group
+from feedback.review import decide, import_labels, item, queue_page, relabel_group
 from conftest import REPO, configure
 
 pytestmark = pytest.mark.backends
@@ -269,6 +270,29 @@ def test_a_first_run_with_nothing_but_texts_picks_typical_ones_and_a_few_labels_
             decide(ws, ALICE, f"{label}-0-{n}", label)
     run = sample(ws, budget=3)
     assert run["status"] == "done" and run["model"] == "tf-idf + logistic regression fitted on 6 trusted labels"
+
+
+def test_a_round_covers_as_many_true_classes_as_random_picks_would(open_ws, tmp_path):
+    rows = list(csv.DictReader((REPO / "sample_data" / "training_labels.csv").open(encoding="utf-8")))[:2400]
+    by_label = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(row)
+    seed_rows = [r for group in by_label.values() for r in group[:2]]
+    pool = [r for r in rows if r not in seed_rows]
+    load(open_ws, tmp_path, [{"type": "item", "item_id": r["item_id"], "input": {"text": r["text"]}} for r in pool])
+    labels_file = tmp_path / "seed.csv"
+    with labels_file.open("w", newline="", encoding="utf-8") as out:
+        csv.DictWriter(out, ["item_id", "text", "label"]).writerows([{"item_id": "item_id", "text": "text", "label": "label"},
+                                                                     *seed_rows])
+    import_labels(open_ws, [labels_file], by=Actor("lena", "lead"))
+    truth = {r["item_id"]: r["label"] for r in pool}
+    picks = [truth[p["item_id"]] for p in sample(open_ws, budget=150)["picks"]]
+
+    rng = np.random.default_rng(0)
+    draws = [np.unique(rng.choice(list(truth.values()), 150, replace=False), return_counts=True)[1] for _ in range(200)]
+    random_covered, random_most = np.mean([len(d) for d in draws]), np.mean([d.max() for d in draws])
+    assert len(picks) == 150 and len(set(picks)) >= random_covered  # measured: 70 classes, random 64.5
+    assert max(picks.count(label) for label in set(picks)) <= 1.5 * random_most  # 6, random 6.3
 
 
 def test_labels_decided_since_the_model_started_make_the_sampler_refit(open_ws, tmp_path):

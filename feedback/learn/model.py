@@ -64,7 +64,9 @@ def fit_predict_proba(texts: Sequence[str], labels: Sequence[str], pool: Sequenc
                       factory: Factory | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fit on (texts, labels); return the class probabilities of `pool` and the classes."""
     model = factory() if factory else text_classifier(seed=seed)
-    model.fit(list(texts), list(labels))
+    with warnings.catch_warnings():  # few examples of a label look like a regression problem to scikit-learn
+        warnings.simplefilter("ignore")
+        model.fit(list(texts), list(labels))
     return model.predict_proba(list(pool)), model.classes_
 
 
