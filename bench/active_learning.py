@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -83,6 +84,12 @@ def run(scale: float, names: list[str] | None = None, seeds: int | None = None,
         rows = [r if r["target"] == "informational" else {**r, "target": f"{r['target']} at scale 1", "ok": True}
                 for r in rows]
     return rows
+
+
+def load() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """BANKING77's train and test splits as frames with columns text, category (what bench/suspects.py reads)."""
+    return tuple(pd.DataFrame(dict(zip(("text", "category"), datasets.load("banking77", split))))
+                 for split in ("train", "test"))
 
 
 def evaluator() -> Pipeline:
