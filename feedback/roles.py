@@ -33,9 +33,9 @@ the HTTP endpoint. Whoever can write the store can bypass them all, and whoever 
 the password hashes (scrypt: only guessing, slowly, finds a password) and the session key (which signs a
 session for anyone): guard the embedded file and the workspace folder with file permissions. On the
 team store, database roles are the wall (`store.grants`): the roles of processes that sign users in
-(reviewer: the app, the CLI and user management; release; loop) read the secrets and may add users and
+(reviewer: the app and the CLI; release; loop) read the secrets, and the reviewer role adds users and
 tokens, so their database passwords are worth an admin's; the ingest and sampler roles read users and
-roles only, never a hash or the key.
+roles only, never a hash or the key. A process whose role may not add users cannot do the move.
 """
 
 from __future__ import annotations
@@ -103,8 +103,8 @@ class Actor:
         """Refuse unless this actor is signed in to `ws` (any actor, in an open workspace) and may do `action`."""
         role = self.role
         if _SIGNED_IN.get(self) != _SYSTEM:
-            found = _store(ws).rows("SELECT EXISTS (SELECT 1 FROM users) AS anyone, "
-                                    "(SELECT role FROM users WHERE user_name = ? LIMIT 1) AS role", [self.name])[0]
+            found = _store(ws).rows("SELECT count(*) > 0 AS anyone, max(role) FILTER (WHERE user_name = ?) AS role "
+                                    "FROM users", [self.name])[0]
             if found["anyone"] and _SIGNED_IN.get(self) != ws.root:
                 raise PermissionDenied(f"{self.name} has not signed in to this workspace: sign in with a password "
                                        "or an API token (roles.authenticate, $FEEDBACK_PASSWORD, $FEEDBACK_TOKEN)")
