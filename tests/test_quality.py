@@ -118,25 +118,26 @@ def test_too_few_labels_is_nothing_to_do(open_ws, tmp_path):
 
 
 def test_labels_with_too_few_examples_are_not_judged(labeled):
-    ws, _ = labeled  # about 20 examples per label: under the default of 30
-    found = find_suspects(ws, dry_run=True)
+    ws, _ = labeled  # 20 examples per label: judged by default (10), not under a minimum of 30
+    assert find_suspects(ws, dry_run=True)["judged"] == 240
+    configure(ws, "learn", suspects_min_examples=30)
+    found = find_suspects(Workspace(ws.root), dry_run=True)
     assert (found["judged"], found["too_few"], found["suspects"]) == (0, 12, [])
     assert "240 in 12 labels with fewer than 30 examples are not judged" in found["message"]
-    configure(ws, "learn", suspects_min_examples=10)
-    assert find_suspects(Workspace(ws.root), dry_run=True)["judged"] == 240
-    text = (ws.root / "feedback.toml").read_text().replace("suspects_min_examples = 10", 'suspects_min_examples = "ten"')
+    text = (ws.root / "feedback.toml").read_text().replace("suspects_min_examples = 30", 'suspects_min_examples = "ten"')
     (ws.root / "feedback.toml").write_text(text)
     with pytest.raises(FeedbackError, match=r"\[learn\] suspects_min_examples = 'ten': give a whole number"):
         find_suspects(Workspace(ws.root), dry_run=True)
 
 
 def test_a_clean_training_set_is_mostly_left_alone(open_ws):
-    """The sample's real BANKING77 training labels (6,001, 17 to 115 per intent): few flagged, none suggesting
-    the label it has."""
+    """The sample's real BANKING77 training labels (6,001, 17 to 115 per intent, all judged): few flagged, none
+    suggesting the label it has. Those labels hold real errors (about one in seven wrong or ambiguous, Ying and
+    Thomas 2022), so what is flagged is not all false alarms: 7.4% at the cutoff of bench/suspects.py."""
     import_labels(open_ws, [REPO / "sample_data" / "training_labels.csv"], by=Actor("lead", "lead"))
     found = find_suspects(open_ws, dry_run=True, scores=True)
-    assert found["labeled"] == 6001 and 0 < found["too_few"] < 77
-    assert found["flagged"] <= 0.05 * found["judged"]
+    assert (found["labeled"], found["judged"], found["too_few"]) == (6001, 6001, 0)
+    assert found["flagged"] <= 0.08 * found["judged"]
     assert len(found["scores"]) == found["judged"] and sum(s["flagged"] for s in found["scores"]) == found["flagged"]
     assert all(s["suggested"] != s["label"] for s in found["scores"])
 

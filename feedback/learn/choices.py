@@ -16,9 +16,9 @@ QUOTA_FIELDS = ("pred_label", "model_version", "source")
 SUSPECT_METHODS = ("ranked", "confident_learning", "disagreement")
 DEFAULT_SUSPECT_METHOD = "ranked"
 #: The fewest trusted labels a label needs for suspects to judge its examples (`[learn] suspects_min_examples`).
-#: Below it the out-of-fold model is too weak to tell a wrong label from its own mistake: on clean
-#: BANKING77 labels the default flags 22% at 10 examples per label, 10% at 20 and 5% at 30.
-SUSPECTS_MIN_EXAMPLES = 30
+#: Below it the out-of-fold model is too weak to tell a wrong label from its own mistake. 10 judges every label
+#: of a first model (about 34 examples per label, where 30 left out 12 of 64 labels): see bench/suspects.py.
+SUSPECTS_MIN_EXAMPLES = 10
 #: Days a label a person set or confirmed is left alone by suspects, unless new production events about the
 #: item arrived since (`[learn] suspects_confirmed_days`); adjudicated labels are never flagged again.
 SUSPECTS_CONFIRMED_DAYS = 30
