@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from .api import mount
+from .api import mount, warm
 from .api.errors import problem
 from .capture.client import Client
 from .capture.contract import SCHEMA_PATH, parse_batch
@@ -45,6 +45,7 @@ def create_app(ws: Workspace) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app):
+        warm()
         yield
         client.close()
 

@@ -21,6 +21,12 @@ PREFIX = "/v1/review"
 SCHEMA_PATH = Path(__file__).with_name("openapi.json")
 
 
+def warm() -> None:
+    """Import now, as a server process starts, what its first decision would otherwise import holding the store
+    (pandas, which pyarrow loads on its first conversion of Python values): seconds under load, not per request."""
+    import pandas  # noqa: F401
+
+
 def mount(app: FastAPI, ws: Workspace) -> None:
     """Add the review API's routes, error handlers and limits to the server's app."""
     conf = ws.config["server"]

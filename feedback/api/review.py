@@ -47,22 +47,26 @@ def router(current: Current) -> Router:
         more = len(rows) > limit
         return {"items": rows[:limit], "next_cursor": cursor_for(offset + limit, query) if more else None}
 
-    @api.get("/queue/counts", dependencies=short, summary="How many queued items match, by reason, status, labels, model and source")
+    @api.get("/queue/counts", dependencies=short,
+             summary="How many queued items match, by reason, status, labels, model and source")
     def counts(who: Who, flt: Filter):
         return review.queue_counts(current(), flt)
 
-    @api.post("/claims", dependencies=short, summary="Claim the next item (or `first`, by name) for the acting reviewer")
+    @api.post("/claims", dependencies=short,
+              summary="Claim the next item (or `first`, by name) for the acting reviewer")
     def claim(who: Who, body: Claim):
         with about("first"):
             return {"item": review.next_item(current(), who, body.queue_filter(), exclude=body.exclude,
                                              first=body.first)}
 
-    @api.delete("/claims/{item_id}", dependencies=short, status_code=204, summary="Give a claimed item back without deciding it")
+    @api.delete("/claims/{item_id}", dependencies=short,
+                status_code=204, summary="Give a claimed item back without deciding it")
     def unclaim(who: Who, item_id: str):
         review.release_claim(current(), who, item_id)
         return Response(status_code=204)
 
-    @api.get("/items/{item_id}", dependencies=short, summary="One item: its queue row and everything that happened to it")
+    @api.get("/items/{item_id}", dependencies=short,
+             summary="One item: its queue row and everything that happened to it")
     def item(who: Who, item_id: str):
         ws = current()
         return {"item": review.item(ws, item_id), "history": review.history(ws, item_id)}
@@ -72,7 +76,8 @@ def router(current: Current) -> Router:
                 threshold: Annotated[float, Query(ge=0, le=100)] = 70.0):
         return {"items": review.more_like_this(current(), item_id, limit=limit, threshold=threshold)}
 
-    @api.post("/decisions", dependencies=short, status_code=201, summary="Decide an item: a label, or skip, junk, unsure")
+    @api.post("/decisions", dependencies=short,
+              status_code=201, summary="Decide an item: a label, or skip, junk, unsure")
     def decide(who: Who, body: Decision):
         ws = current()
         _check_label(ws, body.label)
@@ -88,11 +93,13 @@ def router(current: Current) -> Router:
         result = review.decide_many(current(), who, rows)
         return {**result, "errors": [{**e, "field": f"decisions[{e['row']}]"} for e in result["errors"]]}
 
-    @api.post("/decisions/{decision_id}/undo", dependencies=short, status_code=201, summary="Undo a decision (reviewers their own)")
+    @api.post("/decisions/{decision_id}/undo", dependencies=short,
+              status_code=201, summary="Undo a decision (reviewers their own)")
     def undo(who: Who, decision_id: str):
         return review.undo(current(), who, decision_id)
 
-    @api.post("/undo-last", dependencies=short, summary="Undo the acting reviewer's latest decision (null: nothing to undo)")
+    @api.post("/undo-last", dependencies=short,
+              summary="Undo the acting reviewer's latest decision (null: nothing to undo)")
     def undo_last(who: Who):
         return {"undo": review.undo_last(current(), who)}
 
@@ -100,7 +107,8 @@ def router(current: Current) -> Router:
     def undo_batch(who: Who, batch_id: str):
         return {"batch_id": batch_id, "undone": review.undo_batch(current(), who, batch_id)}
 
-    @api.post("/items/{item_id}/adjudication", dependencies=short, status_code=201, summary="Settle an item with a final label (leads)")
+    @api.post("/items/{item_id}/adjudication", dependencies=short,
+              status_code=201, summary="Settle an item with a final label (leads)")
     def adjudicate(who: Who, item_id: str, body: Adjudication):
         ws = current()
         _check_label(ws, body.label, kinds=False)
