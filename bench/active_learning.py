@@ -206,6 +206,10 @@ def measures(name: str, curves: dict[str, list[list[dict]]]) -> list[dict]:
     worst = min(float(np.min(s[1:] - r[1:])) for s, r in zip(acc["sampler"], acc["random"]))
     spread = {arm: concentration(runs) for arm, runs in curves.items()}
     print(f"rounds below random: {', '.join(f'{n:,} ({g:+.3f})' for n, g in below) or 'none'}")
+    trend = [1 - labels_to_reach(list(zip(own, mean["sampler"])), float(a)) / n
+             for n, a in zip(sizes[1:], mean["random"][1:])]
+    print("labels saved to reach random's accuracy at each round: "
+          + ", ".join(f"{n:,} {t:.0%}" if math.isfinite(t) else f"{n:,} never" for n, t in zip(sizes[1:], trend)))
     for arm, (most, covered, first) in spread.items():
         print(f"{arm}: most picks from one class per round {most:.1f}, classes covered {covered:.1f} "
               f"(first round {first[0]} and {first[1]}; rounds with picks: "
