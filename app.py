@@ -27,11 +27,23 @@ state.setdefault("note", None)
 state.setdefault("note_open", False)
 
 
+BUSY = "The store is busy (an ingest or export is running); this page retries when you interact."
+
+
 def sign_in() -> roles.Actor | None:
     """The signed-in reviewer; a workspace without users runs open for the local user.
 
-    The session token (kept in a cookie, so a reload keeps the sign-in) is checked on every run.
+    The session token (kept in a cookie, so a reload keeps the sign-in) is checked on every run. Users live
+    in the store: while it is busy the page says so and stops, and nobody is signed out.
     """
+    try:
+        return signed_in()
+    except StoreBusy:
+        st.warning(BUSY)
+        st.stop()
+
+
+def signed_in() -> roles.Actor | None:
     if not roles.users(ws):
         return roles.local_actor()
     token = state.get("session_token")
@@ -45,6 +57,8 @@ def sign_in() -> roles.Actor | None:
             actor = roles.resume_session(ws, token)
             state.session_token = token
             return actor
+        except StoreBusy:
+            raise
         except FeedbackError as exc:
             state.session_token = None
             state.cookie = {"name": COOKIE, "token": None}
@@ -71,10 +85,12 @@ def sign_in() -> roles.Actor | None:
 
 def still_signed_in() -> bool:
     token = state.get("session_token")
-    if not token:
-        return not roles.users(ws)
     try:
+        if not token:
+            return not roles.users(ws)
         roles.resume_session(ws, token)
+    except StoreBusy:
+        return True  # asked again on the next key; meanwhile the page says the store is busy
     except FeedbackError:
         return False
     return True
@@ -105,7 +121,7 @@ def shown_errors(page, *args):
     try:
         page(*args)
     except StoreBusy:
-        st.warning("The store is busy (an ingest or export is running); this page retries when you interact.")
+        st.warning(BUSY)
     except FeedbackError as exc:
         st.error(str(exc))
 
