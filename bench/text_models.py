@@ -23,7 +23,7 @@ log loss. Informational: no targets. `word_char_model` is the `word+char` candid
 factory (`bench.active_learning --model bench.text_models:word_char_model`).
 
     python -m bench.text_models --datasets snips,hwu64   # a subset
-    python -m bench --only text_models                   # every dataset (about 5 minutes on 2 cores)
+    python -m bench --only text_models                   # every dataset (about 4 minutes on 2 cores)
 """
 
 from __future__ import annotations
