@@ -16,7 +16,7 @@ from typing import Iterable
 from ..errors import FeedbackError, NotFound
 from ..progress import Progress, Steps
 from ..roles import Actor
-from ..store.embedded import insert_rows
+from ..store.embedded import insert_rows, ready_for
 from ..workspace import Workspace
 from .choices import DECISION_KINDS
 from .state import lock_items, needs_overlap, sync_items, write_reviews
@@ -104,6 +104,7 @@ def _decide_chunk(ws: Workspace, actor: Actor, batch: list[tuple[int, dict]], er
             continue
         planned.append((number, row, _decision(item_id, kind, label, actor, note=row.get("note") or None,
                                                based_on=_expected(row))))
+    ready_for(len(planned))
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         ids = [d["item_id"] for _, _, d in planned]
@@ -173,6 +174,7 @@ def relabel_group(ws: Workspace, actor: Actor, item_ids: list[str], label: str, 
     actor.require(ws, "decide")
     kind, label = _kind_and_label(ws, label)
     batch_id = "batch-" + uuid.uuid4().hex[:12]
+    ready_for(len(item_ids))
     with ws.store().atomic() as tx:
         sync_items(tx, ws)
         current = tx.rows(f"SELECT {_REVIEW_COLUMNS} FROM {_REVIEW_FROM} WHERE i.item_id IN (SELECT unnest(?::VARCHAR[]))",

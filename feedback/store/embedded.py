@@ -63,6 +63,13 @@ def insert_rows(tx, table: str, rows: list[dict], schema: Callable[[], pa.Schema
                [r[n] for r in rows for n in names])
 
 
+def ready_for(rows: int) -> None:
+    """Call before a unit of work that will `insert_rows` about this many rows: past FEW_ROWS they go as Arrow, and
+    pyarrow loads here (and pandas as the transaction starts, see `_warm_arrow`), not while the store is held."""
+    if rows > FEW_ROWS:
+        import pyarrow  # noqa: F401
+
+
 class Tx:
     """One open unit of work. Every call runs to completion and returns plain data."""
 
