@@ -112,7 +112,7 @@ def run(scale: float, names: list[str] | None = None) -> list[dict]:
     seeds = SEEDS if scale >= 1 else 1
     figures = {}  # (dataset, candidate) -> measures
     for name in names or list(datasets.NAMES):
-        texts, labels = pool_of(name, POOL if scale >= 1 else max(500, round(POOL * scale)))
+        texts, labels = pool_of(name, POOL if scale >= 1 else max(1500, round(POOL * scale)))
         test = datasets.load(name, "test")
         for candidate in CANDIDATES:
             start = time.perf_counter()
