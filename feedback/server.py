@@ -12,8 +12,8 @@ environment variable named by `server.token_env` (default FEEDBACK_CAPTURE_TOKEN
 
 The review API (/v1/review/...) acts as the user of a personal API token and opens the store for each
 request's unit of work. Errors of both have one shape: {"status", "reason", "field", "message"}.
-Several worker processes: `uvicorn --factory feedback.server:from_environment --workers 4` with
-$FEEDBACK_WORKSPACE set.
+Several worker processes: `feedback serve --workers 4` (or `uvicorn --factory
+feedback.server:from_environment --workers 4` with $FEEDBACK_WORKSPACE set).
 """
 
 from __future__ import annotations
@@ -110,9 +110,15 @@ def _problem(status: int, reason: str, message: str, field: str | None, headers:
     return problem(status, reason, message, field, headers, detail=message)
 
 
-def run(ws: Workspace, *, host: str, port: int) -> None:
-    """Serve until interrupted; a host or port it cannot listen on is a `FeedbackError`, said before starting."""
+def run(ws: Workspace, *, host: str, port: int, workers: int = 1) -> None:
+    """Serve until interrupted, in `workers` processes; a host or port it cannot listen on is a `FeedbackError`,
+    said before starting."""
     import uvicorn
 
     check_can_listen(host, port)
-    uvicorn.run(create_app(ws), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(ws), host=host, port=port, log_level="info")
+        return
+    os.environ["FEEDBACK_WORKSPACE"] = str(ws.root)  # each worker process builds its app from it
+    uvicorn.run("feedback.server:from_environment", factory=True, workers=workers, host=host, port=port,
+                log_level="info")
