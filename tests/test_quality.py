@@ -12,6 +12,7 @@ from feedback import Workspace, ingest_files
 from feedback.cli.shell import Shell
 from feedback.cli.learn import suspects as suspects_command
 from feedback.learn import confident_joint, disagreement, find_suspects, label_issues
+from feedback.learn.suspects import expected_errors
 from feedback.errors import FeedbackError
 from feedback.review import decide, import_labels, relabel_group
 from feedback.roles import Actor
@@ -35,7 +36,13 @@ def test_disagreement_score_is_above_half_exactly_when_another_label_is_preferre
     assert disagreement(LABELS, PROBS) == pytest.approx([0.1, 0.2, 0.8, 0.1, 0.3, 0.6])
 
 
-@pytest.mark.parametrize("method, expected", [("ranked", [2]), ("confident_learning", [2]), ("disagreement", [2, 5])])
+def test_expected_errors_count_the_likeliest_other_label():
+    # p(best other) x min(1, 2 x disagreement): 0.02 + 0.08 + 0.8 + 0.02 + 0.18 + 0.6
+    assert expected_errors(LABELS, PROBS) == pytest.approx(1.7)
+
+
+@pytest.mark.parametrize("method, expected", [("ranked", [2, 5]), ("confident_learning", [2]),
+                                              ("disagreement", [2, 5])])
 def test_each_method_flags_and_ranks(method, expected):
     positions, score = label_issues(LABELS, PROBS, method=method)
     assert positions.tolist() == expected
