@@ -181,6 +181,28 @@ def containing(ws, item_id, as_json, quiet):
         f"{r['release']:<20} {r['split']:<10} {r['label']}" for r in rows) or f"No release contains {item_id}.")
 
 
+
+@release_group.command("export")
+@click.argument("ref")
+@click.option("--to", "path", required=True, type=click.Path(dir_okay=False), help="The file to write; the "
+              "labeling config goes beside it (.xml).")
+@click.option("--format", "format_", default="label-studio", show_default=True, help="The tool: label-studio.")
+@click.option("--as-predictions", is_flag=True, help="The labels as predictions for people to check, not annotations.")
+@workspace_option
+@output_options
+def export(ws, ref, path, format_, as_predictions, as_json, quiet):
+    """Write a release for a team's labeling tool: Label Studio tasks, and the project's labeling config.
+
+    \b
+    Examples:
+      feedback release export v3 --format label-studio --to v3-tasks.json
+      feedback release export v3 --to v3-check.json --as-predictions
+    """
+    from ..release.exports import export_release  # loads the release's readers: only this command needs them
+    emit(export_release(ws, ref, path, format=format_, as_predictions=as_predictions), as_json=as_json, quiet=quiet,
+         text=lambda r: f"Wrote {r['tasks']:,} tasks of {r['release']} ({r['labels_as']}) to {r['path']}; make the "
+                        f"Label Studio project with the labeling config in {r['config']}, then import the tasks.")
+
 def _create_text(r: dict) -> str:
     if not r["created"]:
         return f"No release made: {r['dataset']}/{r['version']} has the same content ({r['release_id'][:12]})."

@@ -122,12 +122,14 @@ def import_labels(ws, files, mappings, reviewer, as_json, quiet):
     """Bring in labels a team already has (a training set) as trusted labels with provenance `import`.
 
     Columns item_id, text, label and an optional split (which pins the example to that split of every
-    release); a file imported before is skipped. Leads and admins.
+    release); a Label Studio export (JSON, JSON_MIN) or an Argilla dataset exported to Hugging Face
+    (Parquet) is read as such rows, found by its content. A file imported before is skipped. Leads and admins.
 
     \b
     Examples:
       feedback import-labels train.csv --map item_id=id --map label=intent -r lena
       feedback import-labels frozen_test.parquet   # a split column pins each row
+      feedback import-labels project-7-at-2026-12-08.json   # a Label Studio export
     """
     mapping = dict(parse_pair(m) for m in mappings)
     bar = progress_for(quiet)
