@@ -93,3 +93,17 @@ def test_predictions_are_never_labels(tmp_path):
         {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["card_arrival"]}}]}]}]))
     ((line, row, _),) = read_label_rows(export)
     assert (line, row.reason, row.field) == (1, "missing_field", "annotations")
+
+
+def test_the_cli_reads_an_export_as_is_and_writes_tasks_with_their_config(cli, tmp_path):
+    ws = init_workspace(tmp_path / "ws", dataset="b77", labels=LABELS)
+    imported = cli("import-labels", FIXTURES / "label_studio_export.json", FIXTURES / "argilla_export.parquet",
+                   "-w", ws.root)
+    assert imported.exit_code == 0 and imported.output.startswith("Imported 43 labels")
+    assert cli("release", "create", "--no-hooks", "-q", "-w", ws.root).exit_code == 0
+    written = cli("release", "export", "v1", "--to", tmp_path / "v1.json", "--as-predictions", "-w", ws.root, "--json")
+    assert json.loads(written.output)["tasks"] == 43 and (tmp_path / "v1.xml").exists()
+    (task, *_) = json.loads((tmp_path / "v1.json").read_text())
+    assert task["predictions"][0]["model_version"] == "b77/v1" and "annotations" not in task
+    wrong = cli("release", "export", "v1", "--to", tmp_path / "x.json", "--format", "argilla", "-w", ws.root)
+    assert wrong.exit_code == 1 and wrong.output == "Error: export format 'argilla': use label-studio\n"
