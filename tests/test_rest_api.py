@@ -1,4 +1,4 @@
-"""The REST review API (/v1/review) on real servers: `feedback serve` on the embedded store, and uvicorn with two
+"""The REST review API (/v1/review) on real servers: `feedback serve` on the embedded store, and with two
 worker processes on PostgreSQL, each a subprocess on a loopback port; users with personal API tokens."""
 
 import json
@@ -232,7 +232,7 @@ def test_a_client_over_the_rate_is_told_when_to_come_back_and_others_are_not_slo
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory, pg_server):
-    """A PostgreSQL workspace of 160 queued items and 8 reviewers, served by uvicorn with two workers."""
+    """A PostgreSQL workspace of 160 queued items and 8 reviewers, served by `feedback serve --workers 2`."""
     import psycopg
 
     schema = "rest_api"
@@ -243,8 +243,7 @@ def team(tmp_path_factory, pg_server):
     ws, tokens = workspace(tmp_path_factory.mktemp("team") / "ws", items=160, store=url,
                            users={"ada": "admin", **{f"r{k}": "reviewer" for k in range(8)}},
                            rate_per_second=1000, rate_burst=1000)
-    proc, server = serve([sys.executable, "-m", "uvicorn", "--factory", "feedback.server:from_environment",
-                          "--workers", "2", "--host", "127.0.0.1"], {"FEEDBACK_WORKSPACE": str(ws.root)})
+    proc, server = serve([sys.executable, "-m", "feedback", "serve", "--workers", "2", "-w", str(ws.root)], {})
     yield ws, {name: Api(server, token) for name, token in tokens.items()}
     stop(proc)
 

@@ -71,18 +71,20 @@ def quarantine(ws, reason, include_resolved, limit, retry, export_path, dismiss_
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8321, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes (each serves capture and the review API).")
 @workspace_option
-def serve(ws, host, port):
-    """Serve the HTTP capture endpoint (POST /v1/events), writing to the spool.
+def serve(ws, host, port, workers):
+    """Serve the HTTP capture endpoint (POST /v1/events, writing to the spool) and the review API (/v1/review).
 
     \b
     Example:
-      FEEDBACK_CAPTURE_TOKEN=secret feedback serve --port 8321
+      FEEDBACK_CAPTURE_TOKEN=secret feedback serve --port 8321 --workers 4
       curl -H 'Authorization: Bearer secret' -d @event.json localhost:8321/v1/events
     """
     from ..server import run
 
-    run(ws, host=host, port=port)
+    run(ws, host=host, port=port, workers=workers)
 
 
 @click.command()

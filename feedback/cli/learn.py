@@ -80,13 +80,13 @@ def sample(ws, budget, strategy, diversity, quotas, probabilities, recent_runs, 
 
 @click.command()
 @click.option("--method", type=click.Choice(SUSPECT_METHODS), default=DEFAULT_SUSPECT_METHOD, show_default=True,
-              help="ranked: per label, as many as confident learning estimates, most disagreeing first; "
+              help="ranked: as many as the out-of-fold probabilities expect wrong, most disagreeing first; "
                    "confident_learning: off the confident joint's diagonal; disagreement: prediction is not the label.")
 @click.option("--folds", default=5, show_default=True, type=click.IntRange(2), help="Cross-validation folds.")
 @click.option("--limit", type=click.IntRange(1), help="Queue at most this many (the most suspicious).")
 @click.option("--min-examples", type=click.IntRange(2),
               help="Judge only labels with at least this many trusted examples "
-                   "(default: [learn] suspects_min_examples, else 30).")
+                   "(default: [learn] suspects_min_examples, else 10).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the folds and the model.")
 @click.option("--dry-run", is_flag=True, help="Show the suspects; queue nothing.")
 @click.option("--scores", is_flag=True,
