@@ -137,7 +137,7 @@ def test_this_file_where_file_modes_bind_and_pytest_still_deletes_read_only_rele
 
     def bound(*keywords: str) -> subprocess.CompletedProcess:
         return subprocess.run(["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", sys.executable, "-m",
-                               "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"--basetemp={base}",
+                               "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-n", "0", f"--basetemp={base}",
                                "-k", " and ".join([*keywords, "not postgres"]), __file__],
                               cwd=REPO, capture_output=True, text=True, timeout=600)
 
