@@ -13,16 +13,19 @@ from __future__ import annotations
 import importlib
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from ..errors import FeedbackError
 
 DESCRIPTION = "tf-idf + logistic regression"
+FOLD_WORKERS = 2  # out-of-fold fits at once: this machine's two cores
 Factory = Callable[[], Pipeline]
 
 
@@ -71,20 +74,27 @@ def fit_predict_proba(texts: Sequence[str], labels: Sequence[str], pool: Sequenc
 
 
 def out_of_fold_proba(texts: Sequence[str], labels: Sequence[str], *, folds: int = 5, seed: int = 0,
-                      factory: Factory | None = None,
-                      on_fold: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      factory: Factory | None = None, on_fold: Callable[[int], None] | None = None,
+                      workers: int = FOLD_WORKERS) -> tuple[np.ndarray, np.ndarray]:
     """Each text's class probabilities from a model that never saw it (stratified k-fold), and the classes.
 
-    Every label needs at least `folds` examples. `on_fold(k)` is called after the k-th fold.
+    Every label needs at least `folds` examples. Folds are fitted `workers` at a time, in threads (the
+    solver releases the GIL; BLAS kept to one thread each). `on_fold(k)` is called as the k-th fold is in.
     """
     classes, y = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
     data = np.asarray(texts, dtype=object)
     probs = np.zeros((len(data), len(classes)))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for k, (train, test) in enumerate(splitter.split(data, y), start=1):
+    splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(data, y)
+
+    def fit_fold(split):
+        train, test = split
         model = factory() if factory else text_classifier(seed=seed)
         model.fit(data[train], y[train])
-        probs[np.ix_(test, model.classes_)] = model.predict_proba(data[test])
-        if on_fold:
-            on_fold(k)
+        return test, model.classes_, model.predict_proba(data[test])
+
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(max(1, workers)) as pool:
+        for k, (test, seen, fold_probs) in enumerate(pool.map(fit_fold, splits), start=1):
+            probs[np.ix_(test, seen)] = fold_probs
+            if on_fold:
+                on_fold(k)
     return probs, classes
