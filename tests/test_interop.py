@@ -107,3 +107,21 @@ def test_the_cli_reads_an_export_as_is_and_writes_tasks_with_their_config(cli, t
     assert task["predictions"][0]["model_version"] == "b77/v1" and "annotations" not in task
     wrong = cli("release", "export", "v1", "--to", tmp_path / "x.json", "--format", "argilla", "-w", ws.root)
     assert wrong.exit_code == 1 and wrong.output == "Error: export format 'argilla': use label-studio\n"
+
+
+def test_hostile_exports_never_crash_the_import_and_name_each_bad_row(tmp_path):
+    ws = init_workspace(tmp_path / "ws", dataset="b77", labels=LABELS)
+    path = tmp_path / "hostile.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps([
+        {"annotation_id": 1, "id": [1, 2], "text": "a list as the task id", "label": "card_arrival"},
+        {"annotation_id": 2, "id": {"deep": [1]}, "text": 3, "label": "card_arrival"},
+        {"data": {"text": "no id"}, "annotations": "not a list"},
+        7, None]).encode())
+    report = import_labels(ws, [path])
+    assert (report.labels, report.quarantined) == (1, 4)
+    assert quarantined(ws, "hostile.json") == {
+        2: ("wrong_type", "text", "field 'text': must be text, got int"),
+        3: ("missing_field", "annotations", "field 'annotations': a task without an id has no annotation with a "
+            "choice (a prediction is not a label)"),
+        4: ("not_an_object", None, "expected a JSON object (a task or a row)"),
+        5: ("not_an_object", None, "expected a JSON object (a task or a row)")}

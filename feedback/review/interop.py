@@ -93,7 +93,7 @@ def _json_array(path: Path, on_bytes) -> Iterator[Row]:
         return
     groups: dict = {}  # JSON_MIN has a row per annotation: a task's rows are gathered at the first one's place
     for number, element in enumerate(elements, start=1):
-        key = ("task", element["id"]) if _is_minimal(element) else number
+        key = ("task", orjson.dumps(element["id"])) if _is_minimal(element) else number  # any JSON id, hashable
         groups.setdefault(key, (number, []))[1].append(element)
     for number, group in groups.values():
         yield number, _element_row(group), orjson.dumps(group if len(group) > 1 else group[0]).decode()
@@ -123,13 +123,17 @@ def _task_row(task: dict) -> dict | InvalidEvent:
             if isinstance(result, dict) and result.get("type") == "choices":
                 choices = (result.get("value") or {}).get("choices") or []
                 if len(choices) != 1:
-                    return InvalidEvent("invalid_value", f"task {task.get('id')}: {len(choices)} choices in one answer; "
+                    return InvalidEvent("invalid_value", f"{_task_name(task)}: {len(choices)} choices in one answer; "
                                         "a label is one choice", f"annotations.result.{result.get('from_name')}")
                 answers.setdefault(result.get("from_name"), []).append((choices[0], annotation.get("completed_by")))
     if not answers:
-        return InvalidEvent("missing_field", f"task {task.get('id')} has no annotation with a choice (a prediction "
+        return InvalidEvent("missing_field", f"{_task_name(task)} has no annotation with a choice (a prediction "
                             "is not a label)", "annotations")
-    return _labeled(task["data"], answers, f"task {task.get('id')}", "annotations")
+    return _labeled(task["data"], answers, _task_name(task), "annotations")
+
+
+def _task_name(task: dict) -> str:
+    return f"task {task['id']}" if "id" in task else "a task without an id"
 
 
 def _agreed(rows: list[dict]) -> dict | InvalidEvent:
