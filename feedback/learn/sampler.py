@@ -206,13 +206,16 @@ def _scored(pool: pa.Table, trusted: list[dict], strategy: str, probabilities: s
     two_labels = len({t["label"] for t in trusted}) >= 2
     fittable = len(trusted) >= MIN_TRUSTED and two_labels
     stale = len(fresh) < pool.num_rows / 2 or any(t["since_model"] for t in trusted)
-    nothing_stored = not len(fresh) and pool.column("pred_score").null_count == pool.num_rows
-    use_fit = probabilities == "fit" or (probabilities == "auto" and (
-        (fittable and stale) or (nothing_stored and two_labels)))
-    if probabilities == "auto" and nothing_stored and not two_labels:
+    source = probabilities
+    if probabilities == "auto":
+        if not len(fresh) and pool.column("pred_score").null_count == pool.num_rows:  # nothing stored to go by
+            source = "fit" if two_labels else "typical"
+        else:
+            source = "fit" if fittable and stale else "stored"
+    if source == "typical":
         return _typical(pool, seed)
-    if use_fit:
-        if not fittable and not (probabilities == "auto" and two_labels):
+    if source == "fit":
+        if probabilities == "fit" and not fittable:
             raise _NothingToDo(f"{len(trusted)} trusted labels; fitting a model needs {MIN_TRUSTED} in two labels or "
                                "more (label more items, or use the stored probabilities)")
         factory, described = text_model
