@@ -140,11 +140,11 @@ def _cluster_first(order: np.ndarray, texts: Sequence[str], *, budget: int, fact
         points = features.toarray() if hasattr(features, "toarray") else features
         distance = np.linalg.norm(points - kmeans.cluster_centers_[clusters], axis=1)
         key = (1 - typical) * key + typical * distance / max(distance.max(), 1e-12)
-    by_key = np.lexsort((key, clusters))
-    first = by_key[np.flatnonzero(np.r_[True, clusters[by_key][1:] != clusters[by_key][:-1]])]
+    by_key = np.argsort(key, kind="stable")
+    _, first = np.unique(clusters[by_key], return_index=True)  # each cluster's best, by key
+    leads = by_key[np.sort(first)]  # in key order
     lead = np.zeros(len(order), dtype=bool)
-    lead[first] = True
-    leads = first[np.argsort(key[first], kind="stable")]
+    lead[leads] = True
     return np.concatenate([order[leads], order[~lead]])
 
 
