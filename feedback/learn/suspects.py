@@ -80,21 +80,23 @@ def confident_joint(labels, probs) -> tuple[np.ndarray, np.ndarray]:
     return joint, confident
 
 
-def best_other(labels, probs) -> np.ndarray:
-    """Each example's most probable label other than its given one (what a suspect suggests instead)."""
+def _others(labels, probs) -> np.ndarray:
+    """The probabilities with each example's given label left out (-inf)."""
     labels, others = np.asarray(labels), np.array(probs, dtype=float)
     others[np.arange(len(labels)), labels] = -np.inf
-    return others.argmax(axis=1)
+    return others
+
+
+def best_other(labels, probs) -> np.ndarray:
+    """Each example's most probable label other than its given one (what a suspect suggests instead)."""
+    return _others(labels, probs).argmax(axis=1)
 
 
 def disagreement(labels, probs) -> np.ndarray:
     """How much more the model believes its best other label than the given one, in [0, 1]."""
     labels, probs = np.asarray(labels), np.asarray(probs, dtype=float)
-    rows = np.arange(len(labels))
-    given = probs[rows, labels]
-    others = probs.copy()
-    others[rows, labels] = -np.inf
-    best = others.max(axis=1)
+    given = probs[np.arange(len(labels)), labels]
+    best = _others(labels, probs).max(axis=1)
     total = best + given
     return np.divide(best, total, out=np.full(len(labels), 0.5), where=total > 0)
 
@@ -122,10 +124,7 @@ def expected_errors(labels, probs) -> float:
     """How many of the labels are wrong, by the out-of-fold probabilities: the sum over examples of
     p(best other label) x min(1, 2 x disagreement). Mass the model spreads over many other labels is
     its own doubt, not evidence against the given one, so only the likeliest other label counts."""
-    labels, probs = np.asarray(labels), np.asarray(probs, dtype=float)
-    others = probs.copy()
-    others[np.arange(len(labels)), labels] = -np.inf
-    return float((others.max(axis=1) * np.minimum(1.0, 2 * disagreement(labels, probs))).sum())
+    return float((_others(labels, probs).max(axis=1) * np.minimum(1.0, 2 * disagreement(labels, probs))).sum())
 
 
 def find_suspects(ws: Workspace, *, method: str = DEFAULT_SUSPECT_METHOD, folds: int = 5, limit: int | None = None,
