@@ -189,6 +189,10 @@ def test_bad_json_and_bad_fields_get_the_one_error_shape_naming_the_field(embedd
     rob = api["rob"]
     assert error(rob.post("/decisions", content=b"{not json", headers={"content-type": "application/json"})) == \
         (400, "bad_json", "body")
+    too_deep = b"[" * 5_000 + b"]" * 5_000  # past the parser's nesting limit
+    assert error(rob.post("/decisions", content=too_deep, headers={"content-type": "application/json"})) == \
+        (400, "bad_json", "body")
+    assert error(rob.get("/no-such-route")) == (404, "not_found", None)
     assert error(rob.post("/decisions", json={"item_id": "req-0002"})) == (422, "missing_field", "label")
     assert error(rob.post("/decisions", json={"item_id": "req-0002", "label": REFUND, "lable": "x"})) == \
         (422, "invalid", "lable")

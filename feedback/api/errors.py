@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from ..errors import FeedbackError, NotFound, StoreBusy
 from ..release.releases import GateFailed
@@ -70,7 +71,8 @@ def problem(status: int, reason: str, message: str, field: str | None = None, he
 
 
 def install(app: FastAPI) -> None:
-    """Translate `ApiError`, the library's errors and FastAPI's validation errors into the one shape."""
+    """Translate `ApiError`, the library's errors, FastAPI's validation errors and its own refusals (a body it
+    cannot parse at all, an unknown route or method) into the one shape."""
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError):
@@ -81,6 +83,12 @@ def install(app: FastAPI) -> None:
         status, reason, field = next((s, r, f) for kind, s, r, f in LIBRARY if isinstance(exc, kind))
         field = field or getattr(exc, "api_field", None) or next(iter(request.path_params), None)
         return problem(status, reason, str(exc), field, {"Retry-After": "1"} if status == 503 else None)
+
+    @app.exception_handler(HTTPException)
+    async def refused(_request: Request, exc: HTTPException):
+        reason, field = {400: ("bad_json", "body"), 404: ("not_found", None),
+                         405: ("method_not_allowed", None)}.get(exc.status_code, ("refused", None))
+        return problem(exc.status_code, reason, str(exc.detail), field, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError):
